@@ -1,0 +1,23 @@
+"""The wire contract: subject names, streams, the ``TrackEvent`` envelope, header names."""
+
+from . import headers, names
+from .envelope import EventMetadata, EventType, TrackEvent
+from .names import DLQ_STREAM, STREAM, ParsedSubject, SubjectKind, check_token, parse
+from .streams import dlq_stream, ensure_streams, tracks_stream
+
+__all__ = [
+    "DLQ_STREAM",
+    "STREAM",
+    "EventMetadata",
+    "EventType",
+    "ParsedSubject",
+    "SubjectKind",
+    "TrackEvent",
+    "check_token",
+    "dlq_stream",
+    "ensure_streams",
+    "headers",
+    "names",
+    "parse",
+    "tracks_stream",
+]

@@ -1,0 +1,54 @@
+"""The ``TrackEvent`` envelope: camelCase JSON on the wire, a pydantic model in code."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = ["EventMetadata", "EventType", "TrackEvent"]
+
+_WIRE = ConfigDict(
+    alias_generator=AliasGenerator(alias=to_camel),
+    populate_by_name=True,
+    serialize_by_alias=True,
+    frozen=True,
+)
+
+
+class EventType(StrEnum):
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DATA_READY = "data_ready"
+
+
+class EventMetadata(BaseModel):
+    model_config = ConfigDict(**_WIRE, extra="allow")
+
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str
+    source_track: str
+    target_tracks: list[str] | None = None
+    user_id: str | None = None
+    workflow: str | None = None
+
+
+class TrackEvent(BaseModel):
+    model_config = ConfigDict(**_WIRE, extra="forbid")
+
+    track_id: str
+    event_type: EventType
+    payload: dict[str, Any] = Field(default_factory=dict)
+    metadata: EventMetadata
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def looks_like(cls, body: object) -> bool:
+        """A JSON object carrying the envelope's required keys; anything else is a plain payload."""
+        return isinstance(body, dict) and {"trackId", "eventType", "metadata"} <= body.keys()

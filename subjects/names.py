@@ -1,0 +1,95 @@
+"""Subject names: the only place that knows how ``tracks.X.run.<cid>`` is spelled.
+
+    tracks.<track>.run[.<cid>]        trigger a track (body: payload or TrackEvent)
+    tracks.<track>.<event>.<cid>      a track's events: completed | failed | data_ready
+    dlq.<track>.<cid>                 a dead letter
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "DLQ_STREAM",
+    "STREAM",
+    "ParsedSubject",
+    "SubjectKind",
+    "alert",
+    "check_token",
+    "dlq",
+    "event",
+    "parse",
+    "run",
+    "run_filters",
+]
+
+STREAM = "TRACKS"
+DLQ_STREAM = "DLQ"
+ROOT = "tracks"
+DLQ_ROOT = "dlq"
+
+# A subject token that is also safe as a consumer name: no dots, spaces or wildcards.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class SubjectKind(StrEnum):
+    RUN = "run"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DATA_READY = "data_ready"
+
+
+def check_token(value: str, what: str) -> str:
+    """Refuse a name that would break subject routing, with a message saying why."""
+    if not _TOKEN.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-128 characters of letters, digits, '_' or '-' "
+            "(it becomes a NATS subject token)"
+        )
+    return value
+
+
+def run(track: str, correlation_id: str | None = None) -> str:
+    base = f"{ROOT}.{track}.{SubjectKind.RUN}"
+    return f"{base}.{correlation_id}" if correlation_id else base
+
+
+def event(track: str, kind: SubjectKind, correlation_id: str) -> str:
+    return f"{ROOT}.{track}.{kind}.{correlation_id}"
+
+
+def dlq(track: str, correlation_id: str) -> str:
+    return f"{DLQ_ROOT}.{track}.{correlation_id}"
+
+
+def alert(name: str) -> str:
+    return f"{ROOT}.alerts.{name}"
+
+
+def run_filters(track: str) -> list[str]:
+    """The filter subjects that trigger ``track`` directly."""
+    return [run(track), f"{run(track)}.*"]
+
+
+@dataclass(frozen=True)
+class ParsedSubject:
+    track: str
+    kind: SubjectKind
+    correlation_id: str | None
+
+
+def parse(subject: str) -> ParsedSubject | None:
+    """``tracks.X.<kind>[.<cid>]`` → its parts; ``None`` for any other subject."""
+    parts = subject.split(".")
+    if len(parts) not in (3, 4) or parts[0] != ROOT:
+        return None
+    try:
+        kind = SubjectKind(parts[2])
+    except ValueError:
+        return None
+    cid = parts[3] if len(parts) == 4 else None
+    if cid is None and kind is not SubjectKind.RUN:
+        return None
+    return ParsedSubject(parts[1], kind, cid)

@@ -1,0 +1,106 @@
+"""Real servers for the whole session: a nats-server with JetStream and a PostgreSQL.
+
+Started here on free ports in temp dirs and torn down after, unless ``TRACKS_NATS_URL`` /
+``TRACKS_DATABASE_URL`` point at servers to use instead. Never the machine's own services.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from subjects import dlq_stream, ensure_streams, tracks_stream
+from tracks.db import create_pool, migrate
+from tracks.embedded import NatsServer, PostgresServer
+from tracks.settings import Settings, load_settings
+
+
+@dataclass
+class Servers:
+    nats_url: str
+    database_url: str
+    nats: NatsServer | None
+    postgres: PostgresServer | None
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    root = Path(tempfile.mkdtemp(prefix="tracks-test-"))
+    nats_server: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    nats_url = os.environ.get("TRACKS_NATS_URL")
+    database_url = os.environ.get("TRACKS_DATABASE_URL")
+    try:
+        if not nats_url:
+            nats_server = NatsServer(root / "nats")
+            nats_server.start()
+            nats_url = nats_server.url
+        if not database_url:
+            postgres = PostgresServer(root / "postgres", fast=True)
+            postgres.start()
+            database_url = postgres.url
+        yield Servers(nats_url, database_url, nats_server, postgres, root)
+    finally:
+        if nats_server is not None:
+            nats_server.stop()
+        if postgres is not None:
+            postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(servers: Servers) -> Settings:
+    return load_settings(nats_url=servers.nats_url, database_url=servers.database_url, data_dir=servers.root)
+
+
+@pytest.fixture(scope="session")
+async def migrated(servers: Servers) -> None:
+    conn = await asyncpg.connect(servers.database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pool(servers: Servers, migrated: None) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(servers.database_url, max_size=4)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def nc(servers: Servers, settings: Settings) -> AsyncIterator[NATS]:
+    from tracks.connections import connect_nats
+
+    client = await connect_nats(settings, servers.nats_url, name="tests")
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+async def js(nc: NATS, settings: Settings) -> JetStreamContext:
+    jsc = nc.jetstream()
+    await ensure_streams(
+        jsc,
+        tracks_stream(max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s),
+        dlq_stream(max_age_s=settings.dlq_max_age_s),
+    )
+    return jsc
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix that keeps one test's tracks, schedules and subjects apart from another's."""
+    return uuid.uuid4().hex[:8]

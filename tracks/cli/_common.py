@@ -1,0 +1,62 @@
+"""What every command shares: settings from the environment, async entry, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from tracks.settings import Settings, SettingsError, load_settings
+
+__all__ = ["UserError", "async_command", "get_settings", "parse_json_object"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: printed as one line, exit code 1."""
+
+
+def get_settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise UserError(f"invalid settings:\n{exc}") from None
+
+
+def parse_json_object(text: str, what: str = "--payload") -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """Run an async click callback; connection failures become one clear line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return asyncio.run(fn(*args, **kwargs))
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach a server: {exc}") from None
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            raise UserError(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper

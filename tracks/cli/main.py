@@ -1,0 +1,30 @@
+"""The ``tracks`` command. Each group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from .db import db
+from .dev import dev
+
+__all__ = ["cli", "main"]
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: debug, with tracebacks).")
+def cli(verbose: int) -> None:
+    """Durable track coordination and background jobs on NATS JetStream."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=os.environ.get("TRACKS_LOG_LEVEL", logging.getLevelName(level)),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(dev)
+cli.add_command(db)
+
+
+def main() -> None:
+    cli(prog_name="tracks")

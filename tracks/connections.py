@@ -1,0 +1,61 @@
+"""Connections to NATS and PostgreSQL, resolved from settings or the embedded default."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NATS
+
+from .embedded import EmbeddedStack
+from .settings import Settings
+
+__all__ = ["Endpoints", "connect_nats", "resolve_endpoints"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    nats_url: str
+    database_url: str
+    embedded: bool
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """The configured servers; for each one left unset, the embedded default (started if needed)."""
+    if settings.nats_url and settings.database_url:
+        return Endpoints(settings.nats_url, settings.database_url, embedded=False)
+    nats_url, database_url = EmbeddedStack(settings.data_dir).up()
+    return Endpoints(settings.nats_url or nats_url, settings.database_url or database_url, embedded=True)
+
+
+async def connect_nats(settings: Settings, url: str, *, name: str = "tracks") -> NATS:
+    """A client that reconnects forever with back-off: actors outlive server restarts."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats: %s", exc)
+
+    async def on_disconnected() -> None:
+        log.warning("nats: disconnected")
+
+    async def on_reconnected() -> None:
+        log.warning("nats: reconnected")
+
+    return await nats.connect(
+        servers=[u.strip() for u in url.split(",")],
+        name=name,
+        user=settings.nats_user,
+        password=settings.nats_password,
+        token=settings.nats_token,
+        user_credentials=str(settings.nats_creds) if settings.nats_creds else None,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        pending_size=64 * 1024 * 1024,
+    )

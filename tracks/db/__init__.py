@@ -1,0 +1,6 @@
+"""PostgreSQL access: pools and the migrator."""
+
+from .migrate import Migration, MigrationError, discover, migrate, migrations_dir
+from .pool import create_pool, init_connection
+
+__all__ = ["Migration", "MigrationError", "create_pool", "discover", "init_connection", "migrate", "migrations_dir"]

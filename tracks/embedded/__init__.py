@@ -1,0 +1,14 @@
+"""Servers the project can run by itself: the embedded default and the test suite's servers."""
+
+from .nats_server import NatsServer, nats_server_binary
+from .postgres import PostgresServer, postgres_bin_dir
+from .stack import EmbeddedStack, ServerStatus
+
+__all__ = [
+    "EmbeddedStack",
+    "NatsServer",
+    "PostgresServer",
+    "ServerStatus",
+    "nats_server_binary",
+    "postgres_bin_dir",
+]

