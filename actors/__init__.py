@@ -1,0 +1,35 @@
+"""The actor runtime: declare tracks in a workflow, run them on durable JetStream consumers."""
+
+from .client import TracksClient, new_correlation_id
+from .context import TrackContext
+from .errors import CycleError, PermanentError, PoisonMessage, RetryableError, WorkflowError
+from .ledger import Ledger
+from .loader import LoadError, load_tracks, load_workflows
+from .middleware import Middleware, Next, Step
+from .retry import RetryPolicy
+from .runtime import Runtime
+from .track import Track, TrackOptions
+from .workflow import Workflow
+
+__all__ = [
+    "CycleError",
+    "Ledger",
+    "LoadError",
+    "Middleware",
+    "Next",
+    "PermanentError",
+    "PoisonMessage",
+    "RetryPolicy",
+    "RetryableError",
+    "Runtime",
+    "Step",
+    "Track",
+    "TrackContext",
+    "TrackOptions",
+    "TracksClient",
+    "Workflow",
+    "WorkflowError",
+    "load_tracks",
+    "load_workflows",
+    "new_correlation_id",
+]

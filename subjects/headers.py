@@ -3,6 +3,7 @@
 __all__ = [
     "CORRELATION_ID",
     "MSG_ID",
+    "PRIORITY",
     "TRACEPARENT",
     "TRACESTATE",
 ]
@@ -13,3 +14,5 @@ TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 CORRELATION_ID = "Tracks-Correlation-Id"
 """Optional: the correlation ID of a plain-JSON trigger (else the subject's, else generated)."""
+PRIORITY = "Tracks-Priority"
+"""``high`` | ``normal`` | ``low``: set on scheduler ticks; actors run higher priorities first."""

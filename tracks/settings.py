@@ -61,9 +61,8 @@ class Settings(BaseSettings):
 
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500
-    records_linger_ms: Annotated[float, Field(ge=0)] = 2.0
-    records_buffer: PositiveInt = 20_000
-    """Most record rows held in memory while PostgreSQL is unreachable (back-pressure past it)."""
+    records_linger_ms: Annotated[float, Field(ge=0)] = 0.0
+    """Extra wait before a record batch is written (0: batch whatever queued meanwhile)."""
 
     @field_validator("nats_url")
     @classmethod

@@ -1,0 +1,153 @@
+"""A track's durable pull consumer: its config, create-or-reconcile, and a fetch that heals.
+
+``pull_subscribe`` keeps an existing durable's old config silently, so the consumer is
+created or updated explicitly (``CONSUMER.CREATE`` with a name updates in place on
+nats-server >= 2.10) and the subscription is then bound to it.
+
+A pull subscription can go silent after a server restart (nats.py #504). :class:`PullSource`
+re-binds after every reconnect, and when fetches stay empty while the consumer reports
+pending messages (or has vanished) it re-creates the consumer and the subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError
+
+from subjects import STREAM, SubjectKind, names
+
+from .track import Track
+
+__all__ = ["ConsumerSpec", "PullSource"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    track: str
+    filter_subjects: tuple[str, ...]
+    ack_wait_s: float
+    max_deliver: int
+    max_ack_pending: int
+
+    @classmethod
+    def for_track(cls, track: Track, *, ack_wait_s: float, max_deliver: int, max_ack_pending: int) -> ConsumerSpec:
+        filters = names.run_filters(track.name) + [
+            f"{names.ROOT}.{upstream}.{SubjectKind.COMPLETED}.*" for upstream in track.after
+        ]
+        return cls(track.name, tuple(filters), ack_wait_s, max_deliver, max_ack_pending)
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            name=self.track,
+            durable_name=self.track,
+            description=f"tracks actor {self.track}",
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            filter_subjects=list(self.filter_subjects),
+            max_waiting=512,
+        )
+
+
+async def reconcile(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Create the durable, or update it in place when its config drifted."""
+    try:
+        await js.add_consumer(STREAM, spec.config())
+    except APIError as exc:
+        raise RuntimeError(
+            f"consumer {STREAM}/{spec.track} exists with a config that cannot be updated in place ({exc}); "
+            f"inspect it with `nats consumer info {STREAM} {spec.track}` and delete it to recreate"
+        ) from exc
+
+
+class PullSource:
+    """Fetch batches for one track; survives server restarts without an actor restart."""
+
+    def __init__(self, nc: NATS, js: JetStreamContext, spec: ConsumerSpec, *, fetch_timeout_s: float) -> None:
+        self._nc = nc
+        self._js = js
+        self.spec = spec
+        self._fetch_timeout_s = fetch_timeout_s
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._reconnects_seen = 0
+        self._empty_fetches = 0
+        self.rebinds = 0
+
+    async def start(self) -> None:
+        await reconcile(self._js, self.spec)
+        await self._bind()
+
+    async def _bind(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:  # the old inbox may already be gone with its connection
+                log.debug("unsubscribe of stale pull subscription failed: %s", exc)
+        self._sub = await self._js.pull_subscribe_bind(durable=self.spec.track, stream=STREAM)
+        self._reconnects_seen = self._nc.stats["reconnects"]
+        self._empty_fetches = 0
+
+    async def fetch(self, batch: int) -> list[Msg]:
+        """Up to ``batch`` messages; ``[]`` when none arrived in time or NATS is away."""
+        try:
+            if self._sub is None or self._nc.stats["reconnects"] != self._reconnects_seen:
+                await self._recover("connection was re-established")
+            assert self._sub is not None
+            msgs: list[Msg] = await self._sub.fetch(batch, timeout=self._fetch_timeout_s)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            self._empty_fetches += 1
+            if self._empty_fetches % 5 == 0:
+                await self._check_health()
+            return []
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                nats.errors.NoServersError, nats.errors.StaleConnectionError, nats.errors.NoRespondersError,
+                APIError, OSError) as exc:
+            log.warning("fetch for %s failed (%s: %s); retrying", self.spec.track, type(exc).__name__, exc)
+            await asyncio.sleep(0.5)
+            return []
+        self._empty_fetches = 0
+        return msgs
+
+    async def _check_health(self) -> None:
+        """Nothing arrives: is there really nothing, or did the subscription go deaf?"""
+        try:
+            info = await self._js.consumer_info(STREAM, self.spec.track, timeout=2)
+        except NotFoundError:
+            await self._recover("consumer vanished")
+            return
+        except Exception as exc:
+            log.debug("consumer_info for %s failed: %s", self.spec.track, exc)
+            return
+        if info.num_pending and info.num_ack_pending < self.spec.max_ack_pending:
+            await self._recover(f"{info.num_pending} pending but fetches return nothing")
+
+    async def _recover(self, why: str) -> None:
+        log.warning("re-binding pull consumer %s: %s", self.spec.track, why)
+        try:
+            await reconcile(self._js, self.spec)
+            await self._bind()
+            self.rebinds += 1
+        except Exception as exc:
+            log.warning("re-binding %s failed (%s); will retry", self.spec.track, exc)
+            self._sub = None
+            await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:
+                log.debug("unsubscribe failed on close: %s", exc)
+            self._sub = None

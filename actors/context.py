@@ -1,0 +1,46 @@
+"""What a handler is told about the step it runs: a typed object, not a dict."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrackContext"]
+
+
+@dataclass
+class TrackContext:
+    track: str
+    correlation_id: str
+    attempt: int
+    """1 on the first run of this step, counting retries and re-activations."""
+    workflow: str | None
+    user_id: str | None
+    subject: str
+    stream_seq: int
+    deliveries: int
+    """How often JetStream delivered this very message (1 = first delivery)."""
+    headers: Mapping[str, str]
+    upstream: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """Payloads of the upstream tracks that activated this step, by track name."""
+    trace_id: str | None = None
+    log: logging.LoggerAdapter[logging.Logger] = field(init=False)
+    _heartbeat: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.log = logging.LoggerAdapter(
+            logging.getLogger(f"tracks.track.{self.track}"),
+            {"correlation_id": self.correlation_id, "track": self.track},
+        )
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and duplicate triggers: key your own side effects with it."""
+        return f"{self.correlation_id}:{self.track}"
+
+    async def heartbeat(self) -> None:
+        """Tell JetStream the work goes on (the runtime also does this on its own)."""
+        if self._heartbeat is not None:
+            await self._heartbeat()

@@ -1,0 +1,59 @@
+"""Around-middleware for one delivery: ``async def __call__(step, call_next)``.
+
+The chain is composed once per track; the first middleware given is the outermost.
+Middleware may stop the chain (the ledger does, for a duplicate) or wrap it (a span, a
+time limit). None of them acks, naks or publishes: the worker settles the message from
+``step.verdict`` and ``step.output`` or the exception that came out of the chain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nats.aio.msg import Msg
+
+from .context import TrackContext
+from .decode import Activation
+from .ledger import Verdict
+from .track import Track
+
+__all__ = ["Middleware", "Next", "Step", "compose"]
+
+
+@dataclass
+class Step:
+    """One delivery on its way through the chain."""
+
+    track: Track
+    msg: Msg
+    activation: Activation
+    ctx: TrackContext
+    verdict: Verdict = Verdict.RUN
+    output: dict[str, Any] | None = None
+    """The handler's result, or the recorded output of an already completed step."""
+    started: float = field(default_factory=time.monotonic)
+
+
+Next = Callable[[Step], Awaitable[None]]
+
+
+class Middleware(Protocol):
+    async def __call__(self, step: Step, call_next: Next) -> None: ...
+
+
+def compose(middleware: Sequence[Middleware], endpoint: Next) -> Next:
+    """Fold ``middleware`` around ``endpoint``; ``middleware[0]`` runs first."""
+    chain = endpoint
+    for mw in reversed(middleware):
+        chain = _bind(mw, chain)
+    return chain
+
+
+def _bind(mw: Middleware, call_next: Next) -> Next:
+    async def call(step: Step) -> None:
+        await mw(step, call_next)
+
+    return call

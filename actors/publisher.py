@@ -1,0 +1,81 @@
+"""Publish to JetStream with a PRODUCER span, ``traceparent``, a ``Nats-Msg-Id`` and retries.
+
+A publish is only done when JetStream acknowledged it (the PubAck); while NATS is away it
+is retried with back-off for up to ``give_up_s``, after which the caller leaves the
+message unacked for redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import APIError
+from opentelemetry.trace import SpanKind
+
+from subjects import EventMetadata, EventType, SubjectKind, TrackEvent, headers, names
+from tracks import telemetry
+
+__all__ = ["EventPublisher"]
+
+log = logging.getLogger(__name__)
+_RETRYABLE = (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoRespondersError,
+              nats.errors.OutboundBufferLimitError, asyncio.TimeoutError)
+
+
+class EventPublisher:
+    def __init__(self, js: JetStreamContext, *, timeout_s: float = 5.0, give_up_s: float = 30.0) -> None:
+        self._js = js
+        self._timeout_s = timeout_s
+        self._give_up_s = give_up_s
+
+    async def publish(self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None) -> PubAck:
+        with telemetry.tracer().start_as_current_span(
+            f"{subject} publish", kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject,
+                        "messaging.operation.type": "publish"},
+        ):
+            telemetry.inject(hdrs)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._give_up_s
+            delay = 0.1
+            while True:
+                try:
+                    return await self._js.publish(subject, body, timeout=self._timeout_s, headers=hdrs, stream=stream)
+                except _RETRYABLE as exc:
+                    if loop.time() + delay > deadline:
+                        raise
+                    log.warning("publish to %s failed (%s); retrying in %.1fs", subject, type(exc).__name__, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                except APIError as exc:
+                    if exc.code == 503 and loop.time() + delay < deadline:  # JetStream not ready after a restart
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                        continue
+                    raise
+
+    async def track_event(
+        self,
+        track: str,
+        kind: SubjectKind,
+        correlation_id: str,
+        payload: dict[str, object],
+        *,
+        user_id: str | None = None,
+        workflow: str | None = None,
+        targets: list[str] | None = None,
+    ) -> PubAck:
+        """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind)."""
+        event = TrackEvent(
+            track_id=track,
+            event_type=EventType(str(kind)),
+            payload=payload,
+            metadata=EventMetadata(correlation_id=correlation_id, source_track=track, target_tracks=targets,
+                                   user_id=user_id, workflow=workflow),
+        )
+        hdrs = {headers.MSG_ID: f"{correlation_id}:{track}:{kind}"}
+        return await self.publish(names.event(track, kind, correlation_id), event.to_bytes(), hdrs)

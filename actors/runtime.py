@@ -1,0 +1,169 @@
+"""The actor runtime: one process running one or more tracks.
+
+Lifecycle (an async context manager): **initialize** — connect, create or reconcile the
+streams and each track's durable consumer, start the ledger; **execute** — one consume loop
+per track until stopped (SIGTERM / SIGINT when :meth:`serve` runs); **shutdown** — stop
+fetching, let in-flight steps finish within the grace period, flush records, drain NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from types import TracebackType
+
+import asyncpg
+from nats.aio.client import Client as NATS
+
+from subjects import dlq_stream, ensure_streams, tracks_stream
+from tracks import telemetry
+from tracks.connections import Endpoints, connect_nats, resolve_endpoints
+from tracks.db import create_pool
+from tracks.settings import Settings, load_settings
+
+from .consumer import ConsumerSpec, PullSource
+from .ledger import Ledger
+from .middleware import Middleware
+from .publisher import EventPublisher
+from .recording import LedgerMiddleware
+from .retry import RetryPolicy
+from .time_limit import TimeLimitMiddleware
+from .track import Track
+from .tracing import TracingMiddleware
+from .worker import TrackWorker, WorkerConfig
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        tracks: Sequence[Track],
+        *,
+        settings: Settings | None = None,
+        middleware: Sequence[Middleware] = (),
+        name: str = "tracks-actor",
+    ) -> None:
+        if not tracks:
+            raise ValueError("a runtime needs at least one track")
+        names = [t.name for t in tracks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"track names repeat: {names}")
+        self.tracks = list(tracks)
+        self.settings = settings or load_settings()
+        self.name = name
+        self._user_middleware = list(middleware)
+        self.workers: dict[str, TrackWorker] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self.nc: NATS | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.ledger: Ledger | None = None
+        self.endpoints: Endpoints | None = None
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    # --- initialize ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        telemetry.configure_tracing(self.name)
+        self.endpoints = await asyncio.to_thread(resolve_endpoints, s)
+        self.nc = await connect_nats(s, self.endpoints.nats_url, name=self.name)
+        js = self.nc.jetstream()
+        await ensure_streams(
+            js,
+            tracks_stream(max_age_s=s.stream_max_age_s, duplicate_window_s=s.duplicate_window_s,
+                          replicas=s.stream_replicas),
+            dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
+        )
+        self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size)
+        self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
+        self.ledger.start()
+        publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
+        for track in self.tracks:
+            worker = self._worker(track, js, publisher)
+            await worker.source.start()
+            self.workers[track.name] = worker
+        self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
+        for task in self._loops:
+            task.add_done_callback(self._loop_ended)
+        log.info("runtime %s started tracks %s", self.name, ", ".join(self.workers))
+
+    def _worker(self, track: Track, js: object, publisher: EventPublisher) -> TrackWorker:
+        s, opts = self.settings, track.options
+        assert self.nc is not None and self.ledger is not None
+        max_deliver = opts.max_deliver or s.max_deliver
+        ack_wait = opts.ack_wait_s or s.ack_wait_s
+        spec = ConsumerSpec.for_track(track, ack_wait_s=ack_wait, max_deliver=max_deliver,
+                                      max_ack_pending=s.max_ack_pending)
+        source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=s.fetch_timeout_s)
+        chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger)]
+        if opts.time_limit_s:
+            chain.append(TimeLimitMiddleware(opts.time_limit_s))
+        chain += self._user_middleware
+        config = WorkerConfig(
+            concurrency=opts.concurrency or s.concurrency,
+            fetch_batch=opts.fetch_batch or s.fetch_batch,
+            ack_wait_s=ack_wait,
+            retry=RetryPolicy(max_deliver=max_deliver),
+        )
+        return TrackWorker(track, config, source, self.ledger, publisher, chain)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("%s crashed; stopping the runtime", task.get_name(), exc_info=task.exception())
+            self._stop.set()
+
+    # --- execute -------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run until SIGTERM / SIGINT (or :meth:`request_stop`)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            stop = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stop, *self._loops], return_when=asyncio.FIRST_COMPLETED)
+            for task in self._loops:
+                if task.done() and task.exception():
+                    raise RuntimeError(f"{task.get_name()} crashed") from task.exception()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        log.warning("stopping: no new messages are fetched; in-flight steps may finish")
+        self._stop.set()
+
+    # --- shutdown ------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        for worker in self.workers.values():
+            worker.stop_fetching()
+        if self._loops:
+            await asyncio.gather(*self._loops, return_exceptions=True)
+        abandoned = 0
+        for worker in self.workers.values():
+            abandoned += await worker.finish_inflight(self.settings.shutdown_grace_s)
+        if abandoned:
+            log.warning("%d step(s) did not finish within %.0fs; they were nak'ed for redelivery",
+                        abandoned, self.settings.shutdown_grace_s)
+        if self.ledger is not None:
+            await self.ledger.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+        telemetry.shutdown_tracing()

@@ -1,0 +1,104 @@
+"""A track: a named, typed handler plus the options its consumer runs with."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from subjects import check_token
+
+from .errors import WorkflowError
+
+if typing.TYPE_CHECKING:
+    from .context import TrackContext
+
+__all__ = ["Handler", "Track", "TrackOptions"]
+
+Handler = Callable[["TrackContext", Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """Per-track overrides; ``None`` takes the value from :class:`tracks.settings.Settings`."""
+
+    max_deliver: int | None = None
+    ack_wait_s: float | None = None
+    concurrency: int | None = None
+    fetch_batch: int | None = None
+    time_limit_s: float | None = None
+    """Longest a handler may run before it is cancelled (a retryable failure)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_deliver", "ack_wait_s", "concurrency", "fetch_batch", "time_limit_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise WorkflowError(f"track option {name} must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    handler: Handler
+    after: tuple[str, ...] = ()
+    """Upstream tracks: this track runs when they complete (their payloads are its input)."""
+    options: TrackOptions = field(default_factory=TrackOptions)
+    input_model: type[BaseModel] | None = None
+    output_model: type[BaseModel] | None = None
+    workflow: str | None = None
+
+    def __post_init__(self) -> None:
+        check_token(self.name, "track name")
+        for upstream in self.after:
+            check_token(upstream, "upstream track name")
+        if not inspect.iscoroutinefunction(self.handler):
+            raise WorkflowError(f"track {self.name}: handler must be an async function")
+
+    @classmethod
+    def from_handler(
+        cls, name: str, handler: Handler, *, after: tuple[str, ...] = (), options: TrackOptions | None = None,
+        workflow: str | None = None,
+    ) -> Track:
+        """Read the input and output models from the handler's annotations."""
+        input_model, output_model = _models_of(handler)
+        return cls(name, handler, after, options or TrackOptions(), input_model, output_model, workflow)
+
+    def parse_input(self, payload: Any) -> Any:
+        """Payload → the handler's input type (raises pydantic.ValidationError)."""
+        if self.input_model is None:
+            return payload
+        return self.input_model.model_validate(payload)
+
+    def dump_output(self, result: Any) -> dict[str, Any]:
+        """Handler result → a JSON object for the completion event."""
+        if result is None:
+            return {}
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json")
+        if isinstance(result, dict):
+            return result
+        raise TypeError(
+            f"track {self.name} returned {type(result).__name__}; return a pydantic model, a dict or None"
+        )
+
+
+def _models_of(handler: Handler) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as exc:  # a forward reference that cannot be resolved
+        raise WorkflowError(f"cannot read the annotations of {handler.__qualname__}: {exc}") from exc
+    params = [p for p in inspect.signature(handler).parameters.values() if p.default is inspect.Parameter.empty]
+    if len(params) != 2:
+        raise WorkflowError(
+            f"{handler.__qualname__} must take (ctx, payload), it requires {[p.name for p in params]}"
+        )
+    params_names = [p.name for p in params]
+    return _as_model(hints.get(params_names[1])), _as_model(hints.get("return"))
+
+
+def _as_model(hint: Any) -> type[BaseModel] | None:
+    return hint if inspect.isclass(hint) and issubclass(hint, BaseModel) else None

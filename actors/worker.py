@@ -1,0 +1,256 @@
+"""One track's consume loop: fetch, run the middleware chain, settle the message.
+
+The worker owns every ack, nak and term; handlers only return or raise. Settlement order
+makes each outcome durable before the message is let go:
+
+- success: ``completed`` recorded (ledger middleware) → completion event published → ack
+- duplicate of a completed step: recorded output re-published (same ``Nats-Msg-Id``) → ack
+- retryable failure: ``failed`` attempt recorded → nak with back-off delay
+- permanent failure or last delivery: dead letter acknowledged by the DLQ stream →
+  step marked failed (durable) → ``failed`` event → term
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from subjects import SubjectKind, check_token, parse
+
+from .consumer import PullSource
+from .context import TrackContext
+from .dead_letter import DeadLetter, DeadLetters
+from .decode import Activation, decode
+from .errors import PoisonMessage
+from .ledger import Ledger, LogRow, StepFinish, Verdict
+from .middleware import Middleware, Next, Step, compose
+from .publisher import EventPublisher
+from .retry import RetryPolicy
+from .track import Track
+
+__all__ = ["TrackWorker", "WorkerConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int
+    fetch_batch: int
+    ack_wait_s: float
+    retry: RetryPolicy
+
+
+class TrackWorker:
+    def __init__(
+        self,
+        track: Track,
+        config: WorkerConfig,
+        source: PullSource,
+        ledger: Ledger,
+        publisher: EventPublisher,
+        middleware: list[Middleware],
+        targets: list[str] | None = None,
+    ) -> None:
+        self.track = track
+        self.config = config
+        self.source = source
+        self._ledger = ledger
+        self._publisher = publisher
+        self._dead_letters = DeadLetters(publisher)
+        self._chain: Next = compose(middleware, self._invoke)
+        self._targets = targets
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.processed = 0
+        self.settle_errors = 0
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.track.name}-heartbeats")
+        try:
+            while not self._stopping.is_set():
+                free = self.config.concurrency - len(self._tasks)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                for msg in await self.source.fetch(min(free, self.config.fetch_batch)):
+                    self._spawn(msg)
+        finally:
+            heartbeats.cancel()
+
+    def _spawn(self, msg: Msg) -> None:
+        self._inflight[id(msg)] = (msg, time.monotonic())
+        task = asyncio.create_task(self._process(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    def stop_fetching(self) -> None:
+        self._stopping.set()
+        self._slot_freed.set()
+
+    async def finish_inflight(self, grace_s: float) -> int:
+        """Let in-flight steps finish; cancel (and nak) what is still running after ``grace_s``."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        left = list(self._tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.gather(*left, return_exceptions=True)
+        await self.source.close()
+        return len(left)
+
+    async def _heartbeat_loop(self) -> None:
+        """``+WPI`` for every message held longer than a third of ack_wait, handler or not."""
+        every = max(self.config.ack_wait_s / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            cutoff = time.monotonic() - every
+            for msg, since in list(self._inflight.values()):
+                if since < cutoff:
+                    try:
+                        await msg.in_progress()
+                    except Exception as exc:
+                        log.debug("heartbeat failed: %s", exc)
+
+    # --- one message -----------------------------------------------------------------------
+
+    async def _process(self, msg: Msg) -> None:
+        try:
+            meta = msg.metadata
+            try:
+                activation = decode(msg.subject, msg.data, msg.headers, meta.sequence.stream)
+            except PoisonMessage as exc:
+                await self._dead_letter_poison(msg, exc)
+                return
+            step = Step(self.track, msg, activation, self._context(msg, activation))
+            try:
+                await self._chain(step)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._settle_failure(step, exc)
+                return
+            await self._settle_success(step)
+        except asyncio.CancelledError:
+            await _quietly(msg.nak())  # shutting down: hand it to another replica now
+            raise
+        except Exception:
+            self.settle_errors += 1
+            log.exception("%s: could not settle %s; it stays unacked for redelivery", self.track.name, msg.subject)
+        finally:
+            self._inflight.pop(id(msg), None)
+            self.processed += 1
+
+    def _context(self, msg: Msg, activation: Activation) -> TrackContext:
+        meta = msg.metadata
+        upstream = {activation.source_track: activation.payload} if activation.source_track else {}
+        return TrackContext(
+            track=self.track.name, correlation_id=activation.correlation_id, attempt=meta.num_delivered,
+            workflow=activation.workflow or self.track.workflow, user_id=activation.user_id, subject=msg.subject,
+            stream_seq=meta.sequence.stream, deliveries=meta.num_delivered, headers=dict(msg.headers or {}),
+            upstream=upstream, _heartbeat=msg.in_progress,
+        )
+
+    async def _invoke(self, step: Step) -> None:
+        """The end of the chain: validate the input, run the handler, dump its output."""
+        try:
+            value = self.track.parse_input(step.activation.payload)
+        except ValidationError as exc:
+            raise PoisonMessage(f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
+                                f"{_summary(exc)}") from None
+        result = await self.track.handler(step.ctx, value)
+        step.output = self.track.dump_output(result)
+
+    # --- settlement ----------------------------------------------------------------------
+
+    async def _settle_success(self, step: Step) -> None:
+        if step.verdict in (Verdict.RUN, Verdict.ALREADY_DONE):
+            ctx = step.ctx
+            await self._publisher.track_event(
+                self.track.name, SubjectKind.COMPLETED, ctx.correlation_id, step.output or {},
+                user_id=ctx.user_id, workflow=ctx.workflow, targets=self._targets,
+            )
+        await step.msg.ack()
+
+    async def _settle_failure(self, step: Step, exc: Exception) -> None:
+        policy, ctx, msg = self.config.retry, step.ctx, step.msg
+        deliveries = msg.metadata.num_delivered
+        error = f"{type(exc).__name__}: {exc}"
+        permanent = policy.is_permanent(exc)
+        if not permanent and not policy.exhausted(deliveries):
+            delay = policy.delay_s(deliveries, exc)
+            self._ledger.record(self._row(step, "failed", error, exc, {"willRetry": True, "retryInS": round(delay, 3),
+                                                                          "deliveries": deliveries}))
+            log.info("%s %s attempt %d failed (%s); retry in %.1fs", self.track.name, ctx.correlation_id,
+                     ctx.attempt, error, delay)
+            await msg.nak(delay)
+            return
+        await self._dead_letters.send(msg, DeadLetter(self.track.name, ctx.correlation_id, type(exc).__name__,
+                                                      str(exc), deliveries, DeadLetters.format_traceback(exc)))
+        details = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
+        await self._ledger.finish(StepFinish(ctx.correlation_id, self.track.name, "failed", error=error),
+                                  self._row(step, "failed", error, exc, details))
+        await self._publisher.track_event(self.track.name, SubjectKind.FAILED, ctx.correlation_id,
+                                          {"error": str(exc), "errorType": type(exc).__name__},
+                                          user_id=ctx.user_id, workflow=ctx.workflow)
+        log.warning("%s %s dead-lettered after %d deliveries: %s", self.track.name, ctx.correlation_id,
+                    deliveries, error)
+        await msg.term()
+
+    async def _dead_letter_poison(self, msg: Msg, exc: PoisonMessage) -> None:
+        """Unusable on arrival: straight to the DLQ, a ``failed`` record, never redelivered."""
+        meta = msg.metadata
+        cid = _best_effort_cid(msg.subject, meta.sequence.stream)
+        await self._dead_letters.send(msg, DeadLetter(self.track.name, cid, "PoisonMessage", str(exc),
+                                                      meta.num_delivered))
+        await self._ledger.record_durably(LogRow(
+            correlation_id=cid, track=self.track.name, event_type="failed", attempt=meta.num_delivered,
+            error=str(exc), error_type="PoisonMessage", stream_seq=meta.sequence.stream,
+            details={"deadLettered": True, "permanent": True, "subject": msg.subject},
+        ))
+        log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject, exc)
+        await msg.term()
+
+    @staticmethod
+    def _row(step: Step, event_type: str, error: str, exc: Exception, details: dict[str, object]) -> LogRow:
+        ctx = step.ctx
+        return LogRow(correlation_id=ctx.correlation_id, track=ctx.track, event_type=event_type,
+                      attempt=ctx.attempt, error=error, error_type=type(exc).__name__, user_id=ctx.user_id,
+                      trace_id=ctx.trace_id, stream_seq=ctx.stream_seq,
+                      duration_ms=(time.monotonic() - step.started) * 1000, details=details)
+
+
+def _best_effort_cid(subject: str, stream_seq: int) -> str:
+    parsed = parse(subject)
+    if parsed and parsed.correlation_id:
+        try:
+            return check_token(parsed.correlation_id, "correlation ID")
+        except ValueError:
+            pass
+    return f"seq-{stream_seq}"
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()[:5])
+
+
+async def _quietly(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except Exception as exc:
+        log.debug("ignored during shutdown: %s", exc)
