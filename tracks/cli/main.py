@@ -7,8 +7,11 @@ import os
 
 import click
 
+from .actor import actor
+from .chain import chain
 from .db import db
 from .dev import dev
+from .trigger import trigger
 
 __all__ = ["cli", "main"]
 
@@ -24,6 +27,9 @@ def cli(verbose: int) -> None:
 
 cli.add_command(dev)
 cli.add_command(db)
+cli.add_command(actor)
+cli.add_command(trigger)
+cli.add_command(chain)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Example workflows shipped with the package (the demo runs ``receipts``)."""
