@@ -24,7 +24,7 @@ from .schedules import OverlapPolicy, Schedule
 
 __all__ = ["Claim", "Decision", "ExecutionStore", "Finished", "Released"]
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('job_schedule:' || $1::text, 0))"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('job_schedule:' || $1::uuid::text, 0))"
 
 
 class Decision(StrEnum):
@@ -84,7 +84,10 @@ class ExecutionStore:
         return Claim(decision, correlation_id, reason)
 
     async def _overlap(
-        self, conn: asyncpg.Connection, schedule: Schedule, scheduled_for: datetime
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+        schedule: Schedule,
+        scheduled_for: datetime,
     ) -> tuple[str, str | None]:
         if schedule.overlap_policy is OverlapPolicy.ALLOW:
             return "running", None
@@ -94,8 +97,9 @@ class ExecutionStore:
                 """SELECT status, count(*) AS n FROM job_executions
                    WHERE schedule_id = $1 AND status IN ('running', 'queued') AND scheduled_for < $2
                    GROUP BY status""",
-                schedule.id, scheduled_for,
-            )  # fmt: skip
+                schedule.id,
+                scheduled_for,
+            )
         }
         if not active:
             return "running", None
@@ -121,11 +125,13 @@ class ExecutionStore:
         """One ``skipped`` row per tick (idempotent across replicas); returns how many were new."""
         if not skips:
             return 0
+        metas = [self._metadata(schedule, s.reason) for s in skips]
+        if unrecorded:
+            metas[0]["alsoSkippedBefore"] = unrecorded
         rows = [
-            (schedule.id, uuid.uuid4().hex, s.scheduled_for,
-             self._metadata(schedule, s.reason, **({"alsoSkippedBefore": unrecorded} if i == 0 and unrecorded else {})))
-            for i, s in enumerate(skips)
-        ]  # fmt: skip
+            (schedule.id, uuid.uuid4().hex, s.scheduled_for, meta)
+            for s, meta in zip(skips, metas, strict=True)
+        ]
         inserted = await self._pool.fetchval(
             """WITH new AS (
                    INSERT INTO job_executions (schedule_id, correlation_id, status, scheduled_for,
@@ -140,7 +146,12 @@ class ExecutionStore:
         return int(inserted or 0)
 
     async def finish(
-        self, correlation_id: str, status: str, *, error: str | None = None, details: dict[str, Any] | None = None
+        self,
+        correlation_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> Finished | None:
         """A running execution completed or failed; ``None`` when no running row has this ID."""
         row = await self._pool.fetchrow(
@@ -192,7 +203,8 @@ class ExecutionStore:
     async def last_ticks(self, schedule_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
         """The latest recorded tick of each schedule (any status), for catch-up after downtime."""
         rows = await self._pool.fetch(
-            """SELECT s.id, (SELECT max(e.scheduled_for) FROM job_executions e WHERE e.schedule_id = s.id) AS last
+            """SELECT s.id,
+                      (SELECT max(e.scheduled_for) FROM job_executions e WHERE e.schedule_id = s.id) AS last
                FROM unnest($1::uuid[]) AS s(id)""",
             list(schedule_ids),
         )

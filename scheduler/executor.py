@@ -44,11 +44,11 @@ class TickExecutor(BaseExecutor):  # type: ignore[misc]
 
         task.add_done_callback(done)
 
-    async def drain(self, timeout: float) -> int:
-        """Wait for ticks in flight; cancel what is left after ``timeout``. Returns how many were cancelled."""
+    async def drain(self, grace_s: float) -> int:
+        """Wait for ticks in flight; cancel what is left after ``grace_s``; return how many were cancelled."""
         if not self._tasks:
             return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

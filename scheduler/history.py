@@ -13,10 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.aio.msg import Msg
 
 from subjects import STREAM, SubjectKind, TrackEvent, parse
 
@@ -45,7 +45,9 @@ def error_text(payload: dict[str, Any]) -> str:
 
 def _details(event: TrackEvent | None, payload: dict[str, Any], kind: SubjectKind) -> dict[str, Any]:
     text = json.dumps(payload, default=str)
-    details: dict[str, Any] = {"result": payload} if len(text) <= _MAX_DETAIL_BYTES else {"resultBytes": len(text)}
+    details: dict[str, Any] = (
+        {"result": payload} if len(text) <= _MAX_DETAIL_BYTES else {"resultBytes": len(text)}
+    )
     details["finishedBy"] = event.track_id if event is not None else None
     details["event"] = kind.value
     return details
@@ -89,7 +91,7 @@ class HistoryConsumer:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(self._batch, timeout=1.0)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     continue
                 for msg in msgs:
                     await self._handle(msg)

@@ -85,9 +85,9 @@ class ScheduleListener:
         finally:
             conn.terminate() if lost.is_set() else await _close(conn)
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
-            data = json.loads(payload)
+            data = json.loads(str(payload))
             self._queue.put_nowait(ScheduleChange(data["op"], uuid.UUID(data["id"]), data["name"]))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("schedule listener: bad notification %r: %s", payload, exc)

@@ -80,6 +80,10 @@ class Schedule:
     def tz(self) -> tzinfo:
         return ZoneInfo(self.timezone)
 
+    @staticmethod
+    def zone(name: str) -> tzinfo:
+        return ZoneInfo(name)
+
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Schedule:
         return cls(
@@ -172,9 +176,13 @@ class ScheduleStore:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM job_schedules WHERE id = $1", schedule_id)
         return Schedule.from_row(row) if row is not None else None
 
-    async def list_all(self, *, enabled_only: bool = False) -> list[Schedule]:
-        where = "WHERE enabled" if enabled_only else ""
-        rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM job_schedules {where} ORDER BY name")
+    async def list_all(self, *, enabled_only: bool = False, prefix: str = "") -> list[Schedule]:
+        rows = await self._pool.fetch(
+            f"""SELECT {_COLUMNS} FROM job_schedules
+                WHERE (enabled OR NOT $1) AND starts_with(name, $2) ORDER BY name""",
+            enabled_only,
+            prefix,
+        )
         return [Schedule.from_row(r) for r in rows]
 
     async def set_enabled(self, name: str, enabled: bool) -> Schedule:

@@ -48,3 +48,5 @@ class SchedulerSettings(BaseSettings):
     listen_ping_s: PositiveFloat = 5.0
     """Liveness check of the LISTEN connection, so a PostgreSQL restart is noticed and healed."""
     instance: str = Field(default_factory=_instance)
+    name_prefix: str = ""
+    """Fire only schedules whose name starts with this (keeps benchmarks and tests apart)."""

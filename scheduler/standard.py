@@ -19,9 +19,11 @@ STANDARD_SCHEDULES: tuple[tuple[str, str, str], ...] = (
 
 
 def standard_schedules(targets: Mapping[str, str] | None = None, timezone: str = "UTC") -> list[NewSchedule]:
-    """The standard schedules; a job type runs the track of the same name unless ``targets`` says otherwise."""
+    """The standard schedules; a job type runs the track of its own name unless ``targets`` says otherwise."""
     targets = targets or {}
     return [
-        NewSchedule(name=name, cron_expression=cron, job_type=job, target=targets.get(job, job), timezone=timezone)
+        NewSchedule(
+            name=name, cron_expression=cron, job_type=job, target=targets.get(job, job), timezone=timezone
+        )
         for name, cron, job in STANDARD_SCHEDULES
     ]

@@ -70,7 +70,9 @@ class TickFirer:
             await self.fire(schedule, plan.fire)
 
     async def fire(self, schedule: Schedule, scheduled_for: datetime) -> Decision:
-        claim = await self._executions.claim(schedule, scheduled_for, uuid.uuid4().hex, follow_s=self._follow_s)
+        claim = await self._executions.claim(
+            schedule, scheduled_for, uuid.uuid4().hex, follow_s=self._follow_s
+        )
         if claim.decision is Decision.PUBLISH:
             await self.publish(schedule, scheduled_for, claim.correlation_id)
         elif claim.decision is Decision.SKIPPED:
@@ -98,7 +100,9 @@ class TickFirer:
                 self.stats.lateness_ms.append((self._clock() - scheduled_for).total_seconds() * 1000)
             return
         self.stats.publish_failures += 1
-        log.error("%s: could not publish %s: %s", schedule.name, message_id(schedule.name, scheduled_for), error)
+        log.error(
+            "%s: could not publish %s: %s", schedule.name, message_id(schedule.name, scheduled_for), error
+        )
         finished = await self._executions.finish(
             correlation_id, "failed", error=f"tick not published after {self._attempts} attempts: {error}"
         )

@@ -8,13 +8,14 @@ for the durable log. Used by the scheduler; the actor runtime reuses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import time
 from datetime import UTC, datetime
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 from nats.aio.client import Client as NATS
 from pydantic import AliasGenerator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -28,7 +29,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class ResourceSnapshot(BaseModel):
-    model_config = ConfigDict(alias_generator=AliasGenerator(alias=to_camel), serialize_by_alias=True, frozen=True)
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=to_camel), serialize_by_alias=True, frozen=True
+    )
 
     component: str
     instance: str
@@ -74,21 +77,26 @@ class ResourceMonitor:
         )
 
 
-async def report_resources(nc: NATS, monitor: ResourceMonitor, interval_s: float, stop: asyncio.Event) -> None:
+async def report_resources(
+    nc: NATS, monitor: ResourceMonitor, interval_s: float, stop: asyncio.Event
+) -> None:
     """Every ``interval_s``: one log line and one JSON snapshot on core NATS, until ``stop``."""
     subject = metrics_subject(monitor.component, monitor.instance)
     while not stop.is_set():
         snap = monitor.snapshot()
         log.info(
             "resources %s/%s: cpu %.1f%% rss %.1f MB connections %d uptime %.0f s",
-            snap.component, snap.instance, snap.cpu_percent, snap.rss_bytes / 1e6, snap.connections, snap.uptime_s,
-        )  # fmt: skip
+            snap.component,
+            snap.instance,
+            snap.cpu_percent,
+            snap.rss_bytes / 1e6,
+            snap.connections,
+            snap.uptime_s,
+        )
         if nc.is_connected:
             try:
                 await nc.publish(subject, snap.model_dump_json().encode())
             except Exception as exc:  # a metrics hiccup must never stop the component
                 log.warning("resources: publish to %s failed: %s", subject, exc)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
-            pass

@@ -8,9 +8,11 @@ import os
 import click
 
 from .actor import actor
+from .bench import bench
 from .chain import chain
 from .db import db
 from .dev import dev
+from .schedule import schedule, scheduler
 from .trigger import trigger
 
 __all__ = ["cli", "main"]
@@ -30,6 +32,8 @@ cli.add_command(db)
 cli.add_command(actor)
 cli.add_command(trigger)
 cli.add_command(chain)
+cli.add_command(bench)
+for _group in (schedule, scheduler): cli.add_command(_group)  # noqa: E701
 
 
 def main() -> None:

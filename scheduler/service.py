@@ -1,0 +1,246 @@
+"""The scheduler process: APScheduler fires enabled schedules from PostgreSQL; it only publishes.
+
+Lifecycle is an async context manager. On start it registers the standard schedules (if on),
+creates the history consumer, starts APScheduler, and LISTENs for schedule changes; the first
+resync loads every enabled schedule and catches up ticks missed while no scheduler ran.
+Several replicas may run at once: ticks are decided once in PostgreSQL and de-duplicated by
+JetStream (see :mod:`scheduler.executions` and :mod:`scheduler.publisher`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+
+import asyncpg
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from nats.aio.client import Client as NATS
+
+from tracks.monitoring import ResourceMonitor, report_resources
+
+from .executions import ExecutionStore, Finished
+from .executor import TickExecutor
+from .history import HistoryConsumer
+from .listener import ScheduleChange, ScheduleListener
+from .misfire import plan_catch_up, plan_due
+from .publisher import Route, TickPublisher, track_route
+from .schedules import Schedule, ScheduleStore
+from .settings import SchedulerSettings
+from .standard import standard_schedules
+from .ticks import TickFirer, TickStats
+from .trigger import CrontabTrigger
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        nc: NATS,
+        pool: asyncpg.Pool,
+        dsn: str,
+        settings: SchedulerSettings | None = None,
+        route: Route = track_route,
+        duplicate_window_s: float = 120.0,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings or SchedulerSettings()
+        self._nc = nc
+        self._clock = clock
+        self.schedules = ScheduleStore(pool)
+        self.executions = ExecutionStore(pool, instance=self.settings.instance)
+        js = nc.jetstream()
+        self.firer = TickFirer(self.executions, TickPublisher(js, route), follow_s=duplicate_window_s / 2)
+        self._executor = TickExecutor()
+        self._aps = AsyncIOScheduler(
+            timezone=UTC,
+            executors={"default": self._executor},
+            job_defaults={"coalesce": False, "max_instances": 1000, "misfire_grace_time": None},
+        )
+        self._listener = ScheduleListener(
+            dsn, on_change=self._on_change, on_resync=self._resync, ping_s=self.settings.listen_ping_s
+        )
+        self._history = HistoryConsumer(
+            js, self.executions, durable=self.settings.history_consumer, on_finished=self._on_finished
+        )
+        self.monitor = ResourceMonitor("scheduler", self.settings.instance)
+        self._loaded: dict[uuid.UUID, Schedule] = {}
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def stats(self) -> TickStats:
+        return self.firer.stats
+
+    @property
+    def loaded(self) -> dict[uuid.UUID, Schedule]:
+        """The enabled schedules this process fires, by ID."""
+        return dict(self._loaded)
+
+    @property
+    def listener(self) -> ScheduleListener:
+        return self._listener
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self, *, ready_timeout_s: float = 30.0) -> None:
+        if self.settings.standard_schedules:
+            added = await self.schedules.register(standard_schedules(self.settings.standard_targets))
+            if added:
+                log.info("registered standard schedules: %s", ", ".join(added))
+        await self._history.ensure()
+        self._aps.start()
+        self._tasks = [
+            asyncio.create_task(self._listener.run(self._stop), name="scheduler-listen"),
+            asyncio.create_task(self._history.run(self._stop), name="scheduler-history"),
+            asyncio.create_task(self._sweep(), name="scheduler-timeouts"),
+            asyncio.create_task(
+                report_resources(self._nc, self.monitor, self.settings.metrics_interval_s, self._stop),
+                name="scheduler-metrics",
+            ),
+        ]
+        try:
+            await asyncio.wait_for(self._listener.ready.wait(), ready_timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise TimeoutError(
+                f"schedules not loaded within {ready_timeout_s} s (is PostgreSQL reachable?)"
+            ) from None
+        log.info("scheduler %s running %d schedule(s)", self.settings.instance, len(self._loaded))
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop firing, let ticks in flight finish (up to ``grace_s``), then stop the loops."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._aps.running:
+            self._aps.pause()
+            self._aps.remove_all_jobs()
+        cancelled = await self._executor.drain(grace_s)
+        if cancelled:
+            log.warning("stopped with %d tick(s) unfinished", cancelled)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+        self._loaded.clear()
+
+    # --- schedules --------------------------------------------------------------------------
+
+    async def _resync(self) -> None:
+        """Load every enabled schedule; drop the rest; catch up on missed ticks."""
+        prefix = self.settings.name_prefix
+        current = {s.id: s for s in await self.schedules.list_all(enabled_only=True, prefix=prefix)}
+        for gone in set(self._loaded) - set(current):
+            self._unload(gone)
+        last = await self.executions.last_ticks(list(current))
+        for schedule in current.values():
+            await self._load(schedule, last.get(schedule.id))
+
+    async def _on_change(self, change: ScheduleChange) -> None:
+        schedule = None if change.op == "DELETE" else await self.schedules.by_id(change.id)
+        if (
+            schedule is None
+            or not schedule.enabled
+            or not schedule.name.startswith(self.settings.name_prefix)
+        ):
+            if self._unload(change.id):
+                log.info("schedule %s unloaded (%s)", change.name, change.op.lower())
+            return
+        last = await self.executions.last_ticks([schedule.id])
+        await self._load(schedule, last.get(schedule.id))
+        log.info("schedule %s loaded (%s)", schedule.name, change.op.lower())
+
+    async def _load(self, schedule: Schedule, last_tick: datetime | None) -> None:
+        previous = self._loaded.get(schedule.id)
+        self._loaded[schedule.id] = schedule
+        if previous is None or (previous.cron, previous.timezone) != (schedule.cron, schedule.timezone):
+            self._aps.add_job(
+                self._tick,
+                trigger=CrontabTrigger(schedule.cron, schedule.tz),
+                args=(schedule.id,),
+                id=str(schedule.id),
+                name=schedule.name,
+                replace_existing=True,
+            )
+        await self._catch_up(schedule, last_tick)
+
+    def _unload(self, schedule_id: uuid.UUID) -> bool:
+        if self._loaded.pop(schedule_id, None) is None:
+            return False
+        with contextlib.suppress(JobLookupError):
+            self._aps.remove_job(str(schedule_id))
+        return True
+
+    async def _catch_up(self, schedule: Schedule, last_tick: datetime | None) -> None:
+        """Ticks between the last recorded one (or the last edit) and now follow the misfire policy."""
+        anchor = max(t for t in (last_tick, schedule.updated_at) if t is not None)
+        plan = plan_catch_up(
+            schedule.cron,
+            schedule.tz,
+            last=anchor,
+            now=self._clock(),
+            policy=self.settings.misfire_policy,
+            grace_s=self._grace(schedule),
+            cap=self.settings.max_recorded_skips,
+        )
+        if plan.fire is not None or plan.skips:
+            log.info("%s: catching up after downtime since %s", schedule.name, anchor.isoformat())
+            await self.firer.apply(schedule, plan)
+
+    def _grace(self, schedule: Schedule) -> float:
+        return (
+            schedule.misfire_grace_s
+            if schedule.misfire_grace_s is not None
+            else self.settings.misfire_grace_s
+        )
+
+    # --- ticks ------------------------------------------------------------------------------
+
+    async def _tick(self, schedule_id: uuid.UUID, run_times: Sequence[datetime] = ()) -> None:
+        """Called by APScheduler (through :class:`TickExecutor`) with every due run time."""
+        schedule = self._loaded.get(schedule_id)
+        if schedule is None or self._stop.is_set() or not run_times:
+            return
+        try:
+            await self.firer.apply(schedule, plan_due(list(run_times), _utcnow(), self._grace(schedule)))
+        except Exception:
+            log.exception("%s: tick %s failed", schedule.name, run_times[-1].isoformat())
+
+    async def _on_finished(self, finished: Finished) -> None:
+        if finished.schedule_id is None:
+            return
+        schedule = self._loaded.get(finished.schedule_id) or await self.schedules.by_id(finished.schedule_id)
+        if schedule is not None:
+            await self.firer.release(schedule)
+
+    async def _sweep(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for finished in await self.firer.sweep_timeouts(self.settings.job_timeout_s):
+                    await self._on_finished(finished)
+            except Exception:
+                log.exception("timeout sweep failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.sweep_interval_s)

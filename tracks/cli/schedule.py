@@ -1,0 +1,295 @@
+"""``tracks schedule ...`` manages cron schedules live; ``tracks scheduler run | bench`` is the process.
+
+Running schedulers pick up every ``schedule`` change within a second (PostgreSQL LISTEN/NOTIFY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import click
+from pydantic import ValidationError
+
+from scheduler.executions import ExecutionStore
+from scheduler.priority import Priority
+from scheduler.schedules import (
+    NewSchedule,
+    OverlapPolicy,
+    Schedule,
+    ScheduleExists,
+    ScheduleStore,
+    UnknownSchedule,
+)
+from scheduler.settings import SchedulerSettings
+from subjects import dlq_stream, ensure_streams, tracks_stream
+from tracks.connections import connect_nats, resolve_endpoints
+from tracks.db import create_pool, init_connection, migrate
+
+from ._common import UserError, async_command, get_settings, parse_json_object
+
+__all__ = ["schedule", "scheduler"]
+
+
+@asynccontextmanager
+async def _store() -> AsyncIterator[tuple[ScheduleStore, ExecutionStore]]:
+    endpoints = resolve_endpoints(get_settings())
+    pool = await create_pool(endpoints.database_url, max_size=2)
+    try:
+        yield ScheduleStore(pool), ExecutionStore(pool, instance="cli")
+    except asyncpg.UndefinedTableError:
+        raise UserError("the schedule tables do not exist; run `tracks db migrate` first") from None
+    except (UnknownSchedule, ScheduleExists) as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        await pool.close()
+
+
+def _when(moment: datetime | None, tz: str = "UTC") -> str:
+    if moment is None:
+        return "-"
+    local = moment.astimezone(Schedule.zone(tz))
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@click.group()
+def schedule() -> None:
+    """Cron schedules in PostgreSQL (crontab(5) syntax; 6 fields = seconds first)."""
+
+
+@schedule.command("add")
+@click.argument("name")
+@click.argument("cron")
+@click.option("--target", required=True, help="Track to run (tracks.<target>.run.<cid>).")
+@click.option("--job-type", help="Job type recorded with each run (default: the target).")
+@click.option("--payload", default="{}", help="JSON object: the run's payload.")
+@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone of the cron fields.")
+@click.option(
+    "--priority", type=click.Choice([p.value for p in Priority]), default="normal", show_default=True
+)
+@click.option(
+    "--overlap",
+    type=click.Choice([p.value for p in OverlapPolicy]),
+    default="skip",
+    show_default=True,
+    help="While the previous run is unfinished: skip the tick, allow overlap, or queue one.",
+)
+@click.option(
+    "--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), help="Run timeout in seconds."
+)
+@click.option("--disabled", is_flag=True, help="Create it disabled.")
+@async_command
+async def add_cmd(
+    name: str,
+    cron: str,
+    target: str,
+    job_type: str | None,
+    payload: str,
+    timezone: str,
+    priority: str,
+    overlap: str,
+    timeout_s: float | None,
+    disabled: bool,
+) -> None:
+    """Add schedule NAME firing on CRON (quote it: '0 8 * * 1-5')."""
+    new = NewSchedule(
+        name=name,
+        cron_expression=cron,
+        target=target,
+        job_type=job_type,
+        payload=parse_json_object(payload),
+        timezone=timezone,
+        priority=Priority(priority),
+        overlap_policy=OverlapPolicy(overlap),
+        enabled=not disabled,
+        timeout_s=timeout_s,
+    )
+    try:
+        new.validate()
+    except ValueError as exc:  # CronError included: it names the bad field
+        raise UserError(str(exc)) from None
+    async with _store() as (store, _):
+        added = await store.add(new)
+    nxt = added.next_fire_times(datetime.now(UTC), 1)[0]
+    click.echo(f"added {added.name}: {cron} ({timezone}) -> {target}; next {_when(nxt, added.timezone)}")
+
+
+@schedule.command("ls")
+@async_command
+async def ls_cmd() -> None:
+    """List schedules with their next fire time."""
+    async with _store() as (store, _):
+        rows = await store.list_all()
+    if not rows:
+        click.echo("no schedules")
+        return
+    now = datetime.now(UTC)
+    header = f"{'NAME':24} {'CRON':18} {'TZ':16} {'TARGET':18} {'ON':3} {'PRIO':6} {'OVERLAP':7} NEXT"
+    click.echo(header)
+    for s in rows:
+        nxt = _when(s.next_fire_times(now, 1)[0], s.timezone) if s.enabled else "-"
+        click.echo(
+            f"{s.name:24} {s.cron.text:18} {s.timezone:16} {s.target:18} {'yes' if s.enabled else 'no':3} "
+            f"{s.priority.value:6} {s.overlap_policy.value:7} {nxt}"
+        )
+
+
+@schedule.command("enable")
+@click.argument("name")
+@async_command
+async def enable_cmd(name: str) -> None:
+    """Enable NAME (running schedulers start firing it within a second)."""
+    async with _store() as (store, _):
+        await store.set_enabled(name, True)
+    click.echo(f"enabled {name}")
+
+
+@schedule.command("disable")
+@click.argument("name")
+@async_command
+async def disable_cmd(name: str) -> None:
+    """Disable NAME (running schedulers stop firing it within a second)."""
+    async with _store() as (store, _):
+        await store.set_enabled(name, False)
+    click.echo(f"disabled {name}")
+
+
+@schedule.command("rm")
+@click.argument("name")
+@async_command
+async def rm_cmd(name: str) -> None:
+    """Remove NAME; its execution history stays (detached)."""
+    async with _store() as (store, _):
+        await store.remove(name)
+    click.echo(f"removed {name}")
+
+
+@schedule.command("next")
+@click.argument("name")
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@async_command
+async def next_cmd(name: str, count: int) -> None:
+    """The next fire times of NAME, in its time zone and in UTC."""
+    async with _store() as (store, _):
+        s = await store.get(name)
+    for moment in s.next_fire_times(datetime.now(UTC), count):
+        click.echo(f"{_when(moment, s.timezone)}  ({_when(moment)})")
+
+
+@schedule.command("history")
+@click.argument("name")
+@click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@async_command
+async def history_cmd(name: str, limit: int) -> None:
+    """The latest executions of NAME: status, times, errors."""
+    async with _store() as (store, executions):
+        s = await store.get(name)
+        rows = await executions.history(s.id, limit)
+    if not rows:
+        click.echo(f"no executions of {name} yet")
+        return
+    click.echo(f"{'SCHEDULED FOR':24} {'STATUS':9} {'DURATION':>9} {'CORRELATION':32} DETAIL")
+    for r in rows:
+        duration = (
+            f"{(r['completed_at'] - r['started_at']).total_seconds():.1f}s"
+            if r["completed_at"] is not None
+            else "-"
+        )
+        detail = r["error_message"] or r["execution_metadata"].get("reason") or ""
+        click.echo(
+            f"{_when(r['scheduled_for'], s.timezone):24} {r['status']:9} {duration:>9} "
+            f"{r['correlation_id'] or '-':32} {detail}"
+        )
+
+
+def _scheduler_settings() -> SchedulerSettings:
+    try:
+        return SchedulerSettings()
+    except ValidationError as exc:
+        lines = [f"TRACKS_SCHEDULER_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        raise UserError("invalid settings:\n" + "\n".join(lines)) from None
+
+
+@click.group()
+def scheduler() -> None:
+    """The cron tick publisher (see `tracks schedule` to manage schedules)."""
+
+
+@scheduler.command("run")
+@async_command
+async def run_cmd() -> None:
+    """Fire enabled schedules until SIGTERM/SIGINT; several replicas may run at once."""
+    from scheduler.service import Scheduler
+
+    settings = get_settings()
+    sched_settings = _scheduler_settings()
+    endpoints = resolve_endpoints(settings)
+    conn = await asyncpg.connect(endpoints.database_url)
+    try:
+        await init_connection(conn)
+        await migrate(conn)
+    finally:
+        await conn.close()
+    nc = await connect_nats(settings, endpoints.nats_url, name=f"tracks-scheduler-{sched_settings.instance}")
+    pool = await create_pool(endpoints.database_url, max_size=settings.db_pool_size)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await ensure_streams(
+            nc.jetstream(),
+            tracks_stream(max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s,
+                          replicas=settings.stream_replicas),
+            dlq_stream(max_age_s=settings.dlq_max_age_s, replicas=settings.stream_replicas),
+        )  # fmt: skip
+        service = Scheduler(
+            nc=nc,
+            pool=pool,
+            dsn=endpoints.database_url,
+            settings=sched_settings,
+            duplicate_window_s=settings.duplicate_window_s,
+        )
+        async with service:
+            click.echo(
+                f"scheduler {sched_settings.instance} ready: {len(service.loaded)} schedule(s)", err=True
+            )
+            await stop.wait()
+            click.echo("scheduler stopping", err=True)
+    finally:
+        await pool.close()
+        await nc.drain()
+
+
+@scheduler.command("bench")
+@click.option("--schedules", default=1000, show_default=True, help="Schedules firing every few seconds.")
+@click.option("--seconds", default=30.0, show_default=True, help="How long to measure tick lateness.")
+@click.option(
+    "--rss-schedules", default=10_000, show_default=True, help="Schedules loaded for the RSS figure."
+)
+@click.option(
+    "--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures."
+)
+@async_command
+async def bench_cmd(schedules: int, seconds: float, rss_schedules: int, json_file: Path | None) -> None:
+    """Tick lateness p50/p99 under load, and scheduler RSS with many schedules loaded."""
+    from scheduler.bench import run_scheduler_bench
+
+    endpoints = resolve_endpoints(get_settings())
+    result = await run_scheduler_bench(
+        endpoints.nats_url,
+        endpoints.database_url,
+        schedules=schedules,
+        seconds=seconds,
+        rss_schedules=rss_schedules,
+    )
+    text = json.dumps(result, indent=2)
+    click.echo(text)
+    if json_file is not None:
+        await asyncio.to_thread(json_file.write_text, text + "\n")
