@@ -21,7 +21,7 @@ from subjects import SubjectKind, TrackEvent, check_token, headers, parse
 
 from .errors import PoisonMessage
 
-__all__ = ["MAX_BODY_BYTES", "Activation", "decode"]
+__all__ = ["MAX_BODY_BYTES", "Activation", "decode", "fallback_correlation_id"]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _NAMESPACE = uuid.UUID("6f2b1c52-4d1e-4f7e-9a57-7d0c1f2a9b10")
@@ -66,6 +66,18 @@ def decode(subject: str, body: bytes, hdrs: dict[str, str] | None, stream_seq: i
         raise PoisonMessage(f"{parsed.kind} event on {subject} is not a TrackEvent envelope")
     cid = parsed.correlation_id or (hdrs or {}).get(headers.CORRELATION_ID) or _derived_cid(hdrs, stream_seq)
     return Activation(_checked_cid(cid), None, parsed.kind, data, None, None, None)
+
+
+def fallback_correlation_id(subject: str, hdrs: dict[str, str] | None, stream_seq: int) -> str:
+    """The ID a plain trigger would get, for a message that could not be decoded: never raises."""
+    parsed = parse(subject)
+    for candidate in (parsed.correlation_id if parsed else None, (hdrs or {}).get(headers.CORRELATION_ID)):
+        if candidate:
+            try:
+                return check_token(candidate, "correlation ID")
+            except ValueError:
+                pass
+    return _derived_cid(hdrs, stream_seq)
 
 
 def _derived_cid(hdrs: dict[str, str] | None, stream_seq: int) -> str:

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from subjects import SubjectKind, check_token, parse
+from subjects import SubjectKind
 
 from .consumer import PullSource
 from .context import TrackContext
 from .dead_letter import DeadLetter, DeadLetters
-from .decode import Activation, decode
+from .decode import Activation, decode, fallback_correlation_id
 from .errors import PoisonMessage
 from .ledger import Ledger, LogRow, StepFinish, Verdict
 from .middleware import Middleware, Next, Step, compose
@@ -215,7 +215,7 @@ class TrackWorker:
     async def _dead_letter_poison(self, msg: Msg, exc: PoisonMessage) -> None:
         """Unusable on arrival: straight to the DLQ, a ``failed`` record, never redelivered."""
         meta = msg.metadata
-        cid = _best_effort_cid(msg.subject, meta.sequence.stream)
+        cid = fallback_correlation_id(msg.subject, msg.headers, meta.sequence.stream)
         await self._dead_letters.send(msg, DeadLetter(self.track.name, cid, "PoisonMessage", str(exc),
                                                       meta.num_delivered))
         await self._ledger.record_durably(LogRow(
@@ -233,16 +233,6 @@ class TrackWorker:
                       attempt=ctx.attempt, error=error, error_type=type(exc).__name__, user_id=ctx.user_id,
                       trace_id=ctx.trace_id, stream_seq=ctx.stream_seq,
                       duration_ms=(time.monotonic() - step.started) * 1000, details=details)
-
-
-def _best_effort_cid(subject: str, stream_seq: int) -> str:
-    parsed = parse(subject)
-    if parsed and parsed.correlation_id:
-        try:
-            return check_token(parsed.correlation_id, "correlation ID")
-        except ValueError:
-            pass
-    return f"seq-{stream_seq}"
 
 
 def _summary(exc: ValidationError) -> str:
