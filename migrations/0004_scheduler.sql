@@ -19,9 +19,13 @@ CREATE UNIQUE INDEX job_executions_tick ON job_executions (schedule_id, schedule
 CREATE INDEX job_executions_active ON job_executions (schedule_id, scheduled_for)
     WHERE status IN ('running', 'queued');
 
+-- updated_at marks the last edit (catch-up after downtime never reaches before it); an UPDATE
+-- that sets updated_at itself keeps its value (imports, tests).
 CREATE FUNCTION job_schedules_touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := now();
+    END IF;
     RETURN NEW;
 END $$;
 
