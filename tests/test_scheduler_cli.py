@@ -1,0 +1,128 @@
+"""``tracks schedule`` and ``tracks scheduler`` from the outside: CliRunner and a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import Servers
+from tracks.cli.main import cli
+
+
+@pytest.fixture
+def env(servers: Servers, migrated: None) -> dict[str, str]:
+    return {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url}
+
+
+@pytest.fixture
+def run(env: dict[str, str]) -> object:
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_add_ls_next_enable_disable_history_rm(run, unique: str) -> None:  # type: ignore[no-untyped-def]
+    name = f"cli-{unique}"
+    code, out = run(
+        "schedule", "add", name, "30 2 * * 0", "--target", "reports", "--job-type", "report_generate",
+        "--payload", '{"kind": "weekly"}', "--tz", "Europe/Berlin",
+        "--priority", "high", "--overlap", "queue",
+    )  # fmt: skip
+    assert code == 0, out
+    assert f"added {name}" in out
+    code, out = run("schedule", "ls")
+    line = next(row for row in out.splitlines() if row.startswith(name))
+    assert "30 2 * * 0" in line
+    assert "Europe/Berlin" in line
+    assert "high" in line
+    assert "queue" in line
+    code, out = run("schedule", "next", name, "-n", "3")
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    assert all("02:30:00 CE" in row for row in lines)  # CET or CEST, local time
+    assert run("schedule", "disable", name) == (0, f"disabled {name}\n")
+    _, out = run("schedule", "ls")
+    assert " no " in next(row for row in out.splitlines() if row.startswith(name))
+    assert run("schedule", "enable", name) == (0, f"enabled {name}\n")
+    assert run("schedule", "history", name) == (0, f"no executions of {name} yet\n")
+    assert run("schedule", "rm", name) == (0, f"removed {name}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["add", "x-{u}", "61 * * * *", "--target", "t"],
+            "invalid cron expression '61 * * * *': minute: 61 is out",
+        ),
+        (["add", "x-{u}", "* * * * * * *", "--target", "t"], "expected 5 fields"),
+        (
+            ["add", "x-{u}", "@daily", "--target", "t", "--tz", "Mars/Olympus"],
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        (["add", "x-{u}", "@daily", "--target", "a.b"], "target 'a.b' must be"),
+        (["add", "x-{u}", "@daily", "--target", "t", "--payload", "[1]"], "--payload must be a JSON object"),
+        (["enable", "missing-{u}"], "no schedule named 'missing-"),
+        (["rm", "missing-{u}"], "no schedule named 'missing-"),
+        (["next", "missing-{u}"], "no schedule named 'missing-"),
+        (["history", "missing-{u}"], "no schedule named 'missing-"),
+    ],
+)
+def test_user_errors_are_one_line(run, unique: str, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("schedule", *[a.replace("{u}", unique) for a in args])
+    assert code == 1
+    assert message in out
+    assert "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_duplicate_name_is_a_user_error(run, unique: str) -> None:  # type: ignore[no-untyped-def]
+    name = f"dup-{unique}"
+    assert run("schedule", "add", name, "@hourly", "--target", "t")[0] == 0
+    code, out = run("schedule", "add", name, "@hourly", "--target", "t")
+    assert code == 1
+    assert out.strip() == f"Error: a schedule named '{name}' already exists"
+    run("schedule", "rm", name)
+
+
+def test_scheduler_run_stops_cleanly_on_sigterm(env: dict[str, str], unique: str) -> None:
+    full_env = {
+        **os.environ,
+        **env,
+        "TRACKS_SCHEDULER_STANDARD_SCHEDULES": "false",
+        "TRACKS_SCHEDULER_NAME_PREFIX": f"nothing-{unique}",
+        "TRACKS_SCHEDULER_HISTORY_CONSUMER": f"history-{unique}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from tracks.cli.main import main; main()", "scheduler", "run"],
+        env=full_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline and "ready" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "scheduler exited early"
+        assert "ready: 0 schedule(s)" in line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
