@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client as NATS
 
 from .embedded import EmbeddedStack
@@ -37,13 +36,18 @@ async def connect_nats(settings: Settings, url: str, *, name: str = "tracks") ->
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
+    nc = NATS()
+
     async def on_disconnected() -> None:
-        log.warning("nats: disconnected")
+        if nc.is_closed:  # our own close or drain, not an outage
+            log.debug("nats: connection closed")
+        else:
+            log.warning("nats: disconnected")
 
     async def on_reconnected() -> None:
         log.warning("nats: reconnected")
 
-    return await nats.connect(
+    await nc.connect(
         servers=[u.strip() for u in url.split(",")],
         name=name,
         user=settings.nats_user,
@@ -51,7 +55,7 @@ async def connect_nats(settings: Settings, url: str, *, name: str = "tracks") ->
         token=settings.nats_token,
         user_credentials=str(settings.nats_creds) if settings.nats_creds else None,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # annotated int, used as a float sleep
         connect_timeout=5,
         allow_reconnect=True,
         error_cb=on_error,
@@ -59,3 +63,4 @@ async def connect_nats(settings: Settings, url: str, *, name: str = "tracks") ->
         reconnected_cb=on_reconnected,
         pending_size=64 * 1024 * 1024,
     )
+    return nc
