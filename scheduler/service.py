@@ -141,7 +141,11 @@ class Scheduler:
         cancelled = await self._executor.drain(grace_s)
         if cancelled:
             log.warning("stopped with %d tick(s) unfinished", cancelled)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(
+            self._tasks, await asyncio.gather(*self._tasks, return_exceptions=True), strict=True
+        ):
+            if isinstance(result, Exception):
+                log.error("%s ended with %s: %s", task.get_name(), type(result).__name__, result)
         if self._aps.running:
             self._aps.shutdown(wait=False)
         self._loaded.clear()

@@ -30,7 +30,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 class ResourceSnapshot(BaseModel):
     model_config = ConfigDict(
-        alias_generator=AliasGenerator(alias=to_camel), serialize_by_alias=True, frozen=True
+        alias_generator=AliasGenerator(alias=to_camel),
+        populate_by_name=True,
+        serialize_by_alias=True,
+        frozen=True,
     )
 
     component: str
@@ -83,7 +86,12 @@ async def report_resources(
     """Every ``interval_s``: one log line and one JSON snapshot on core NATS, until ``stop``."""
     subject = metrics_subject(monitor.component, monitor.instance)
     while not stop.is_set():
-        snap = monitor.snapshot()
+        try:
+            snap = monitor.snapshot()
+        except psutil.Error as exc:
+            log.warning("resources: no snapshot: %s", exc)
+            await _wait(stop, interval_s)
+            continue
         log.info(
             "resources %s/%s: cpu %.1f%% rss %.1f MB connections %d uptime %.0f s",
             snap.component,
@@ -98,5 +106,9 @@ async def report_resources(
                 await nc.publish(subject, snap.model_dump_json().encode())
             except Exception as exc:  # a metrics hiccup must never stop the component
                 log.warning("resources: publish to %s failed: %s", subject, exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+        await _wait(stop, interval_s)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
