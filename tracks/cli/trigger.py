@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from actors import TracksClient
+from subjects import check_token
 from tracks.connections import connect_nats, resolve_endpoints
 
 from ._common import UserError, async_command, get_settings, parse_json_object
@@ -21,6 +22,12 @@ __all__ = ["trigger"]
 async def trigger(track: str, payload: str, correlation_id: str | None, user_id: str | None) -> None:
     """Publish a run command for TRACK and print its correlation ID."""
     body = parse_json_object(payload)
+    try:  # before connecting: a name that can never be valid needs no server to say so
+        check_token(track, "track name")
+        if correlation_id is not None:
+            check_token(correlation_id, "correlation ID")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     settings = get_settings()
     endpoints = resolve_endpoints(settings)
     nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
