@@ -55,7 +55,8 @@ async def test_bad_bodies_are_dead_lettered_once_and_the_actor_keeps_running(
         await js.publish(f"tracks.{track}.run.{unique}-valid", b'{"n": 7}')
 
         async def valid_done_and_idle() -> bool:
-            return await count_logs(pool, track, "completed") >= 1 and await consumer_idle(js, track) is not None
+            return (await count_logs(pool, track, "completed") >= 1
+                    and await consumer_idle(js, track) is not None)
 
         await eventually(valid_done_and_idle, timeout=30, what="the valid trigger after the poison ones")
         info = await js.consumer_info("TRACKS", track)

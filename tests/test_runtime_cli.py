@@ -1,0 +1,138 @@
+"""The ``tracks`` command as a user runs it: one-line errors with exit 1, triggers, run timelines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from nats.js import JetStreamContext
+
+from actors import Runtime, TrackContext, Workflow
+from tests.conftest import Servers
+from tests.support.actor_process import REPO, tracks_command
+from tests.support.records import consumer_idle, stream_subjects
+from tests.support.waiting import count_logs, eventually
+from tracks.embedded._process import free_port
+from tracks.settings import Settings
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+async def tracks(servers: Servers, *args: str, nats_url: str | None = None) -> Result:
+    """Run ``tracks ARGS`` against the test servers (never the embedded default)."""
+    env = {**os.environ, "TRACKS_NATS_URL": nats_url or servers.nats_url,
+           "TRACKS_DATABASE_URL": servers.database_url}
+    env.pop("TRACKS_LOG_LEVEL", None)
+    done = await asyncio.to_thread(
+        subprocess.run, [*tracks_command(), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_line_error(result: Result, expected: str) -> None:
+    assert result.code == 1, result
+    assert "Traceback" not in result.err, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert expected in lines[0], lines[0]
+    assert result.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["trigger", "x", "--payload", '{"n": 1'], "--payload is not valid JSON"),
+        (["trigger", "x", "--payload", "[1, 2]"], "--payload must be a JSON object, got list"),
+        (["trigger", "bad.name", "--payload", "{}"], "track name 'bad.name' must be 1-128 characters"),
+        (["trigger", "x", "--correlation-id", "a b"], "correlation ID 'a b' must be 1-128 characters"),
+        (["actor", "run", "no_such_module_here"], "cannot import 'no_such_module_here'"),
+        (["actor", "run", "tests.support.actor_app:nope"], "has no track 'nope'"),
+        (["chain", "no-such-run-anywhere"], "no records for correlation ID no-such-run-anywhere"),
+    ],
+    ids=["bad-json", "not-object", "bad-track", "bad-cid", "unknown-module", "unknown-track", "unknown-run"],
+)
+async def test_user_errors_are_one_line_and_exit_1(
+    servers: Servers, migrated: None, args: list[str], expected: str
+) -> None:
+    assert_one_line_error(await tracks(servers, *args), expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["trigger", "bad.name"], "track name 'bad.name' must be"),
+        (["trigger", "x", "--correlation-id", "a*b"], "correlation ID 'a*b' must be"),
+    ],
+    ids=["bad-track", "bad-cid"],
+)
+async def test_bad_names_are_refused_before_any_server_is_contacted(
+    servers: Servers, args: list[str], expected: str
+) -> None:
+    """A name that can never be valid is reported as such, not as "cannot reach a server"."""
+    unreachable = f"nats://127.0.0.1:{free_port()}"
+    assert_one_line_error(await tracks(servers, *args, nats_url=unreachable), expected)
+
+
+async def test_trigger_publishes_once_per_correlation_id(
+    servers: Servers, js: JetStreamContext, unique: str
+) -> None:
+    """``tracks trigger`` prints the correlation ID; the same ID again is reported as a duplicate."""
+    track, cid = f"{unique}-cli", f"{unique}-cid"
+    first = await tracks(servers, "trigger", track, "--payload", '{"n": 1}', "--correlation-id", cid)
+    again = await tracks(servers, "trigger", track, "--payload", '{"n": 1}', "--correlation-id", cid)
+    generated = await tracks(servers, "trigger", track)
+    assert (first.code, first.out.strip(), first.err) == (0, cid, ""), first
+    assert (again.code, again.out.strip()) == (0, f"{cid} (duplicate: already triggered)"), again
+    assert generated.code == 0, generated
+    new_cid = generated.out.strip()
+    assert await stream_subjects(js, "TRACKS", f"tracks.{track}.run.*") == {
+        f"tracks.{track}.run.{cid}": 1, f"tracks.{track}.run.{new_cid}": 1,
+    }
+
+
+async def test_chain_prints_the_timeline_of_a_run(
+    servers: Servers, settings: Settings, pool: asyncpg.Pool, js: JetStreamContext, unique: str
+) -> None:
+    """``tracks chain CID`` lists every recorded event in order, then each step's status."""
+    up, down = f"{unique}-up", f"{unique}-down"
+    wf = Workflow(f"cli-{unique}")
+
+    @wf.track(up)
+    async def first(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
+        return payload
+
+    @wf.track(down, after=[up])
+    async def second(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
+        return payload
+
+    cid = f"{unique}-run"
+    async with Runtime(list(wf), settings=settings):
+        triggered = await tracks(servers, "trigger", up, "--payload", '{"n": 1}', "--correlation-id", cid)
+        assert triggered.code == 0, triggered
+
+        async def done() -> bool:
+            return (await count_logs(pool, down, "completed") >= 1
+                    and await consumer_idle(js, down) is not None)
+
+        await eventually(done, timeout=30, what="the run to finish")
+
+    result = await tracks(servers, "chain", cid)
+    assert result.code == 0, result
+    assert result.err == ""
+    timeline, _, summary = result.out.partition("\n\n")
+    # "+    12.3ms  <track>  <event>  attempt 1 ..."
+    events = [re.match(r"\+\s*[\d.]+ms\s+(\S+)\s+(\S+)", line).groups() for line in timeline.splitlines()]  # type: ignore[union-attr]
+    assert events == [(up, "started"), (up, "completed"), (down, "started"), (down, "completed")]
+    steps = [line.split()[:3] for line in summary.splitlines()]
+    assert steps == [[up, "completed", "attempts=1"], [down, "completed", "attempts=1"]]
