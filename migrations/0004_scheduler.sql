@@ -45,3 +45,47 @@ END $$;
 
 CREATE TRIGGER job_schedules_notify AFTER INSERT OR UPDATE OR DELETE ON job_schedules
     FOR EACH ROW EXECUTE FUNCTION job_schedules_notify();
+
+-- Decide a tick once for all replicas, in one round trip (see scheduler/executions.py).
+-- The first caller inserts the tick's row: running, or by the overlap policy queued/skipped.
+-- Later callers find the row: 'publish' again (JetStream de-duplicates) while it is fresh and
+-- running, else 'done'.
+CREATE FUNCTION tracks_claim_tick(p_schedule uuid, p_for timestamptz, p_cid text, p_policy text,
+                                  p_follow_s double precision, p_meta jsonb)
+RETURNS TABLE (o_decision text, o_correlation_id text, o_reason text) LANGUAGE plpgsql AS $$
+DECLARE
+    existing  record;
+    n_running bigint;
+    n_queued  bigint;
+    v_status  text := 'running';
+    v_reason  text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('job_schedule:' || p_schedule::text, 0));
+    SELECT e.status, e.correlation_id, e.started_at > now() - make_interval(secs => p_follow_s) AS fresh
+      INTO existing
+      FROM job_executions e WHERE e.schedule_id = p_schedule AND e.scheduled_for = p_for;
+    IF FOUND THEN
+        RETURN QUERY SELECT CASE WHEN existing.status = 'running' AND existing.fresh
+                                 THEN 'publish' ELSE 'done' END,
+                            existing.correlation_id, NULL::text;
+        RETURN;
+    END IF;
+    IF p_policy <> 'allow' THEN
+        SELECT count(*) FILTER (WHERE e.status = 'running'), count(*) FILTER (WHERE e.status = 'queued')
+          INTO n_running, n_queued
+          FROM job_executions e
+         WHERE e.schedule_id = p_schedule AND e.status IN ('running', 'queued') AND e.scheduled_for < p_for;
+        IF n_queued > 0 THEN
+            v_status := 'skipped'; v_reason := 'overlap: a run is already queued';
+        ELSIF n_running > 0 AND p_policy = 'queue' THEN
+            v_status := 'queued'; v_reason := 'overlap: waiting for the previous run';
+        ELSIF n_running > 0 THEN
+            v_status := 'skipped'; v_reason := 'overlap: the previous run is unfinished';
+        END IF;
+    END IF;
+    INSERT INTO job_executions (schedule_id, correlation_id, status, scheduled_for, completed_at,
+                                execution_metadata)
+    VALUES (p_schedule, p_cid, v_status, p_for, CASE WHEN v_status = 'skipped' THEN now() END,
+            CASE WHEN v_reason IS NULL THEN p_meta ELSE p_meta || jsonb_build_object('reason', v_reason) END);
+    RETURN QUERY SELECT CASE v_status WHEN 'running' THEN 'publish' ELSE v_status END, p_cid, v_reason;
+END $$;

@@ -1,10 +1,10 @@
 """Execution history in PostgreSQL (``job_executions``): one row per tick, decided under a lock.
 
-A tick's row is the decision of record. Each replica that fires a tick runs :meth:`claim`
-under a per-schedule advisory lock: the first inserts the row (``running``, ``queued`` or
-``skipped`` by the overlap policy); later ones find it and follow it, re-publishing a running
-tick with the same ``Nats-Msg-Id`` so JetStream de-duplicates it — and a replica that died
-between insert and publish is covered by the others. Statuses ``skipped`` and ``queued`` come
+A tick's row is the decision of record. Each replica that fires a tick runs :meth:`claim` (one
+SQL function call) under a per-schedule advisory lock: the first inserts the row (``running``,
+``queued`` or ``skipped`` by the overlap policy); later ones find it and follow it, re-publishing
+a running tick with the same ``Nats-Msg-Id`` so JetStream de-duplicates it — and a replica that
+died between insert and publish is covered by the others. Statuses ``skipped`` and ``queued`` come
 from migration 0004; the reason of a skip is ``execution_metadata.reason``.
 """
 
@@ -20,10 +20,11 @@ from typing import Any
 import asyncpg
 
 from .misfire import Skip
-from .schedules import OverlapPolicy, Schedule
+from .schedules import Schedule
 
 __all__ = ["Claim", "Decision", "ExecutionStore", "Finished", "Released"]
 
+# The same per-schedule lock as tracks_claim_tick takes.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('job_schedule:' || $1::uuid::text, 0))"
 
 
@@ -62,52 +63,17 @@ class ExecutionStore:
     async def claim(
         self, schedule: Schedule, scheduled_for: datetime, correlation_id: str, *, follow_s: float
     ) -> Claim:
-        """Decide a tick once for all replicas; ``follow_s``: how recent a running tick is re-published."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_LOCK, schedule.id)
-            existing = await conn.fetchrow(
-                """SELECT status, correlation_id, started_at > now() - make_interval(secs => $3) AS fresh
-                   FROM job_executions WHERE schedule_id = $1 AND scheduled_for = $2""",
-                schedule.id, scheduled_for, follow_s,
-            )  # fmt: skip
-            if existing is not None:
-                follow = existing["status"] == "running" and existing["fresh"]
-                return Claim(Decision.PUBLISH if follow else Decision.DONE, existing["correlation_id"])
-            status, reason = await self._overlap(conn, schedule, scheduled_for)
-            await conn.execute(
-                """INSERT INTO job_executions (schedule_id, correlation_id, status, scheduled_for,
-                                               completed_at, execution_metadata)
-                   VALUES ($1, $2, $3, $4, CASE WHEN $3 = 'skipped' THEN now() END, $5)""",
-                schedule.id, correlation_id, status, scheduled_for, self._metadata(schedule, reason),
-            )  # fmt: skip
-        decision = {"running": Decision.PUBLISH, "queued": Decision.QUEUED}.get(status, Decision.SKIPPED)
-        return Claim(decision, correlation_id, reason)
+        """Decide a tick once for all replicas (``tracks_claim_tick``, migration 0004).
 
-    async def _overlap(
-        self,
-        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
-        schedule: Schedule,
-        scheduled_for: datetime,
-    ) -> tuple[str, str | None]:
-        if schedule.overlap_policy is OverlapPolicy.ALLOW:
-            return "running", None
-        active = {
-            r["status"]: r["n"]
-            for r in await conn.fetch(
-                """SELECT status, count(*) AS n FROM job_executions
-                   WHERE schedule_id = $1 AND status IN ('running', 'queued') AND scheduled_for < $2
-                   GROUP BY status""",
-                schedule.id,
-                scheduled_for,
-            )
-        }
-        if not active:
-            return "running", None
-        if schedule.overlap_policy is OverlapPolicy.QUEUE and not active.get("queued"):
-            return "queued", "overlap: waiting for the previous run"
-        if active.get("queued"):
-            return "skipped", "overlap: a run is already queued"
-        return "skipped", "overlap: the previous run is unfinished"
+        ``follow_s``: how recent a running tick must be for a later replica to publish it again.
+        """
+        row = await self._pool.fetchrow(
+            "SELECT o_decision, o_correlation_id, o_reason FROM tracks_claim_tick($1, $2, $3, $4, $5, $6)",
+            schedule.id, scheduled_for, correlation_id, schedule.overlap_policy.value, follow_s,
+            self._metadata(schedule, None),
+        )  # fmt: skip
+        assert row is not None
+        return Claim(Decision(row["o_decision"]), row["o_correlation_id"], row["o_reason"])
 
     def _metadata(self, schedule: Schedule, reason: str | None, **extra: Any) -> dict[str, Any]:
         meta: dict[str, Any] = {
