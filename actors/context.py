@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,11 +27,12 @@ class TrackContext:
     upstream: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """Payloads of the upstream tracks that activated this step, by track name."""
     trace_id: str | None = None
-    log: logging.LoggerAdapter[logging.Logger] = field(init=False)
     _heartbeat: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        self.log = logging.LoggerAdapter(
+    @functools.cached_property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger that tags lines with the track and correlation ID (made on first use)."""
+        return logging.LoggerAdapter(
             logging.getLogger(f"tracks.track.{self.track}"),
             {"correlation_id": self.correlation_id, "track": self.track},
         )

@@ -58,7 +58,8 @@ class DeadLetters:
 
     async def send(self, msg: Msg, letter: DeadLetter) -> PubAck:
         now = datetime.now(UTC).isoformat()
-        seq = msg.metadata.sequence.stream
+        meta = msg.metadata
+        seq = meta.sequence.stream
         hdrs = {k: v for k, v in (msg.headers or {}).items() if k not in (headers.MSG_ID, headers.TRACEPARENT)}
         hdrs.update({
             DLQ_HEADERS.SUBJECT: msg.subject,
@@ -70,7 +71,7 @@ class DeadLetters:
             DLQ_HEADERS.DELIVERIES: str(letter.deliveries),
             DLQ_HEADERS.FIRST_FAILURE: (letter.first_failure.isoformat() if letter.first_failure else now),
             DLQ_HEADERS.LAST_FAILURE: now,
-            headers.MSG_ID: f"dlq:{msg.metadata.stream}:{seq}",
+            headers.MSG_ID: f"dlq:{meta.stream}:{seq}",
         })
         if letter.traceback:
             hdrs[DLQ_HEADERS.TRACEBACK] = json.dumps(letter.traceback[-_TRACEBACK_LIMIT:])

@@ -4,8 +4,9 @@ Three operations, each one SQL statement per batch of concurrent callers:
 
 - :meth:`Ledger.claim` — may this message run the step? One upsert decides for the whole
   batch: a new step, a retry of the same message, or a re-activation of a failed step
-  runs; a completed step answers with its recorded output instead (it is never re-run);
-  a step claimed by another message is a duplicate.
+  runs (and its ``started`` row is written by the same statement); a completed step
+  answers with its recorded output instead (it is never re-run); a step claimed by
+  another message is a duplicate.
 - :meth:`Ledger.record` — append a ``processing_logs`` row (not waited for).
 - :meth:`Ledger.finish` — mark the step completed/failed with its output or error, plus a
   log row, and wait until it is durable. Writes are written in order, so once a finish is
@@ -36,12 +37,16 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Claim:
+    """A request to run a step; when granted, its ``started`` row is written by the same statement."""
+
     correlation_id: str
     track: str
     stream_seq: int
     workflow: str | None = None
     user_id: str | None = None
     trace_id: str | None = None
+    started_details: dict[str, Any] | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -69,18 +74,18 @@ class LogRow:
 
 @dataclass(frozen=True)
 class StepFinish:
-    correlation_id: str
-    track: str
+    """A step's outcome: updates ``track_steps`` and appends its log row (``row``) in one write."""
+
     status: str  # completed | failed
+    row: LogRow
     output: dict[str, Any] | None = None
-    error: str | None = None
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 _CLAIM_SQL = """
 WITH req AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
-        AS r(cid, track, seq, workflow, user_id, trace_id)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::timestamptz[])
+        AS r(cid, track, seq, workflow, user_id, trace_id, details, at)
 ), claimed AS (
     INSERT INTO track_steps AS s
         (correlation_id, track_id, workflow, user_id, status, attempts, activated_by, trace_id)
@@ -91,6 +96,11 @@ WITH req AS (
         WHERE s.status IN ('failed', 'timed_out')
            OR (s.status = 'running' AND s.activated_by = EXCLUDED.activated_by)
     RETURNING s.correlation_id, s.track_id, s.attempts
+), started AS (
+    INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, trace_id,
+                                 stream_seq, occurred_at)
+    SELECT r.user_id, r.cid, r.track, 'started', c.attempts, r.details::jsonb, r.trace_id, r.seq, r.at
+    FROM claimed c JOIN req r ON r.cid = c.correlation_id AND r.track = c.track_id
 )
 SELECT r.cid, r.track, c.attempts, prior.status AS prior_status, prior.output::text AS prior_output
 FROM req r
@@ -152,9 +162,9 @@ class Ledger:
     async def record_durably(self, row: LogRow) -> None:
         await self._writes.submit(row)
 
-    async def finish(self, step: StepFinish, row: LogRow) -> None:
-        self._writes.enqueue(step)
-        await self._writes.submit(row)
+    async def finish(self, outcome: StepFinish) -> None:
+        """Durably record a step's outcome (and, by ordering, every row recorded before it)."""
+        await self._writes.submit(outcome)
 
     async def _claim_batch(self, claims: Sequence[Claim]) -> list[ClaimResult]:
         # One statement may not claim the same step twice: the first wins, the rest are duplicates.
@@ -167,6 +177,7 @@ class Ledger:
                 _CLAIM_SQL,
                 [c.correlation_id for c in unique], [c.track for c in unique], [c.stream_seq for c in unique],
                 [c.workflow for c in unique], [c.user_id for c in unique], [c.trace_id for c in unique],
+                [_json(c.started_details) for c in unique], [c.at for c in unique],
             )
         by_key = {(r["cid"], r["track"]): r for r in rows}
         results = []
@@ -186,16 +197,22 @@ class Ledger:
         return results
 
     async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[None]:
-        logs = [i for i in items if isinstance(i, LogRow)]
+        logs = [i.row if isinstance(i, StepFinish) else i for i in items]
         steps = [i for i in items if isinstance(i, StepFinish)]
+        outputs = {id(s): _json(s.output) for s in steps}  # serialised once, used twice
+        details = [
+            f'{{"payload":{outputs[id(i)]}}}' if isinstance(i, StepFinish) and i.row.details is None
+            and i.output is not None else _json(i.row.details if isinstance(i, StepFinish) else i.details)
+            for i in items
+        ]
         async with self._pool.acquire() as conn:
             await conn.execute(
                 _WRITE_SQL,
                 [r.user_id for r in logs], [r.correlation_id for r in logs], [r.track for r in logs],
-                [r.event_type for r in logs], [r.attempt for r in logs], [_json(r.details) for r in logs],
+                [r.event_type for r in logs], [r.attempt for r in logs], details,
                 [r.error for r in logs], [r.error_type for r in logs], [r.trace_id for r in logs],
                 [r.stream_seq for r in logs], [r.duration_ms for r in logs], [r.occurred_at for r in logs],
-                [s.correlation_id for s in steps], [s.track for s in steps], [s.status for s in steps],
-                [_json(s.output) for s in steps], [s.error for s in steps], [s.at for s in steps],
+                [s.row.correlation_id for s in steps], [s.row.track for s in steps], [s.status for s in steps],
+                [outputs[id(s)] for s in steps], [s.row.error for s in steps], [s.row.occurred_at for s in steps],
             )
         return [None] * len(items)

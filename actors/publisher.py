@@ -12,18 +12,21 @@ import logging
 
 import nats.errors
 from nats.js import JetStreamContext
+from nats.js import api
 from nats.js.api import PubAck
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from subjects import EventMetadata, EventType, SubjectKind, TrackEvent, headers, names
+from subjects import EventType, SubjectKind, encode_event, headers, names
 from tracks import telemetry
 
 __all__ = ["EventPublisher"]
 
 log = logging.getLogger(__name__)
 _RETRYABLE = (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoRespondersError,
-              nats.errors.OutboundBufferLimitError, asyncio.TimeoutError)
+              nats.errors.OutboundBufferLimitError, TooManyStalledMsgsError, NoStreamResponseError,
+              asyncio.TimeoutError)
 
 
 class EventPublisher:
@@ -33,30 +36,50 @@ class EventPublisher:
         self._give_up_s = give_up_s
 
     async def publish(self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None) -> PubAck:
-        with telemetry.tracer().start_as_current_span(
+        span = telemetry.tracer().start_span(
             f"{subject} publish", kind=SpanKind.PRODUCER,
-            attributes={"messaging.system": "nats", "messaging.destination.name": subject,
-                        "messaging.operation.type": "publish"},
-        ):
-            telemetry.inject(hdrs)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self._give_up_s
-            delay = 0.1
-            while True:
-                try:
-                    return await self._js.publish(subject, body, timeout=self._timeout_s, headers=hdrs, stream=stream)
-                except _RETRYABLE as exc:
-                    if loop.time() + delay > deadline:
-                        raise
-                    log.warning("publish to %s failed (%s); retrying in %.1fs", subject, type(exc).__name__, delay)
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+        )
+        try:
+            telemetry.inject(hdrs, trace.set_span_in_context(span))
+            return await self._publish_retrying(subject, body, hdrs, stream)
+        finally:
+            span.end()
+
+    async def _publish_retrying(self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None) -> PubAck:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._give_up_s
+        delay = 0.1
+        while True:
+            try:
+                return await self._publish_once(subject, body, hdrs, stream)
+            except _RETRYABLE as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("publish to %s failed (%s); retrying in %.1fs", subject, type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except APIError as exc:
+                if exc.code == 503 and loop.time() + delay < deadline:  # JetStream not ready after a restart
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
-                except APIError as exc:
-                    if exc.code == 503 and loop.time() + delay < deadline:  # JetStream not ready after a restart
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 2.0)
-                        continue
-                    raise
+                    continue
+                raise
+
+    async def _publish_once(self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None) -> PubAck:
+        """Pipelined publish (no request round trip per message), still confirmed by its PubAck."""
+        if stream is not None:
+            hdrs[api.Header.EXPECTED_STREAM] = stream
+        # wait_stall=None: nats-py would wrap the semaphore in wait_for (a Task per publish);
+        # the PubAck wait below is bounded by our own timeout.
+        future = await self._js.publish_async(subject, body, headers=hdrs, wait_stall=None)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                ack: PubAck = await future
+        except TimeoutError:
+            future.cancel()
+            raise nats.errors.TimeoutError from None
+        return ack
 
     async def track_event(
         self,
@@ -70,12 +93,7 @@ class EventPublisher:
         targets: list[str] | None = None,
     ) -> PubAck:
         """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind)."""
-        event = TrackEvent(
-            track_id=track,
-            event_type=EventType(str(kind)),
-            payload=payload,
-            metadata=EventMetadata(correlation_id=correlation_id, source_track=track, target_tracks=targets,
-                                   user_id=user_id, workflow=workflow),
-        )
+        body = encode_event(track, EventType(str(kind)), payload, correlation_id=correlation_id,
+                            source_track=track, target_tracks=targets, user_id=user_id, workflow=workflow)
         hdrs = {headers.MSG_ID: f"{correlation_id}:{track}:{kind}"}
-        return await self.publish(names.event(track, kind, correlation_id), event.to_bytes(), hdrs)
+        return await self.publish(names.event(track, kind, correlation_id), body, hdrs)

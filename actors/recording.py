@@ -21,9 +21,11 @@ class LedgerMiddleware:
 
     async def __call__(self, step: Step, call_next: Next) -> None:
         ctx = step.ctx
-        result = await self._ledger.claim(
-            Claim(ctx.correlation_id, ctx.track, ctx.stream_seq, ctx.workflow, ctx.user_id, ctx.trace_id)
-        )
+        result = await self._ledger.claim(Claim(
+            ctx.correlation_id, ctx.track, ctx.stream_seq, ctx.workflow, ctx.user_id, ctx.trace_id,
+            started_details={"subject": step.msg.subject, "source": step.activation.source_track,
+                             "payload": step.activation.payload},
+        ))
         step.verdict = result.verdict
         if result.verdict is not Verdict.RUN:
             step.output = result.output
@@ -31,16 +33,12 @@ class LedgerMiddleware:
             self._ledger.record(self._row(step, "duplicate", details={"reason": reason, "subject": step.msg.subject}))
             return
         ctx.attempt = result.attempt
-        self._ledger.record(
-            self._row(step, "started", details={"subject": step.msg.subject, "source": step.activation.source_track,
-                                                "payload": step.activation.payload})
-        )
         began = time.monotonic()
         await call_next(step)
         duration_ms = (time.monotonic() - began) * 1000
+        # details=None: the ledger stores the output once as the row's {"payload": ...}
         await self._ledger.finish(
-            StepFinish(ctx.correlation_id, ctx.track, "completed", output=step.output),
-            self._row(step, "completed", details={"payload": step.output}, duration_ms=duration_ms),
+            StepFinish("completed", self._row(step, "completed", duration_ms=duration_ms), output=step.output)
         )
 
     @staticmethod

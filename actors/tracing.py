@@ -1,7 +1,14 @@
-"""One CONSUMER span per track step, parented on the ``traceparent`` the message carried."""
+"""One CONSUMER span per track step, parented on the ``traceparent`` the message carried.
+
+Spans are started and attached by hand rather than with ``start_as_current_span``: on a
+path that runs thousands of times a second its generator-based context managers cost
+more than the span itself.
+"""
 
 from __future__ import annotations
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracks import telemetry
@@ -10,29 +17,33 @@ from .middleware import Next, Step
 
 __all__ = ["TracingMiddleware"]
 
+_OK = Status(StatusCode.OK)
+
 
 class TracingMiddleware:
     async def __call__(self, step: Step, call_next: Next) -> None:
-        parent = telemetry.extract(step.msg.headers)
-        meta = step.msg.metadata
-        with telemetry.tracer().start_as_current_span(
+        span = telemetry.tracer().start_span(
             f"{step.track.name} process",
-            context=parent,
+            context=telemetry.extract(step.msg.headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": step.msg.subject,
-                "messaging.consumer.group.name": step.track.name,
                 "messaging.message.conversation_id": step.ctx.correlation_id,
-                "messaging.message.id": str(meta.sequence.stream),
-                "messaging.nats.delivery_count": meta.num_delivered,
-                "tracks.track": step.track.name,
+                "messaging.nats.delivery_count": step.ctx.deliveries,
             },
-            record_exception=True,
-            set_status_on_exception=True,
-        ) as span:
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
             step.ctx.trace_id = telemetry.trace_id_of(span)
             await call_next(step)
             span.set_attribute("tracks.verdict", str(step.verdict))
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(_OK)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()

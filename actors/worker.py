@@ -70,20 +70,29 @@ class TrackWorker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self.processed = 0
+        self.fetches = 0
         self.settle_errors = 0
 
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Fetch whenever at least half a batch of slots is free.
+
+        Fetching as soon as one slot frees would mean many one-message pulls, each a round
+        trip; waiting for half a batch keeps pulls large without leaving slots idle for long.
+        """
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.track.name}-heartbeats")
+        batch = min(self.config.fetch_batch, self.config.concurrency)
+        low_water = max(1, batch // 2)
         try:
             while not self._stopping.is_set():
                 free = self.config.concurrency - len(self._tasks)
-                if free <= 0:
+                if free < low_water and self._tasks:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
-                for msg in await self.source.fetch(min(free, self.config.fetch_batch)):
+                self.fetches += 1
+                for msg in await self.source.fetch(min(free, batch)):
                     self._spawn(msg)
         finally:
             heartbeats.cancel()
@@ -137,7 +146,7 @@ class TrackWorker:
             except PoisonMessage as exc:
                 await self._dead_letter_poison(msg, exc)
                 return
-            step = Step(self.track, msg, activation, self._context(msg, activation))
+            step = Step(self.track, msg, activation, self._context(msg, meta, activation))
             try:
                 await self._chain(step)
             except asyncio.CancelledError:
@@ -156,8 +165,8 @@ class TrackWorker:
             self._inflight.pop(id(msg), None)
             self.processed += 1
 
-    def _context(self, msg: Msg, activation: Activation) -> TrackContext:
-        meta = msg.metadata
+    def _context(self, msg: Msg, meta: Msg.Metadata, activation: Activation) -> TrackContext:
+        """``meta`` is parsed once by the caller: nats-py re-parses ``msg.metadata`` on every access."""
         upstream = {activation.source_track: activation.payload} if activation.source_track else {}
         return TrackContext(
             track=self.track.name, correlation_id=activation.correlation_id, attempt=meta.num_delivered,
@@ -189,7 +198,7 @@ class TrackWorker:
 
     async def _settle_failure(self, step: Step, exc: Exception) -> None:
         policy, ctx, msg = self.config.retry, step.ctx, step.msg
-        deliveries = msg.metadata.num_delivered
+        deliveries = ctx.deliveries
         error = f"{type(exc).__name__}: {exc}"
         permanent = policy.is_permanent(exc)
         if not permanent and not policy.exhausted(deliveries):
@@ -203,8 +212,7 @@ class TrackWorker:
         await self._dead_letters.send(msg, DeadLetter(self.track.name, ctx.correlation_id, type(exc).__name__,
                                                       str(exc), deliveries, DeadLetters.format_traceback(exc)))
         details = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
-        await self._ledger.finish(StepFinish(ctx.correlation_id, self.track.name, "failed", error=error),
-                                  self._row(step, "failed", error, exc, details))
+        await self._ledger.finish(StepFinish("failed", self._row(step, "failed", error, exc, details)))
         await self._publisher.track_event(self.track.name, SubjectKind.FAILED, ctx.correlation_id,
                                           {"error": str(exc), "errorType": type(exc).__name__},
                                           user_id=ctx.user_id, workflow=ctx.workflow)

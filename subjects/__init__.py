@@ -1,7 +1,7 @@
 """The wire contract: subject names, streams, the ``TrackEvent`` envelope, header names."""
 
 from . import headers, names
-from .envelope import EventMetadata, EventType, TrackEvent
+from .envelope import EventMetadata, EventType, TrackEvent, encode_event
 from .names import DLQ_STREAM, STREAM, ParsedSubject, SubjectKind, check_token, parse
 from .streams import dlq_stream, ensure_streams, tracks_stream
 
@@ -15,6 +15,7 @@ __all__ = [
     "TrackEvent",
     "check_token",
     "dlq_stream",
+    "encode_event",
     "ensure_streams",
     "headers",
     "names",

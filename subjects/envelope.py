@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-__all__ = ["EventMetadata", "EventType", "TrackEvent"]
+__all__ = ["EventMetadata", "EventType", "TrackEvent", "encode_event"]
 
 _WIRE = ConfigDict(
     alias_generator=AliasGenerator(alias=to_camel),
@@ -52,3 +53,33 @@ class TrackEvent(BaseModel):
     def looks_like(cls, body: object) -> bool:
         """A JSON object carrying the envelope's required keys; anything else is a plain payload."""
         return isinstance(body, dict) and {"trackId", "eventType", "metadata"} <= body.keys()
+
+
+def encode_event(
+    track_id: str,
+    event_type: EventType,
+    payload: dict[str, Any],
+    *,
+    correlation_id: str,
+    source_track: str,
+    target_tracks: list[str] | None = None,
+    user_id: str | None = None,
+    workflow: str | None = None,
+) -> bytes:
+    """The wire form of a :class:`TrackEvent`, built without the model (a hot path).
+
+    Produces exactly what ``TrackEvent(...).to_bytes()`` would; a test keeps the two equal.
+    """
+    metadata: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "correlationId": correlation_id,
+        "sourceTrack": source_track,
+    }
+    if target_tracks is not None:
+        metadata["targetTracks"] = target_tracks
+    if user_id is not None:
+        metadata["userId"] = user_id
+    if workflow is not None:
+        metadata["workflow"] = workflow
+    event = {"trackId": track_id, "eventType": str(event_type), "payload": payload, "metadata": metadata}
+    return json.dumps(event, separators=(",", ":"), default=str).encode()

@@ -25,6 +25,7 @@ __all__ = ["configure_tracing", "extract", "inject", "shutdown_tracing", "trace_
 log = logging.getLogger(__name__)
 _PROPAGATOR: TextMapPropagator = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None
 
 
 def configure_tracing(service_name: str) -> None:
@@ -40,6 +41,7 @@ def configure_tracing(service_name: str) -> None:
         log.info("tracing: exporting spans with %s", type(exporter).__name__)
     trace.set_tracer_provider(provider)
     _provider = provider
+    _reset_tracer()
 
 
 def shutdown_tracing() -> None:
@@ -62,12 +64,21 @@ def _exporter_from_env() -> SpanExporter | None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("tracks")
+    """The project's tracer, looked up once (``get_tracer`` is costly on a hot path)."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer("tracks")
+    return _tracer
 
 
-def inject(headers: MutableMapping[str, str]) -> None:
-    """Write the current span's ``traceparent`` into outgoing NATS headers."""
-    _PROPAGATOR.inject(headers)
+def _reset_tracer() -> None:
+    global _tracer
+    _tracer = None
+
+
+def inject(headers: MutableMapping[str, str], context: otel_context.Context | None = None) -> None:
+    """Write ``traceparent`` (of ``context``, else the current span) into outgoing NATS headers."""
+    _PROPAGATOR.inject(headers, context=context)
 
 
 def extract(headers: Mapping[str, str] | None) -> otel_context.Context:

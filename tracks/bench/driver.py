@@ -1,0 +1,91 @@
+"""Load driver shared by every contender: publish N triggers, observe N final events.
+
+Each trigger carries its send time; an observer subscribed (core NATS) to the final
+subject records end-to-end latency. Throughput = N / (last final event - first publish).
+``rate`` paces the triggers (open loop) for latency figures; ``None`` is a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+__all__ = ["Measurement", "drive"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    n: int
+    completed: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def drive(
+    nc: NATS,
+    *,
+    n: int,
+    trigger: Callable[[int, bytes], tuple[str, bytes, dict[str, str]]],
+    final_subject: str,
+    rate: float | None = None,
+    window: int = 1000,
+    timeout_s: float = 300.0,
+    final_payload: Callable[[bytes], dict[str, Any]] = json.loads,
+) -> Measurement:
+    js = nc.jetstream()
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def observe(msg: Msg) -> None:
+        t0 = final_payload(msg.data)["t0"]
+        latencies.append(time.time() - t0)
+        if len(latencies) >= n:
+            done.set()
+
+    sub = await nc.subscribe(final_subject, cb=observe)
+    slots = asyncio.Semaphore(window)
+    start = time.monotonic()
+
+    async def publish(i: int) -> None:
+        body = json.dumps({"t0": time.time(), "i": i}).encode()
+        subject, data, hdrs = trigger(i, body)
+        try:
+            await js.publish(subject, data, headers=hdrs, timeout=30)
+        finally:
+            slots.release()
+
+    tasks = []
+    for i in range(n):
+        if rate:
+            lag = start + i / rate - time.monotonic()
+            if lag > 0:
+                await asyncio.sleep(lag)
+        await slots.acquire()
+        tasks.append(asyncio.create_task(publish(i)))
+    await asyncio.gather(*tasks)
+    try:
+        await asyncio.wait_for(done.wait(), timeout_s)
+    except TimeoutError:
+        pass
+    elapsed = time.monotonic() - start
+    await sub.unsubscribe()
+    ms = sorted(x * 1000 for x in latencies) or [float("nan")]
+    return Measurement(
+        n=n, completed=len(latencies), seconds=round(elapsed, 3), per_second=round(len(latencies) / elapsed, 1),
+        p50_ms=round(statistics.median(ms), 2), p99_ms=round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        max_ms=round(ms[-1], 2),
+    )

@@ -1,0 +1,139 @@
+"""The benchmark suite: each scenario for the raw baseline and the runtime, same servers, same run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import platform
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from actors import Runtime, Track, TrackContext, Workflow
+from subjects import STREAM, dlq_stream, ensure_streams, headers, tracks_stream
+from tracks.connections import connect_nats, resolve_endpoints
+from tracks.db import create_pool
+from tracks.settings import Settings
+
+from .driver import Measurement, drive
+from .raw import raw_chain
+
+__all__ = ["BenchConfig", "run_bench"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    n: int = 20_000
+    stages: int = 4
+    paced_n: int = 3_000
+    paced_rate: float = 500.0
+
+
+async def _passthrough(ctx: TrackContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return payload
+
+
+def linear_workflow(prefix: str, stages: int) -> Workflow:
+    wf = Workflow(f"{prefix}-linear")
+    for i in range(stages):
+        wf.track(f"{prefix}-s{i}", after=[f"{prefix}-s{i - 1}"] if i else [])(_passthrough)
+    return wf
+
+
+def _envelope_payload(data: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(data)["payload"]
+    return body
+
+
+@contextlib.asynccontextmanager
+async def _runtime(settings: Settings, tracks: list[Track]) -> AsyncIterator[Runtime]:
+    async with Runtime(tracks, settings=settings, name="tracks-bench") as runtime:
+        yield runtime
+
+
+async def _measure_raw(nc: NATS, prefix: str, cfg: BenchConfig, n: int, rate: float | None) -> Measurement:
+    async with raw_chain(nc, prefix, cfg.stages) as final:
+        return await drive(
+            nc, n=n, rate=rate, final_subject=final,
+            trigger=lambda i, body: (f"tracks.{prefix}.s0.{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+        )
+
+
+async def _measure_runtime(
+    nc: NATS, settings: Settings, prefix: str, cfg: BenchConfig, n: int, rate: float | None
+) -> Measurement:
+    wf = linear_workflow(prefix, cfg.stages)
+    first, last = f"{prefix}-s0", f"{prefix}-s{cfg.stages - 1}"
+    async with _runtime(settings, list(wf)):
+        return await drive(
+            nc, n=n, rate=rate, final_subject=f"tracks.{last}.completed.*", final_payload=_envelope_payload,
+            trigger=lambda i, body: (f"tracks.{first}.run.{prefix}-{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+        )
+
+
+async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
+    endpoints = resolve_endpoints(settings)
+    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-bench")
+    run_id = uuid.uuid4().hex[:6]
+    prefixes: list[str] = []
+
+    def prefix(kind: str) -> str:
+        prefixes.append(f"b{run_id}{kind}")
+        return prefixes[-1]
+
+    try:
+        results: dict[str, Any] = {
+            "config": cfg.__dict__,
+            "machine": {"python": platform.python_version(), "cpus": _cpus(), "embedded": endpoints.embedded},
+        }
+        await ensure_streams(
+            nc.jetstream(),
+            tracks_stream(max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s),
+            dlq_stream(max_age_s=settings.dlq_max_age_s),
+        )
+        raw = await _measure_raw(nc, prefix("raw"), cfg, cfg.n, None)
+        full = await _measure_runtime(nc, settings, prefix("rt"), cfg, cfg.n, None)
+        raw_paced = await _measure_raw(nc, prefix("rawp"), cfg, cfg.paced_n, cfg.paced_rate)
+        full_paced = await _measure_runtime(nc, settings, prefix("rtp"), cfg, cfg.paced_n, cfg.paced_rate)
+        results["linear"] = {
+            "raw": raw.as_dict(),
+            "runtime": full.as_dict(),
+            "ratio": round(full.per_second / raw.per_second, 3) if raw.per_second else None,
+            "paced": {"rate": cfg.paced_rate, "raw": raw_paced.as_dict(), "runtime": full_paced.as_dict()},
+        }
+        return results
+    finally:
+        await _clean_up(nc, endpoints.database_url, prefixes)
+        await nc.drain()
+
+
+async def _clean_up(nc: NATS, database_url: str, prefixes: list[str]) -> None:
+    """Leave no benchmark traffic behind in a user's streams, consumers or tables."""
+    js = nc.jetstream()
+    for p in prefixes:
+        with contextlib.suppress(Exception):
+            for info in await js.consumers_info(STREAM):
+                if info.name.startswith(p):
+                    await js.delete_consumer(STREAM, info.name)
+        for pattern in (f"tracks.{p}.>", f"tracks.{p}-*.>"):
+            with contextlib.suppress(Exception):
+                await js.purge_stream(STREAM, subject=pattern)
+    pool = await create_pool(database_url, max_size=2)
+    try:
+        for p in prefixes:
+            await pool.execute("DELETE FROM processing_logs WHERE track_id LIKE $1", f"{p}%")
+            await pool.execute("DELETE FROM track_steps WHERE track_id LIKE $1", f"{p}%")
+    finally:
+        await pool.close()
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0

@@ -1,0 +1,48 @@
+"""``tracks bench``: throughput and latency of the runtime next to a raw nats-py chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracks.bench import BenchConfig, run_bench
+
+from ._common import async_command, get_settings
+
+__all__ = ["bench"]
+
+
+@click.command()
+@click.option("-n", "--workflows", "n", default=20_000, show_default=True, help="Workflows per burst.")
+@click.option("--stages", default=4, show_default=True)
+@click.option("--paced", "paced_n", default=3_000, show_default=True, help="Workflows in the paced latency run.")
+@click.option("--rate", default=500.0, show_default=True, help="Workflows/s in the paced latency run.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here.")
+@async_command
+async def bench(n: int, stages: int, paced_n: int, rate: float, json_path: Path | None) -> None:
+    """Run each scenario against the raw baseline and the full runtime (records and tracing on)."""
+    cfg = BenchConfig(n=n, stages=stages, paced_n=paced_n, paced_rate=rate)
+    results = await run_bench(get_settings(), cfg)
+    _print(results)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2))
+        click.echo(f"wrote {json_path}")
+
+
+def _print(results: dict[str, Any]) -> None:
+    lin = results["linear"]
+    click.echo(f"linear chain, {results['config']['stages']} tracks, burst of {lin['raw']['n']} workflows")
+    click.echo(f"{'':10} {'workflows/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'done':>7}")
+    for name in ("raw", "runtime"):
+        m = lin[name]
+        click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
+    click.echo(f"ratio runtime/raw: {lin['ratio']}")
+    paced = lin["paced"]
+    click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
+    for name in ("raw", "runtime"):
+        m = paced[name]
+        click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
