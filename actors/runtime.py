@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from subjects import dlq_stream, ensure_streams, tracks_stream
 from tracks import telemetry
 from tracks.connections import Endpoints, connect_nats, resolve_endpoints
-from tracks.db import create_pool
+from tracks.db import create_pool, migrate, pending
 from tracks.settings import Settings, load_settings
 
 from .consumer import ConsumerSpec, PullSource
@@ -34,9 +34,13 @@ from .track import Track
 from .tracing import TracingMiddleware
 from .worker import TrackWorker, WorkerConfig
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "SchemaError"]
 
 log = logging.getLogger(__name__)
+
+
+class SchemaError(RuntimeError):
+    """The database lacks migrations this runtime needs."""
 
 
 class Runtime:
@@ -89,6 +93,7 @@ class Runtime:
             dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
         )
         self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size)
+        await self._check_schema(self.pool, migrate_if_behind=self.endpoints.embedded)
         self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
@@ -100,6 +105,19 @@ class Runtime:
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
         log.info("runtime %s started tracks %s", self.name, ", ".join(self.workers))
+
+    @staticmethod
+    async def _check_schema(pool: asyncpg.Pool, *, migrate_if_behind: bool) -> None:
+        """Embedded (development) databases are migrated; others must be, explicitly, first."""
+        async with pool.acquire() as conn:
+            missing = await pending(conn)
+            if not missing:
+                return
+            if migrate_if_behind:
+                await migrate(conn)
+                return
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in missing)
+        raise SchemaError(f"the database schema is behind ({names} not applied): run `tracks db migrate`")
 
     def _worker(self, track: Track, js: object, publisher: EventPublisher) -> TrackWorker:
         s, opts = self.settings, track.options

@@ -11,6 +11,7 @@ from .actor import actor
 from .bench import bench
 from .chain import chain
 from .db import db
+from .demo import demo
 from .dev import dev
 from .schedule import schedule, scheduler
 from .trigger import trigger
@@ -33,7 +34,9 @@ cli.add_command(actor)
 cli.add_command(trigger)
 cli.add_command(chain)
 cli.add_command(bench)
-for _group in (schedule, scheduler): cli.add_command(_group)  # noqa: E701
+cli.add_command(demo)
+cli.add_command(schedule)
+cli.add_command(scheduler)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """PostgreSQL access: pools and the migrator."""
 
-from .migrate import Migration, MigrationError, discover, migrate, migrations_dir
+from .migrate import Migration, MigrationError, discover, migrate, migrations_dir, pending
 from .pool import create_pool, init_connection
 
-__all__ = ["Migration", "MigrationError", "create_pool", "discover", "init_connection", "migrate", "migrations_dir"]
+__all__ = ["Migration", "MigrationError", "create_pool", "discover", "init_connection", "migrate", "migrations_dir", "pending"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
-__all__ = ["Migration", "MigrationError", "discover", "migrate", "migrations_dir"]
+__all__ = ["Migration", "MigrationError", "discover", "migrate", "migrations_dir", "pending"]
 
 _LOCK_KEY = 0x7472_6B73  # "trks"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -91,3 +91,10 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
+
+
+async def pending(conn: asyncpg.Connection, directory: Path | None = None) -> list[Migration]:
+    """Migrations not applied yet (all of them on an empty database)."""
+    known = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")} if known else set()
+    return [m for m in discover(directory) if m.version not in applied]

@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint typecheck clean dev-down
+
+demo: $(STAMP)  ## set up, then run the reference workflow on the embedded default
+	$(BIN)/tracks demo
+
+test: $(STAMP)  ## set up, then run the whole test suite (real nats-server + PostgreSQL it starts itself)
+	$(BIN)/pytest
+
+bench: $(STAMP)  ## throughput and latency vs a raw nats-py chain; JSON in bench-results/
+	$(BIN)/tracks bench --json bench-results/bench.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+dev-down: $(STAMP)
+	$(BIN)/tracks dev down
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
