@@ -89,3 +89,17 @@ BEGIN
             CASE WHEN v_reason IS NULL THEN p_meta ELSE p_meta || jsonb_build_object('reason', v_reason) END);
     RETURN QUERY SELECT CASE v_status WHEN 'running' THEN 'publish' ELSE v_status END, p_cid, v_reason;
 END $$;
+
+-- Many ticks in one call and one commit (a burst of schedules due at the same second).
+-- Callers pass them sorted by (schedule, time) so concurrent batches take the advisory locks in
+-- the same order and cannot deadlock.
+CREATE FUNCTION tracks_claim_ticks(p_schedules uuid[], p_fors timestamptz[], p_cids text[], p_policies text[],
+                                   p_follow_s double precision, p_metas jsonb[])
+RETURNS TABLE (o_index integer, o_decision text, o_correlation_id text, o_reason text) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_schedules, 1), 0) LOOP
+        RETURN QUERY SELECT i, c.o_decision, c.o_correlation_id, c.o_reason
+                     FROM tracks_claim_tick(p_schedules[i], p_fors[i], p_cids[i], p_policies[i],
+                                            p_follow_s, p_metas[i]) AS c;
+    END LOOP;
+END $$;

@@ -63,17 +63,36 @@ class ExecutionStore:
     async def claim(
         self, schedule: Schedule, scheduled_for: datetime, correlation_id: str, *, follow_s: float
     ) -> Claim:
-        """Decide a tick once for all replicas (``tracks_claim_tick``, migration 0004).
+        """Decide one tick for all replicas; see :meth:`claim_many`."""
+        return (await self.claim_many([(schedule, scheduled_for, correlation_id)], follow_s=follow_s))[0]
+
+    async def claim_many(
+        self, ticks: Sequence[tuple[Schedule, datetime, str]], *, follow_s: float
+    ) -> list[Claim]:
+        """Decide ticks for all replicas in one call and one commit (``tracks_claim_ticks``, migration 0004).
 
         ``follow_s``: how recent a running tick must be for a later replica to publish it again.
+        Ticks are sent sorted by (schedule, time) — the lock order that keeps batches deadlock-free.
         """
-        row = await self._pool.fetchrow(
-            "SELECT o_decision, o_correlation_id, o_reason FROM tracks_claim_tick($1, $2, $3, $4, $5, $6)",
-            schedule.id, scheduled_for, correlation_id, schedule.overlap_policy.value, follow_s,
-            self._metadata(schedule, None),
-        )  # fmt: skip
-        assert row is not None
-        return Claim(Decision(row["o_decision"]), row["o_correlation_id"], row["o_reason"])
+        order = sorted(range(len(ticks)), key=lambda i: (ticks[i][0].id, ticks[i][1]))
+        rows = await self._pool.fetch(
+            """SELECT o_index, o_decision, o_correlation_id, o_reason
+               FROM tracks_claim_ticks($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
+                                       $5, $6::jsonb[])""",
+            [ticks[i][0].id for i in order],
+            [ticks[i][1] for i in order],
+            [ticks[i][2] for i in order],
+            [ticks[i][0].overlap_policy.value for i in order],
+            follow_s,
+            [self._metadata(ticks[i][0], None) for i in order],
+        )
+        claims: list[Claim | None] = [None] * len(ticks)
+        for row in rows:
+            claims[order[row["o_index"] - 1]] = Claim(
+                Decision(row["o_decision"]), row["o_correlation_id"], row["o_reason"]
+            )
+        assert all(c is not None for c in claims)
+        return [c for c in claims if c is not None]
 
     def _metadata(self, schedule: Schedule, reason: str | None, **extra: Any) -> dict[str, Any]:
         meta: dict[str, Any] = {

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .batching import ClaimBatcher
 from .executions import Decision, ExecutionStore, Finished
 from .misfire import MisfirePlan
 from .publisher import TickPublisher, message_id
@@ -54,7 +55,7 @@ class TickFirer:
     ) -> None:
         self._executions = executions
         self._publisher = publisher
-        self._follow_s = follow_s
+        self._claims = ClaimBatcher(executions, follow_s=follow_s)
         self._attempts = publish_attempts
         self._clock = clock
         self.stats = TickStats()
@@ -70,9 +71,7 @@ class TickFirer:
             await self.fire(schedule, plan.fire)
 
     async def fire(self, schedule: Schedule, scheduled_for: datetime) -> Decision:
-        claim = await self._executions.claim(
-            schedule, scheduled_for, uuid.uuid4().hex, follow_s=self._follow_s
-        )
+        claim = await self._claims.claim(schedule, scheduled_for, uuid.uuid4().hex)
         if claim.decision is Decision.PUBLISH:
             await self.publish(schedule, scheduled_for, claim.correlation_id)
         elif claim.decision is Decision.SKIPPED:
