@@ -5,6 +5,8 @@ subjects on the shared servers:
 
     TRACKS_TEST_PREFIX   names the tracks ``<prefix>-work`` and ``<prefix>-next`` (after work)
     TRACKS_TEST_SLEEP_S  how long ``work`` sleeps per step (default 0)
+
+In-process tests build the same workflow with :func:`build_workflow`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,7 @@ from pydantic import BaseModel
 
 from actors import TrackContext, Workflow
 
-__all__ = ["Job", "app", "track_names"]
-
-
-def track_names(prefix: str) -> tuple[str, str]:
-    """The (work, next) track names for ``prefix``."""
-    return f"{prefix}-work", f"{prefix}-next"
+__all__ = ["Done", "Job", "app", "build_workflow", "track_names"]
 
 
 class Job(BaseModel):
@@ -33,22 +30,29 @@ class Done(BaseModel):
     pid: int
 
 
-_PREFIX = os.environ.get("TRACKS_TEST_PREFIX", "actor-app")
-_SLEEP_S = float(os.environ.get("TRACKS_TEST_SLEEP_S", "0"))
-WORK, NEXT = track_names(_PREFIX)
-
-app = Workflow(f"test-app-{_PREFIX}")
+def track_names(prefix: str) -> tuple[str, str]:
+    """The (work, next) track names for ``prefix``."""
+    return f"{prefix}-work", f"{prefix}-next"
 
 
-@app.track(WORK)
-async def work(ctx: TrackContext, job: Job) -> Done:
-    """Sleep a little (so a test can interrupt the process mid-batch), then pass ``n`` on."""
-    if _SLEEP_S:
-        await asyncio.sleep(_SLEEP_S)
-    return Done(n=job.n, pid=os.getpid())
+def build_workflow(prefix: str, sleep_s: float = 0.0) -> Workflow:
+    work_name, next_name = track_names(prefix)
+    wf = Workflow(f"test-app-{prefix}")
+
+    @wf.track(work_name)
+    async def work(ctx: TrackContext, job: Job) -> Done:
+        """Sleep a little (so a test can interrupt the process mid-batch), then pass ``n`` on."""
+        if sleep_s:
+            await asyncio.sleep(sleep_s)
+        return Done(n=job.n, pid=os.getpid())
+
+    @wf.track(next_name, after=[work_name])
+    async def next_step(ctx: TrackContext, done: Done) -> Done:
+        """Downstream of ``work``: proves completions still chain after a crash or a restart."""
+        return Done(n=done.n, pid=os.getpid())
+
+    return wf
 
 
-@app.track(NEXT, after=[WORK])
-async def next_step(ctx: TrackContext, done: Done) -> Done:
-    """Downstream of ``work``: proves completions still chain after a crash or a restart."""
-    return Done(n=done.n, pid=os.getpid())
+app = build_workflow(os.environ.get("TRACKS_TEST_PREFIX", "actor-app"),
+                     float(os.environ.get("TRACKS_TEST_SLEEP_S", "0")))

@@ -1,0 +1,41 @@
+"""Servers of a test's own, for tests that stop, kill or restart them (the session's are shared)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import asyncpg
+
+from tracks.db import migrate
+from tracks.embedded import NatsServer, PostgresServer
+
+__all__ = ["own_nats", "own_postgres"]
+
+
+@contextmanager
+def own_nats(root: Path) -> Iterator[NatsServer]:
+    """A nats-server with JetStream on a free port, its store under ``root``; stopped after."""
+    server = NatsServer(root / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@asynccontextmanager
+async def own_postgres(root: Path) -> AsyncIterator[PostgresServer]:
+    """A migrated PostgreSQL on a free port, its cluster under ``root``; stopped after."""
+    server = PostgresServer(root / "postgres", fast=True)
+    server.start()
+    try:
+        conn = await asyncpg.connect(server.url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield server
+    finally:
+        server.stop()
