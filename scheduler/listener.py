@@ -49,7 +49,9 @@ class ScheduleListener:
         self.ready = asyncio.Event()
         """Set once the first LISTEN is active and the first resync is done."""
         self.connections = 0
+        self.failures = 0
         self.backend_pid: int | None = None
+        self._retry_s = 1.0
 
     async def run(self, stop: asyncio.Event) -> None:
         worker = asyncio.create_task(self._drain())
@@ -101,10 +103,12 @@ class ScheduleListener:
                     self.ready.set()
                 else:
                     await self._on_change(change)
-            except Exception:
-                log.exception("schedule listener: applying %s failed", change or "resync")
-                if change is not None:
-                    self._queue.put_nowait(None)  # fall back to a full resync
+            except Exception as exc:
+                # PostgreSQL may be half back (the pool's old connections fail once): resync soon.
+                log.warning("schedule listener: applying %s failed (%s); resyncing", change or "resync", exc)
+                self.failures += 1
+                await asyncio.sleep(self._retry_s)
+                self._queue.put_nowait(None)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float, *more: asyncio.Event) -> None:

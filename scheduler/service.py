@@ -40,6 +40,8 @@ __all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
 
+_MAX_UNCLAIMED = 10_000
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -78,6 +80,8 @@ class Scheduler:
         )
         self.monitor = ResourceMonitor("scheduler", self.settings.instance)
         self._loaded: dict[uuid.UUID, Schedule] = {}
+        self._unclaimed: dict[uuid.UUID, list[datetime]] = {}
+        """Ticks whose claim failed (database down), retried by the sweep and by the next tick."""
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -225,12 +229,19 @@ class Scheduler:
     async def _tick(self, schedule_id: uuid.UUID, run_times: Sequence[datetime] = ()) -> None:
         """Called by APScheduler (through :class:`TickExecutor`) with every due run time."""
         schedule = self._loaded.get(schedule_id)
-        if schedule is None or self._stop.is_set() or not run_times:
+        times = sorted({*self._unclaimed.pop(schedule_id, []), *run_times})
+        if schedule is None or self._stop.is_set() or not times:
             return
         try:
-            await self.firer.apply(schedule, plan_due(list(run_times), _utcnow(), self._grace(schedule)))
-        except Exception:
-            log.exception("%s: tick %s failed", schedule.name, run_times[-1].isoformat())
+            await self.firer.apply(schedule, plan_due(times, _utcnow(), self._grace(schedule)))
+        except Exception as exc:
+            # PostgreSQL unreachable: keep the ticks; the next attempt coalesces them (claims are idempotent).
+            log.error("%s: tick %s not claimed (%s); will retry", schedule.name, times[-1].isoformat(), exc)
+            self._unclaimed[schedule_id] = times[-_MAX_UNCLAIMED:]
+
+    async def _retry_unclaimed(self) -> None:
+        for schedule_id in list(self._unclaimed):
+            await self._tick(schedule_id)
 
     async def _on_finished(self, finished: Finished) -> None:
         if finished.schedule_id is None:
@@ -242,9 +253,10 @@ class Scheduler:
     async def _sweep(self) -> None:
         while not self._stop.is_set():
             try:
+                await self._retry_unclaimed()
                 for finished in await self.firer.sweep_timeouts(self.settings.job_timeout_s):
                     await self._on_finished(finished)
-            except Exception:
-                log.exception("timeout sweep failed; retrying")
+            except Exception as exc:
+                log.warning("timeout sweep failed (%s); retrying", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.sweep_interval_s)
