@@ -2,6 +2,7 @@
 
 The message ID is ``schedule:<name>:<fire time, ISO UTC>``: every replica firing the same
 tick produces the same ID, and JetStream keeps only the first within its duplicate window.
+Each tick opens a producer span and carries its ``traceparent``: one run, one trace.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from subjects import EventMetadata, EventType, TrackEvent, names
 from subjects.headers import MSG_ID, PRIORITY
+from tracks.telemetry import inject, tracer
 
 from .schedules import Schedule
 
@@ -72,7 +75,19 @@ class TickPublisher:
         subject = self._route(schedule, correlation_id)
         headers = {MSG_ID: message_id(schedule.name, scheduled_for), PRIORITY: schedule.priority.value}
         body = tick_event(schedule, scheduled_for, correlation_id).to_bytes()
-        ack = await self._js.publish(subject, body, headers=headers, timeout=self._timeout_s)
+        attributes = {
+            "tracks.schedule": schedule.name,
+            "tracks.correlation_id": correlation_id,
+            "tracks.scheduled_for": iso_utc(scheduled_for),
+            "messaging.destination.name": subject,
+        }
+        # The tick is the root of the run's trace: the track's spans continue it via traceparent.
+        with tracer().start_as_current_span(
+            "schedule tick", kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            inject(headers)
+            ack = await self._js.publish(subject, body, headers=headers, timeout=self._timeout_s)
+            span.set_attribute("tracks.duplicate", bool(ack.duplicate))
         if ack.duplicate:
             log.debug("tick %s already published by another replica", headers[MSG_ID])
         return Published(subject, ack.seq, bool(ack.duplicate))

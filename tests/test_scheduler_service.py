@@ -19,6 +19,7 @@ from subjects.headers import MSG_ID, PRIORITY
 from tests.support.scheduling import body, cleanup_schedules, published, running_scheduler
 from tests.support.waiting import eventually
 from tracks.settings import Settings
+from tracks.telemetry import configure_tracing
 
 EVERY_SECOND = "* * * * * *"
 
@@ -40,6 +41,7 @@ async def _rows(pool: asyncpg.Pool, name: str) -> list[asyncpg.Record]:
 async def test_two_replicas_publish_each_tick_exactly_once(
     settings: Settings, js: JetStreamContext, pool: asyncpg.Pool, store: ScheduleStore, unique: str
 ) -> None:
+    configure_tracing("tests")  # so ticks carry a traceparent (a no-op when already installed)
     name, target = f"t{unique}-replicas", f"rep{unique}"
     async with (
         running_scheduler(settings, unique, instance="a") as a,
@@ -73,6 +75,8 @@ async def test_two_replicas_publish_each_tick_exactly_once(
     assert {r["correlation_id"] for r in rows} == {m.subject.rsplit(".", 1)[1] for m in msgs}
     first = msgs[0]
     assert first.headers is not None
+    trace_ids = {m.headers["traceparent"].split("-")[1] for m in msgs if m.headers}
+    assert len(trace_ids) == len(msgs), "each tick starts its own trace"
     assert first.headers[PRIORITY] == "high"
     assert first.headers[MSG_ID].startswith(f"schedule:{name}:")
     event = TrackEvent.model_validate(body(first))

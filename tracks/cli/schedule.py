@@ -31,6 +31,7 @@ from scheduler.settings import SchedulerSettings
 from subjects import dlq_stream, ensure_streams, tracks_stream
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool, init_connection, migrate
+from tracks.telemetry import configure_tracing, shutdown_tracing
 
 from ._common import UserError, async_command, get_settings, parse_json_object
 
@@ -229,6 +230,7 @@ async def run_cmd() -> None:
 
     settings = get_settings()
     sched_settings = _scheduler_settings()
+    configure_tracing("tracks-scheduler")
     endpoints = resolve_endpoints(settings)
     conn = await asyncpg.connect(endpoints.database_url)
     try:
@@ -265,6 +267,7 @@ async def run_cmd() -> None:
     finally:
         await pool.close()
         await nc.drain()
+        shutdown_tracing()
 
 
 @scheduler.command("bench")
