@@ -8,6 +8,7 @@ started simply match no row and are acked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,7 @@ class HistoryConsumer:
         self._batch = batch
         self.handled = 0
         self.unmatched = 0
+        self.failures = 0
 
     async def ensure(self) -> None:
         """Create the consumer before the first tick is published, so no completion is missed."""
@@ -86,6 +88,19 @@ class HistoryConsumer:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop``; a lost subscription (NATS restart, consumer deleted) is rebuilt."""
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+            except Exception as exc:
+                self.failures += 1
+                log.warning("history: %s: %s; resubscribing in 1 s", type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                with contextlib.suppress(Exception):
+                    await self.ensure()  # the consumer may have been deleted
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=STREAM)
         try:
             while not stop.is_set():
@@ -96,7 +111,8 @@ class HistoryConsumer:
                 for msg in msgs:
                     await self._handle(msg)
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _handle(self, msg: Msg) -> None:
         """Ack what was applied or can never apply; nak (retry later) when PostgreSQL failed."""

@@ -265,3 +265,26 @@ async def test_listen_connection_heals_after_it_is_killed(
         await eventually(
             _holds(lambda: added.id not in service.loaded), timeout=5, what="disable after reconnect"
         )
+
+
+async def test_history_consumer_is_recreated_when_deleted(
+    settings: Settings, js: JetStreamContext, pool: asyncpg.Pool, store: ScheduleStore, unique: str
+) -> None:
+    name, target = f"t{unique}-recreate", f"recr{unique}"
+    async with running_scheduler(settings, unique):
+        await js.delete_consumer("TRACKS", f"history-{unique}")
+
+        async def exists() -> bool:
+            try:
+                await js.consumer_info("TRACKS", f"history-{unique}")
+            except Exception:
+                return False
+            return True
+
+        await eventually(exists, timeout=10, what="consumer recreated")
+        await store.add(NewSchedule(name=name, cron_expression=EVERY_SECOND, target=target))
+        await eventually(_ticks_above(js, target, 0), timeout=5, what="first tick")
+        cid = (await published(js, f"tracks.{target}.run.*"))[0].subject.rsplit(".", 1)[1]
+        await _finish(js, target, cid, SubjectKind.COMPLETED, {"ok": True})
+        await eventually(lambda: _status(pool, cid, "completed"), timeout=5, what="completed row")
+        await store.set_enabled(name, False)
