@@ -18,7 +18,7 @@ from subjects import DLQ_STREAM, headers, names
 
 from .publisher import EventPublisher
 
-__all__ = ["DLQ_HEADERS", "DeadLetter", "DeadLetters"]
+__all__ = ["DLQ_HEADERS", "DeadLetter", "DeadLetters", "Original"]
 
 _TRACEBACK_LIMIT = 4000
 
@@ -47,6 +47,22 @@ class DeadLetter:
     first_failure: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Original:
+    """The message being dead-lettered, wherever it came from: a delivery or a stream read."""
+
+    subject: str
+    data: bytes
+    headers: dict[str, str] | None
+    stream: str
+    stream_seq: int
+
+    @classmethod
+    def of(cls, msg: Msg) -> Original:
+        meta = msg.metadata
+        return cls(msg.subject, msg.data, msg.headers, meta.stream, meta.sequence.stream)
+
+
 def _one_line(text: str, limit: int = 1000) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -57,12 +73,17 @@ class DeadLetters:
         self._publisher = publisher
 
     async def send(self, msg: Msg, letter: DeadLetter) -> PubAck:
+        return await self.send_original(Original.of(msg), letter)
+
+    async def send_original(self, original: Original, letter: DeadLetter) -> PubAck:
+        """Publish the dead letter; its ``Nats-Msg-Id`` is per original message, so a second
+        dead letter for the same message (another replica, a retry) is dropped by the DLQ stream."""
         now = datetime.now(UTC).isoformat()
-        meta = msg.metadata
-        seq = meta.sequence.stream
-        hdrs = {k: v for k, v in (msg.headers or {}).items() if k not in (headers.MSG_ID, headers.TRACEPARENT)}
+        seq = original.stream_seq
+        dropped = (headers.MSG_ID, headers.TRACEPARENT)
+        hdrs = {k: v for k, v in (original.headers or {}).items() if k not in dropped}
         hdrs.update({
-            DLQ_HEADERS.SUBJECT: msg.subject,
+            DLQ_HEADERS.SUBJECT: original.subject,
             DLQ_HEADERS.STREAM_SEQ: str(seq),
             DLQ_HEADERS.TRACK: letter.track,
             DLQ_HEADERS.CORRELATION_ID: letter.correlation_id,
@@ -71,12 +92,12 @@ class DeadLetters:
             DLQ_HEADERS.DELIVERIES: str(letter.deliveries),
             DLQ_HEADERS.FIRST_FAILURE: (letter.first_failure.isoformat() if letter.first_failure else now),
             DLQ_HEADERS.LAST_FAILURE: now,
-            headers.MSG_ID: f"dlq:{meta.stream}:{seq}",
+            headers.MSG_ID: f"dlq:{original.stream}:{seq}",
         })
         if letter.traceback:
             hdrs[DLQ_HEADERS.TRACEBACK] = json.dumps(letter.traceback[-_TRACEBACK_LIMIT:])
         return await self._publisher.publish(
-            names.dlq(letter.track, letter.correlation_id), msg.data, hdrs, stream=DLQ_STREAM
+            names.dlq(letter.track, letter.correlation_id), original.data, hdrs, stream=DLQ_STREAM
         )
 
     @staticmethod
