@@ -166,6 +166,16 @@ class Ledger:
         """Durably record a step's outcome (and, by ordering, every row recorded before it)."""
         await self._writes.submit(outcome)
 
+    async def first_failure(self, correlation_id: str, track: str) -> datetime | None:
+        """When this step first failed (for a dead letter's ``Tracks-First-Failure``); failure path only."""
+        async with self._pool.acquire() as conn:
+            value: datetime | None = await conn.fetchval(
+                "SELECT min(occurred_at) FROM processing_logs "
+                "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'failed'",
+                correlation_id, track,
+            )
+        return value
+
     async def _claim_batch(self, claims: Sequence[Claim]) -> list[ClaimResult]:
         # One statement may not claim the same step twice: the first wins, the rest are duplicates.
         first: dict[tuple[str, str], Claim] = {}

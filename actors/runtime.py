@@ -23,16 +23,17 @@ from tracks.connections import Endpoints, connect_nats, resolve_endpoints
 from tracks.db import create_pool, migrate, pending
 from tracks.settings import Settings, load_settings
 
+from .breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
+from .config import resolve
 from .consumer import ConsumerSpec, PullSource
 from .ledger import Ledger
 from .middleware import Middleware
 from .publisher import EventPublisher
 from .recording import LedgerMiddleware
-from .retry import RetryPolicy
 from .time_limit import TimeLimitMiddleware
-from .track import Track
 from .tracing import TracingMiddleware
-from .worker import TrackWorker, WorkerConfig
+from .track import Track
+from .worker import TrackWorker
 
 __all__ = ["Runtime", "SchemaError"]
 
@@ -68,6 +69,9 @@ class Runtime:
         self.pool: asyncpg.Pool | None = None
         self.ledger: Ledger | None = None
         self.endpoints: Endpoints | None = None
+        self._announcer: BreakerAnnouncer | None = None
+        for track in self.tracks:  # refuse contradictory settings before connecting to anything
+            resolve(track, self.settings)
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -97,8 +101,9 @@ class Runtime:
         self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
+        self._announcer = BreakerAnnouncer(self.ledger, publisher)
         for track in self.tracks:
-            worker = self._worker(track, js, publisher)
+            worker = self._worker(track, publisher)
             await worker.source.start()
             self.workers[track.name] = worker
         self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
@@ -119,25 +124,23 @@ class Runtime:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in missing)
         raise SchemaError(f"the database schema is behind ({names} not applied): run `tracks db migrate`")
 
-    def _worker(self, track: Track, js: object, publisher: EventPublisher) -> TrackWorker:
-        s, opts = self.settings, track.options
-        assert self.nc is not None and self.ledger is not None
-        max_deliver = opts.max_deliver or s.max_deliver
-        ack_wait = opts.ack_wait_s or s.ack_wait_s
-        spec = ConsumerSpec.for_track(track, ack_wait_s=ack_wait, max_deliver=max_deliver,
-                                      max_ack_pending=s.max_ack_pending)
-        source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=s.fetch_timeout_s)
-        chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger)]
-        if opts.time_limit_s:
-            chain.append(TimeLimitMiddleware(opts.time_limit_s))
-        chain += self._user_middleware
-        config = WorkerConfig(
-            concurrency=opts.concurrency or s.concurrency,
-            fetch_batch=opts.fetch_batch or s.fetch_batch,
-            ack_wait_s=ack_wait,
-            retry=RetryPolicy(max_deliver=max_deliver),
-        )
-        return TrackWorker(track, config, source, self.ledger, publisher, chain)
+    def _worker(self, track: Track, publisher: EventPublisher) -> TrackWorker:
+        """The chain, outermost first: tracing, ledger, breaker, time limit, user middleware."""
+        assert self.nc is not None and self.ledger is not None and self._announcer is not None
+        config = resolve(track, self.settings)
+        spec = ConsumerSpec.for_track(track, ack_wait_s=config.ack_wait_s, max_deliver=config.max_deliver,
+                                      max_ack_pending=config.max_ack_pending)
+        source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
+        breaker = CircuitBreaker(track.name, threshold=config.breaker_threshold,
+                                 cooldown_s=config.breaker_cooldown_s, on_transition=self._announcer)
+        chain: list[Middleware] = [
+            TracingMiddleware(),
+            LedgerMiddleware(self.ledger),
+            BreakerMiddleware(breaker),
+            TimeLimitMiddleware(config.time_limit_s),
+            *self._user_middleware,
+        ]
+        return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker)
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -178,6 +181,8 @@ class Runtime:
         if abandoned:
             log.warning("%d step(s) did not finish within %.0fs; they were nak'ed for redelivery",
                         abandoned, self.settings.shutdown_grace_s)
+        if self._announcer is not None:
+            await self._announcer.close()
         if self.ledger is not None:
             await self.ledger.close()
         if self.pool is not None:

@@ -32,12 +32,21 @@ class TrackOptions:
     fetch_batch: int | None = None
     time_limit_s: float | None = None
     """Longest a handler may run before it is cancelled (a retryable failure)."""
+    retry_base_s: float | None = None
+    retry_cap_s: float | None = None
+    breaker_threshold: int | None = None
+    breaker_cooldown_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_deliver", "ack_wait_s", "concurrency", "fetch_batch", "time_limit_s"):
+        for name in ("max_deliver", "ack_wait_s", "concurrency", "fetch_batch", "time_limit_s", "retry_cap_s",
+                     "breaker_cooldown_s"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise WorkflowError(f"track option {name} must be > 0, got {value}")
+        for name in ("retry_base_s", "breaker_threshold"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise WorkflowError(f"track option {name} must be >= 0, got {value}")
 
 
 @dataclass(frozen=True)

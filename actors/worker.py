@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from contextlib import suppress
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from subjects import SubjectKind
 
+from .breaker import CircuitBreaker
+from .config import TrackConfig
 from .consumer import PullSource
 from .context import TrackContext
 from .dead_letter import DeadLetter, DeadLetters
@@ -30,31 +32,23 @@ from .errors import PoisonMessage
 from .ledger import Ledger, LogRow, StepFinish, Verdict
 from .middleware import Middleware, Next, Step, compose
 from .publisher import EventPublisher
-from .retry import RetryPolicy
 from .track import Track
 
-__all__ = ["TrackWorker", "WorkerConfig"]
+__all__ = ["TrackWorker"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    concurrency: int
-    fetch_batch: int
-    ack_wait_s: float
-    retry: RetryPolicy
 
 
 class TrackWorker:
     def __init__(
         self,
         track: Track,
-        config: WorkerConfig,
+        config: TrackConfig,
         source: PullSource,
         ledger: Ledger,
         publisher: EventPublisher,
         middleware: list[Middleware],
+        breaker: CircuitBreaker,
         targets: list[str] | None = None,
     ) -> None:
         self.track = track
@@ -65,6 +59,9 @@ class TrackWorker:
         self._dead_letters = DeadLetters(publisher)
         self._chain: Next = compose(middleware, self._invoke)
         self._targets = targets
+        self.breaker = breaker
+        self._probe: int | None = None  # id() of the half-open probe message
+        self._background: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
         self._slot_freed = asyncio.Event()
@@ -88,14 +85,36 @@ class TrackWorker:
             while not self._stopping.is_set():
                 free = self.config.concurrency - len(self._tasks)
                 if free < low_water and self._tasks:
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
+                    await self._wait_for_slot()
+                    continue
+                allowed = self.breaker.allowance(min(free, batch))
+                if allowed == 0:
+                    await self._wait_for_breaker()
                     continue
                 self.fetches += 1
-                for msg in await self.source.fetch(min(free, batch)):
+                msgs = await self.source.fetch(allowed)
+                if allowed == 1 and self.breaker.state != "closed":
+                    if msgs:
+                        self._probe = id(msgs[0])
+                    else:
+                        self.breaker.probe_done()
+                for msg in msgs:
                     self._spawn(msg)
         finally:
             heartbeats.cancel()
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_freed.clear()
+        await self._slot_freed.wait()
+
+    async def _wait_for_breaker(self) -> None:
+        """Open: sleep until the probe is due (or stop). Half-open: until the probe settles."""
+        wait = self.breaker.seconds_until_probe()
+        if wait <= 0:
+            await self._wait_for_slot()
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=wait)
 
     def _spawn(self, msg: Msg) -> None:
         self._inflight[id(msg)] = (msg, time.monotonic())
@@ -164,6 +183,9 @@ class TrackWorker:
         finally:
             self._inflight.pop(id(msg), None)
             self.processed += 1
+            if self._probe == id(msg):
+                self._probe = None
+                self.breaker.probe_done()
 
     def _context(self, msg: Msg, meta: Msg.Metadata, activation: Activation) -> TrackContext:
         """``meta`` is parsed once by the caller: nats-py re-parses ``msg.metadata`` on every access."""
@@ -209,8 +231,10 @@ class TrackWorker:
                      ctx.attempt, error, delay)
             await msg.nak(delay)
             return
+        first_failure = await self._ledger.first_failure(ctx.correlation_id, self.track.name)
         await self._dead_letters.send(msg, DeadLetter(self.track.name, ctx.correlation_id, type(exc).__name__,
-                                                      str(exc), deliveries, DeadLetters.format_traceback(exc)))
+                                                      str(exc), deliveries, DeadLetters.format_traceback(exc),
+                                                      first_failure))
         details = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
         await self._ledger.finish(StepFinish("failed", self._row(step, "failed", error, exc, details)))
         await self._publisher.track_event(self.track.name, SubjectKind.FAILED, ctx.correlation_id,

@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     shutdown_grace_s: PositiveFloat = 30.0
     """On SIGTERM, how long in-flight handlers may take to finish before they are abandoned."""
 
+    # --- failures (defaults for every track; a track may override) ----------------------
+    retry_base_s: Annotated[float, Field(ge=0)] = 1.0
+    """First retry delay; doubles per delivery (with jitter) up to ``retry_cap_s``."""
+    retry_cap_s: PositiveFloat = 60.0
+    time_limit_s: PositiveFloat = 300.0
+    """Longest a handler may run; every step has one (heartbeats keep ack_wait from expiring)."""
+    breaker_threshold: Annotated[int, Field(ge=0)] = 25
+    """Consecutive failures that open a track's circuit breaker (0 disables it)."""
+    breaker_cooldown_s: PositiveFloat = 30.0
+    """How long an open breaker waits before it lets one probe message through."""
+
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500
     records_linger_ms: Annotated[float, Field(ge=0)] = 0.0
