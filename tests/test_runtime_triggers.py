@@ -171,3 +171,41 @@ async def test_republished_trigger_does_not_rerun_a_completed_step(
         }
     assert await count_logs(pool, second, "duplicate") == 0
     assert await step_statuses(pool, second) == {cid: "completed"}
+
+
+
+async def test_a_completion_seen_twice_does_not_run_downstream_twice(
+    settings: Settings, pool: asyncpg.Pool, js: JetStreamContext, unique: str
+) -> None:
+    """An upstream completion that reaches the stream twice (re-announced after the dedup window,
+    simulated by re-publishing it under another ``Nats-Msg-Id``) is delivered to the downstream
+    track again: the ledger, not JetStream, keeps the completed step from running a second time."""
+    first, second = f"{unique}-a", f"{unique}-b"
+    wf = chain_of_two(first, second)
+    cid = f"{unique}-cid"
+    async with Runtime(list(wf), settings=settings):
+        await TracksClient(js).trigger(first, {"n": 1}, correlation_id=cid)
+
+        async def downstream_done() -> bool:
+            return await count_logs(pool, second, "completed") >= 1
+
+        await eventually(downstream_done, timeout=30, what="the first run through both tracks")
+        original = await js.get_last_msg("TRACKS", f"tracks.{first}.completed.{cid}")
+        again = await js.publish(original.subject or "", original.data or b"",
+                                 headers={headers.MSG_ID: f"{unique}-after-the-window"})
+        assert not again.duplicate
+
+        async def duplicate_settled() -> bool:
+            info = await consumer_idle(js, second)
+            return (info is not None and info.delivered.stream_seq >= again.seq
+                    and await count_logs(pool, second, "duplicate") >= 1)
+
+        await eventually(duplicate_settled, timeout=30, what="the repeated completion to be settled")
+
+    assert await event_counts(pool, second, "started") == {cid: 1}
+    assert await event_counts(pool, second, "completed") == {cid: 1}
+    assert await event_counts(pool, second, "duplicate") == {cid: 1}
+    # the downstream re-announced its own completion under the same Nats-Msg-Id: still one on the stream
+    assert await stream_subjects(js, "TRACKS", f"tracks.{second}.completed.*") == {
+        f"tracks.{second}.completed.{cid}": 1
+    }
