@@ -23,6 +23,7 @@ from tracks.connections import Endpoints, connect_nats, resolve_endpoints
 from tracks.db import create_pool, migrate, pending
 from tracks.settings import Settings, load_settings
 
+from .advisories import MaxDeliveriesWatcher
 from .breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
 from .config import resolve
 from .consumer import ConsumerSpec, PullSource
@@ -70,6 +71,7 @@ class Runtime:
         self.ledger: Ledger | None = None
         self.endpoints: Endpoints | None = None
         self._announcer: BreakerAnnouncer | None = None
+        self.advisories: MaxDeliveriesWatcher | None = None
         for track in self.tracks:  # refuse contradictory settings before connecting to anything
             resolve(track, self.settings)
 
@@ -106,6 +108,11 @@ class Runtime:
             worker = self._worker(track, publisher)
             await worker.source.start()
             self.workers[track.name] = worker
+        # listening before the first fetch: a message whose last delivery died with an earlier
+        # process is given up (and advised) when its ack_wait ends, maybe right now
+        self.advisories = MaxDeliveriesWatcher(self.nc, js, self.pool, self.ledger, publisher,
+                                               list(self.workers))
+        await self.advisories.start()
         self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
@@ -181,6 +188,8 @@ class Runtime:
         if abandoned:
             log.warning("%d step(s) did not finish within %.0fs; they were nak'ed for redelivery",
                         abandoned, self.settings.shutdown_grace_s)
+        if self.advisories is not None:
+            await self.advisories.stop()
         if self._announcer is not None:
             await self._announcer.close()
         if self.ledger is not None:
