@@ -64,11 +64,13 @@ class TrackWorker:
         self._background: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
+        self._running_seqs: set[int] = set()  # stream sequences being processed
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self.processed = 0
         self.fetches = 0
         self.settle_errors = 0
+        self.redeliveries_ignored = 0
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -117,10 +119,31 @@ class TrackWorker:
             await asyncio.wait_for(self._stopping.wait(), timeout=wait)
 
     def _spawn(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        if seq in self._running_seqs:
+            self._ignore_redelivery(msg, seq)
+            return
+        self._running_seqs.add(seq)
         self._inflight[id(msg)] = (msg, time.monotonic())
         task = asyncio.create_task(self._process(msg))
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        task.add_done_callback(lambda _: self._running_seqs.discard(seq))
+
+    def _ignore_redelivery(self, msg: Msg, seq: int) -> None:
+        """A redelivery of a message this worker is still processing: never run it twice.
+
+        Its ack wait ran out while heartbeats could not reach the server (a restart, a stalled
+        loop). The claim cannot tell this apart from a redelivery after a crash (same stream
+        sequence), so it would run the step a second time, concurrently. The first delivery
+        settles the message instead: JetStream acks, naks and heartbeats by stream sequence.
+        """
+        self.redeliveries_ignored += 1
+        log.info("%s: stream seq %d redelivered while still in progress here; not run twice",
+                 self.track.name, seq)
+        if self._probe == id(msg):
+            self._probe = None
+            self.breaker.probe_done()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
