@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -17,6 +18,7 @@ from .cron import CronExpression
 from .priority import Priority
 
 __all__ = [
+    "InvalidSchedule",
     "NewSchedule",
     "OverlapPolicy",
     "Schedule",
@@ -44,6 +46,12 @@ class OverlapPolicy(StrEnum):
 class UnknownSchedule(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule named {name!r}")
+
+
+class InvalidSchedule(ValueError):
+    def __init__(self, name: str, why: str) -> None:
+        self.name = name
+        super().__init__(f"schedule {name!r} is invalid: {why}")
 
 
 class ScheduleExists(ValueError):
@@ -86,10 +94,16 @@ class Schedule:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Schedule:
+        """A row as a schedule; :class:`InvalidSchedule` when its cron or zone (edited by SQL) is bad."""
+        try:
+            cron = CronExpression.parse(row["cron_expression"])
+            parse_timezone(row["timezone"])
+        except ValueError as exc:
+            raise InvalidSchedule(row["name"], str(exc)) from None
         return cls(
             id=row["id"],
             name=row["name"],
-            cron=CronExpression.parse(row["cron_expression"]),
+            cron=cron,
             job_type=row["job_type"],
             enabled=row["enabled"],
             timezone=row["timezone"],
@@ -176,14 +190,29 @@ class ScheduleStore:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM job_schedules WHERE id = $1", schedule_id)
         return Schedule.from_row(row) if row is not None else None
 
-    async def list_all(self, *, enabled_only: bool = False, prefix: str = "") -> list[Schedule]:
+    async def list_all(
+        self,
+        *,
+        enabled_only: bool = False,
+        prefix: str = "",
+        on_invalid: Callable[[InvalidSchedule], None] | None = None,
+    ) -> list[Schedule]:
+        """Schedules by name; an invalid row raises, or with ``on_invalid`` is reported and left out."""
         rows = await self._pool.fetch(
             f"""SELECT {_COLUMNS} FROM job_schedules
                 WHERE (enabled OR NOT $1) AND starts_with(name, $2) ORDER BY name""",
             enabled_only,
             prefix,
         )
-        return [Schedule.from_row(r) for r in rows]
+        schedules = []
+        for row in rows:
+            try:
+                schedules.append(Schedule.from_row(row))
+            except InvalidSchedule as exc:
+                if on_invalid is None:
+                    raise
+                on_invalid(exc)
+        return schedules
 
     async def set_enabled(self, name: str, enabled: bool) -> Schedule:
         row = await self._pool.fetchrow(

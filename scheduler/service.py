@@ -30,7 +30,7 @@ from .history import HistoryConsumer
 from .listener import ScheduleChange, ScheduleListener
 from .misfire import plan_catch_up, plan_due
 from .publisher import Route, TickPublisher, track_route
-from .schedules import Schedule, ScheduleStore
+from .schedules import InvalidSchedule, Schedule, ScheduleStore
 from .settings import SchedulerSettings
 from .standard import standard_schedules
 from .ticks import TickFirer, TickStats
@@ -80,6 +80,8 @@ class Scheduler:
         )
         self.monitor = ResourceMonitor("scheduler", self.settings.instance)
         self._loaded: dict[uuid.UUID, Schedule] = {}
+        self.invalid = 0
+        """Schedules left out because their cron or time zone is invalid (edited by SQL)."""
         self._unclaimed: dict[uuid.UUID, list[datetime]] = {}
         """Ticks whose claim failed (database down), retried by the sweep and by the next tick."""
         self._stop = asyncio.Event()
@@ -159,15 +161,24 @@ class Scheduler:
     async def _resync(self) -> None:
         """Load every enabled schedule; drop the rest; catch up on missed ticks."""
         prefix = self.settings.name_prefix
-        current = {s.id: s for s in await self.schedules.list_all(enabled_only=True, prefix=prefix)}
+        schedules = await self.schedules.list_all(enabled_only=True, prefix=prefix, on_invalid=self._invalid)
+        current = {s.id: s for s in schedules}
         for gone in set(self._loaded) - set(current):
             self._unload(gone)
         last = await self.executions.last_ticks(list(current))
         for schedule in current.values():
             await self._load(schedule, last.get(schedule.id))
 
+    def _invalid(self, exc: InvalidSchedule) -> None:
+        self.invalid += 1
+        log.error("%s; not firing it", exc)
+
     async def _on_change(self, change: ScheduleChange) -> None:
-        schedule = None if change.op == "DELETE" else await self.schedules.by_id(change.id)
+        try:
+            schedule = None if change.op == "DELETE" else await self.schedules.by_id(change.id)
+        except InvalidSchedule as exc:
+            self._invalid(exc)
+            schedule = None
         if (
             schedule is None
             or not schedule.enabled

@@ -288,3 +288,27 @@ async def test_history_consumer_is_recreated_when_deleted(
         await _finish(js, target, cid, SubjectKind.COMPLETED, {"ok": True})
         await eventually(lambda: _status(pool, cid, "completed"), timeout=5, what="completed row")
         await store.set_enabled(name, False)
+
+
+async def test_a_schedule_broken_by_sql_is_left_out_and_the_rest_still_fire(
+    settings: Settings, js: JetStreamContext, pool: asyncpg.Pool, store: ScheduleStore, unique: str
+) -> None:
+    await pool.execute(
+        """INSERT INTO job_schedules (name, cron_expression, job_type, target)
+           VALUES ($1, '* * 31 2 *', 'x', 'x'), ($2, '* * * * *', 'x', 'x')""",
+        f"t{unique}-bad-cron", f"t{unique}-a-good-cron-bad-zone",
+    )  # fmt: skip
+    await pool.execute(
+        "UPDATE job_schedules SET timezone = 'Mars/Olympus' WHERE name = $1",
+        f"t{unique}-a-good-cron-bad-zone",
+    )
+    target = f"good{unique}"
+    async with running_scheduler(settings, unique) as service:
+        assert service.invalid == 2
+        await store.add(NewSchedule(name=f"t{unique}-good", cron_expression=EVERY_SECOND, target=target))
+        await eventually(_ticks_above(js, target, 0), timeout=5, what="the good schedule fires")
+        await pool.execute(
+            "UPDATE job_schedules SET cron_expression = 'nonsense' WHERE name = $1", f"t{unique}-good"
+        )
+        await eventually(_holds(lambda: service.invalid == 3), timeout=5, what="the edit is refused")
+        assert service.loaded == {}

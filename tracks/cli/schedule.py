@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from scheduler.executions import ExecutionStore
 from scheduler.priority import Priority
 from scheduler.schedules import (
+    InvalidSchedule,
     NewSchedule,
     OverlapPolicy,
     Schedule,
@@ -46,7 +47,7 @@ async def _store() -> AsyncIterator[tuple[ScheduleStore, ExecutionStore]]:
         yield ScheduleStore(pool), ExecutionStore(pool, instance="cli")
     except asyncpg.UndefinedTableError:
         raise UserError("the schedule tables do not exist; run `tracks db migrate` first") from None
-    except (UnknownSchedule, ScheduleExists) as exc:
+    except (UnknownSchedule, ScheduleExists, InvalidSchedule) as exc:
         raise UserError(str(exc)) from None
     finally:
         await pool.close()
@@ -126,7 +127,7 @@ async def add_cmd(
 async def ls_cmd() -> None:
     """List schedules with their next fire time."""
     async with _store() as (store, _):
-        rows = await store.list_all()
+        rows = await store.list_all(on_invalid=lambda exc: click.echo(f"warning: {exc}", err=True))
     if not rows:
         click.echo("no schedules")
         return
