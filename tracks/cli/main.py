@@ -13,6 +13,7 @@ from .chain import chain
 from .db import db
 from .demo import demo
 from .dev import dev
+from .dlq import dlq
 from .schedule import schedule, scheduler
 from .trigger import trigger
 
@@ -33,6 +34,7 @@ cli.add_command(db)
 cli.add_command(actor)
 cli.add_command(trigger)
 cli.add_command(chain)
+cli.add_command(dlq)
 cli.add_command(bench)
 cli.add_command(demo)
 cli.add_command(schedule)

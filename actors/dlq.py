@@ -1,0 +1,223 @@
+"""The dead-letter stream as an operator sees it: list, read, replay and purge dead letters.
+
+Dead letters are read with ``STREAM.MSG.GET`` (by sequence, or the next one matching a
+subject filter), so inspecting the DLQ never leaves a consumer behind and never changes it.
+
+**Replay** is a fresh attempt of the original message: its body and headers (without the
+``Tracks-*`` failure headers and the ``Nats-*`` ones) are published again to the subject it
+was first published on, keeping the correlation ID (``Tracks-Correlation-Id`` stays, so
+even a plain trigger without an ID in its subject is replayed under the same one). The
+ledger lets a failed step be claimed by a new message, so the step runs again; a completed
+one is never re-run. The order makes every step safe to repeat:
+
+1. publish, with ``Nats-Msg-Id`` ``replay:<dlq seq>:<generation>`` (a second replay of the
+   same dead letter within the duplicate window is dropped by the stream), wait for the PubAck;
+2. record a ``replayed`` row in ``processing_logs`` (durably);
+3. delete the dead letter from the DLQ.
+
+A crash between steps leaves the dead letter in place; replaying it again is harmless.
+``Tracks-Replay`` on the replayed message counts the generations (1 for the first replay),
+and is carried into the next dead letter should it fail again.
+
+Note: a dead letter from a downstream track holds the upstream's completion event
+(``tracks.U.completed.<cid>``); replaying it re-delivers that event to every track after U.
+Those that already completed the step answer from the ledger (they re-announce, never re-run).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from nats.js.errors import NotFoundError
+
+from subjects import DLQ_STREAM, STREAM, check_token, headers, names
+
+from .dead_letter import DLQ_HEADERS
+from .ledger import Ledger, LogRow
+from .publisher import EventPublisher
+
+__all__ = [
+    "REPLAY_HEADER",
+    "NotADeadLetter",
+    "Replayed",
+    "StoredLetter",
+    "UnknownDeadLetter",
+    "count",
+    "letters",
+    "purge",
+    "read",
+    "replay",
+    "subject_filter",
+]
+
+REPLAY_HEADER = "Tracks-Replay"
+"""How many times the message was replayed from the DLQ (1 on the first replay)."""
+
+_FAILURE_HEADERS = frozenset({
+    DLQ_HEADERS.SUBJECT, DLQ_HEADERS.STREAM_SEQ, DLQ_HEADERS.TRACK, DLQ_HEADERS.ERROR_TYPE, DLQ_HEADERS.ERROR,
+    DLQ_HEADERS.TRACEBACK, DLQ_HEADERS.DELIVERIES, DLQ_HEADERS.FIRST_FAILURE, DLQ_HEADERS.LAST_FAILURE,
+})
+"""Added by the dead-lettering; ``Tracks-Correlation-Id`` is not among them: a replay keeps it."""
+
+
+class UnknownDeadLetter(LookupError):
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"no dead letter with sequence {seq} in the {DLQ_STREAM} stream")
+        self.seq = seq
+
+
+class NotADeadLetter(ValueError):
+    """A DLQ message without the headers a replay needs (not written by this runtime)."""
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    """One message of the DLQ stream, with its failure headers as fields."""
+
+    seq: int
+    subject: str
+    stored_at: datetime | None
+    data: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, raw: RawStreamMsg) -> StoredLetter:
+        return cls(raw.seq or 0, raw.subject or "", raw.time, raw.data or b"", dict(raw.headers or {}))
+
+    def _get(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    @property
+    def track(self) -> str | None:
+        return self._get(DLQ_HEADERS.TRACK)
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self._get(DLQ_HEADERS.CORRELATION_ID)
+
+    @property
+    def error_type(self) -> str | None:
+        return self._get(DLQ_HEADERS.ERROR_TYPE)
+
+    @property
+    def error(self) -> str | None:
+        return self._get(DLQ_HEADERS.ERROR)
+
+    @property
+    def original_subject(self) -> str | None:
+        return self._get(DLQ_HEADERS.SUBJECT)
+
+    @property
+    def deliveries(self) -> int | None:
+        value = self._get(DLQ_HEADERS.DELIVERIES)
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def traceback(self) -> str | None:
+        """The handler's traceback (stored JSON-encoded, so that it fits in one header line)."""
+        value = self._get(DLQ_HEADERS.TRACEBACK)
+        if value is None:
+            return None
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return decoded if isinstance(decoded, str) else value
+
+    @property
+    def replays(self) -> int:
+        value = self._get(REPLAY_HEADER)
+        return int(value) if value and value.isdigit() else 0
+
+    def original_headers(self) -> dict[str, str]:
+        """The headers the message had before it died, minus the ``Nats-*`` ones (IDs, expectations)."""
+        return {k: v for k, v in self.headers.items() if not _dropped_on_replay(k)}
+
+
+def _dropped_on_replay(name: str) -> bool:
+    return name in _FAILURE_HEADERS or name == headers.TRACEPARENT or name.lower().startswith("nats-")
+
+
+@dataclass(frozen=True)
+class Replayed:
+    letter: StoredLetter
+    subject: str
+    stream_seq: int
+    duplicate: bool
+    """The stream had already accepted this replay (an earlier, interrupted one): not published twice."""
+
+
+def subject_filter(track: str | None) -> str:
+    if track is None:
+        return f"{names.DLQ_ROOT}.>"
+    return names.dlq(check_token(track, "track name"), "*")
+
+
+async def read(js: JetStreamContext, seq: int) -> StoredLetter:
+    try:
+        return StoredLetter.of(await js.get_msg(DLQ_STREAM, seq))
+    except NotFoundError:
+        raise UnknownDeadLetter(seq) from None
+
+
+async def letters(js: JetStreamContext, track: str | None = None, limit: int | None = None,
+                  ) -> AsyncIterator[StoredLetter]:
+    """Dead letters oldest first, one request each (``next_by_subj``): no consumer is created."""
+    wanted = subject_filter(track)
+    seq, found = 1, 0
+    while limit is None or found < limit:
+        try:
+            raw = await js.get_msg(DLQ_STREAM, seq=seq, subject=wanted, next=True)
+        except NotFoundError:
+            return
+        letter = StoredLetter.of(raw)
+        yield letter
+        found += 1
+        seq = letter.seq + 1
+
+
+async def count(js: JetStreamContext, track: str | None = None) -> int:
+    """Dead letters held, for ``track`` or in all."""
+    if track is None:
+        return int((await js.stream_info(DLQ_STREAM)).state.messages)
+    info = await js.stream_info(DLQ_STREAM, subjects_filter=subject_filter(track))
+    return sum((info.state.subjects or {}).values())
+
+
+async def replay(js: JetStreamContext, ledger: Ledger, seq: int, *, publisher: EventPublisher | None = None,
+                 ) -> Replayed:
+    """Publish dead letter ``seq`` again as a fresh attempt, record it, then remove it from the DLQ."""
+    letter = await read(js, seq)
+    subject, track, cid = letter.original_subject, letter.track, letter.correlation_id
+    if not (subject and track and cid):
+        raise NotADeadLetter(f"DLQ message {seq} lacks {DLQ_HEADERS.SUBJECT}, {DLQ_HEADERS.TRACK} or "
+                             f"{DLQ_HEADERS.CORRELATION_ID}: it was not dead-lettered by a tracks actor")
+    generation = letter.replays + 1
+    hdrs = {**letter.original_headers(), REPLAY_HEADER: str(generation),
+            headers.MSG_ID: f"replay:{seq}:{generation}"}
+    ack = await (publisher or EventPublisher(js)).publish(subject, letter.data, hdrs, stream=STREAM)
+    await ledger.record_durably(LogRow(
+        correlation_id=cid, track=track, event_type="replayed", attempt=0,
+        details={"dlqSeq": seq, "originalSubject": subject, "originalStreamSeq": letter.headers.get(
+            DLQ_HEADERS.STREAM_SEQ), "replayStreamSeq": ack.seq, "replay": generation,
+            "errorType": letter.error_type, "duplicate": bool(ack.duplicate)},
+    ))
+    with suppress(NotFoundError):  # deleted meanwhile (a concurrent replay or purge): goal reached anyway
+        await js.delete_msg(DLQ_STREAM, seq)
+    return Replayed(letter, subject, ack.seq, bool(ack.duplicate))
+
+
+async def purge(js: JetStreamContext, track: str | None = None) -> int:
+    """Remove dead letters (all, or ``track``'s); returns how many there were just before."""
+    held = await count(js, track)
+    if track is None:
+        await js.purge_stream(DLQ_STREAM)
+    else:
+        await js.purge_stream(DLQ_STREAM, subject=subject_filter(track))
+    return held

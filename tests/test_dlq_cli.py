@@ -1,0 +1,194 @@
+"""``tracks dlq``: list and show dead letters, replay them once the bug is fixed, purge them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from actors import PermanentError, Runtime, TrackContext, TracksClient, Workflow
+from tests.conftest import Servers
+from tests.support.actor_process import REPO, tracks_command
+from tests.support.records import event_counts, step_statuses, stream_subjects
+from tests.support.waiting import eventually
+from tracks.settings import Settings
+
+BROKEN: set[str] = set()
+"""Tracks whose handler fails (the "bug"); a test fixes one by removing it."""
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+async def tracks(servers: Servers, *args: str, stdin: str | None = None) -> Result:
+    env = {**os.environ, "TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url}
+    env.pop("TRACKS_LOG_LEVEL", None)
+    done = await asyncio.to_thread(
+        subprocess.run, [*tracks_command(), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30, input=stdin or "",
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def bookkeeping(prefix: str) -> Workflow:
+    """``src`` passes a number on, ``sink`` books it, ``other`` echoes: each fails while in :data:`BROKEN`."""
+    wf = Workflow(f"dlq-{prefix}")
+
+    @wf.track(f"{prefix}-src")
+    async def src(ctx: TrackContext, job: dict[str, int]) -> dict[str, int]:
+        if ctx.track in BROKEN:
+            raise PermanentError("the mailbox is unreachable")
+        return {"n": job["n"] + 1}
+
+    @wf.track(f"{prefix}-sink", after=[f"{prefix}-src"])
+    async def sink(ctx: TrackContext, got: dict[str, int]) -> dict[str, int]:
+        if ctx.track in BROKEN:
+            raise PermanentError("the bookkeeping API rejected the entry")
+        return {"booked": got["n"]}
+
+    @wf.track(f"{prefix}-other")
+    async def other(ctx: TrackContext, job: dict[str, int]) -> dict[str, int]:
+        if ctx.track in BROKEN:
+            raise PermanentError("other is broken too")
+        return job
+
+    return wf
+
+
+async def _dead_letters(js: JetStreamContext, track: str, n: int) -> None:
+    async def there() -> bool:
+        return len(await stream_subjects(js, "DLQ", f"dlq.{track}.*")) >= n
+
+    await eventually(there, timeout=30, what=f"{n} dead letters of {track}")
+
+
+async def test_ls_show_then_replay_after_the_fix_completes_the_workflow(
+    settings: Settings, servers: Servers, pool: asyncpg.Pool, js: JetStreamContext, unique: str
+) -> None:
+    """A broken downstream step is dead-lettered; ``ls`` and ``show`` say why (with the traceback);
+    after the fix, ``replay SEQ`` re-publishes the upstream's completion event under the same
+    correlation ID: the step completes with the upstream's payload, the replay is recorded, the dead
+    letter is gone and the upstream did not run again. A second replay of it is one error line."""
+    src, sink = f"{unique}-src", f"{unique}-sink"
+    cid = f"{unique}-order"
+    BROKEN.add(sink)
+    async with Runtime(list(bookkeeping(unique)), settings=settings):
+        await TracksClient(js).trigger(src, {"n": 41}, correlation_id=cid)
+        await _dead_letters(js, sink, 1)
+        seq = (await js.get_last_msg("DLQ", f"dlq.{sink}.{cid}")).seq
+        assert seq is not None
+
+        listed = await tracks(servers, "dlq", "ls", "--track", sink)
+        assert listed.code == 0, listed
+        [line] = listed.out.splitlines()
+        for part in (str(seq), sink, cid, "PermanentError", "the bookkeeping API rejected the entry"):
+            assert part in line, line
+
+        shown = await tracks(servers, "dlq", "show", str(seq))
+        assert shown.code == 0, shown
+        assert f"Tracks-Original-Subject: tracks.{src}.completed.{cid}" in shown.out
+        assert "Tracks-Error: the bookkeeping API rejected the entry" in shown.out
+        assert '"n": 42' in shown.out  # the body, pretty-printed
+        assert "traceback:" in shown.out
+        assert 'raise PermanentError("the bookkeeping API rejected the entry")' in shown.out
+
+        BROKEN.discard(sink)
+        replayed = await tracks(servers, "dlq", "replay", str(seq))
+        assert replayed.code == 0, replayed
+        assert replayed.out.startswith(f"{seq} → tracks.{src}.completed.{cid}")
+
+        async def booked() -> bool:
+            return (await step_statuses(pool, sink)).get(cid) == "completed"
+
+        await eventually(booked, timeout=30, what="the replayed step to complete")
+        again = await tracks(servers, "dlq", "replay", str(seq))
+
+    output = await pool.fetchval(
+        "SELECT output FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, sink
+    )
+    assert output == {"booked": 42}
+    with pytest.raises(NotFoundError):
+        await js.get_msg("DLQ", seq)
+    replays = await pool.fetch(
+        "SELECT details FROM processing_logs "
+        "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'replayed'", cid, sink,
+    )
+    assert [(r["details"]["dlqSeq"], r["details"]["originalSubject"]) for r in replays] == [
+        (seq, f"tracks.{src}.completed.{cid}")
+    ]
+    assert await event_counts(pool, src, "completed") == {cid: 1}
+    assert await event_counts(pool, sink, "completed") == {cid: 1}
+    assert again.code == 1
+    assert again.err.strip() == f"Error: no dead letter with sequence {seq} in the DLQ stream"
+
+
+async def test_replay_all_of_one_track_and_purge_another(
+    settings: Settings, servers: Servers, pool: asyncpg.Pool, js: JetStreamContext, unique: str
+) -> None:
+    """``replay --all --track A`` replays A's dead letters only (each run completes); ``purge --track B``
+    asks first (no answer: nothing is deleted), and with ``--yes`` deletes B's dead letters only."""
+    src, other = f"{unique}-src", f"{unique}-other"
+    BROKEN.update({src, other})
+    client = TracksClient(js)
+    async with Runtime(list(bookkeeping(unique)), settings=settings):
+        src_runs = [(await client.trigger(src, {"n": n}))[0] for n in range(3)]
+        for n in range(2):
+            await client.trigger(other, {"n": n})
+        await _dead_letters(js, src, 3)
+        await _dead_letters(js, other, 2)
+        listed = await tracks(servers, "dlq", "ls", "--track", other, "--json")
+        assert [json.loads(line)["track"] for line in listed.out.splitlines()] == [other, other]
+
+        BROKEN.discard(src)
+        replayed = await tracks(servers, "dlq", "replay", "--all", "--track", src)
+        assert replayed.code == 0, replayed
+        assert len(replayed.out.splitlines()) == 3
+
+        async def all_booked() -> bool:
+            return await step_statuses(pool, f"{unique}-sink") == dict.fromkeys(src_runs, "completed")
+
+        await eventually(all_booked, timeout=30, what="the three replayed runs to complete downstream")
+
+    assert await stream_subjects(js, "DLQ", f"dlq.{src}.*") == {}
+    assert len(await stream_subjects(js, "DLQ", f"dlq.{other}.*")) == 2
+    refused = await tracks(servers, "dlq", "purge", "--track", other)
+    assert refused.code == 1
+    assert "Aborted" in refused.err
+    assert len(await stream_subjects(js, "DLQ", f"dlq.{other}.*")) == 2
+    purged = await tracks(servers, "dlq", "purge", "--track", other, "--yes")
+    assert purged.code == 0, purged
+    assert purged.out.strip() == "purged 2 dead letter(s)"
+    assert await stream_subjects(js, "DLQ", f"dlq.{other}.*") == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["dlq", "replay", "999999999"], "no dead letter with sequence 999999999 in the DLQ stream"),
+        (["dlq", "show", "999999999"], "no dead letter with sequence 999999999 in the DLQ stream"),
+        (["dlq", "replay"], "give either a dead letter SEQ or --all"),
+        (["dlq", "replay", "1", "--track", "x"], "--track goes with --all"),
+        (["dlq", "ls", "--track", "bad.name"], "track name 'bad.name' must be"),
+    ],
+    ids=["replay-unknown", "show-unknown", "replay-nothing", "replay-seq-and-track", "bad-track"],
+)
+async def test_dlq_user_errors_are_one_line_and_exit_1(
+    servers: Servers, migrated: None, js: JetStreamContext, args: list[str], expected: str
+) -> None:
+    result = await tracks(servers, *args)
+    assert result.code == 1, result
+    assert "Traceback" not in result.err
+    [line] = result.err.strip().splitlines()
+    assert expected in line
+    assert result.out == ""

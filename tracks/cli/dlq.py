@@ -1,0 +1,190 @@
+"""``tracks dlq ls | show | replay | purge``: inspect and act on dead letters.
+
+Reading never creates a consumer (see :mod:`actors.dlq`); ``nats stream view DLQ`` shows the
+same messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import click
+from nats.js import JetStreamContext
+
+from actors import dlq as letters_
+from actors.dlq import NotADeadLetter, StoredLetter, UnknownDeadLetter
+from actors.ledger import Ledger
+from subjects import check_token
+from tracks.connections import connect_nats, resolve_endpoints
+from tracks.db import create_pool
+
+from ._common import UserError, async_command, get_settings
+
+__all__ = ["dlq"]
+
+
+@asynccontextmanager
+async def _jetstream() -> AsyncIterator[JetStreamContext]:
+    settings = get_settings()
+    nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
+    try:
+        yield nc.jetstream()
+    except (UnknownDeadLetter, NotADeadLetter) as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        await nc.drain()
+
+
+@asynccontextmanager
+async def _ledger() -> AsyncIterator[Ledger]:
+    pool = await create_pool(resolve_endpoints(get_settings()).database_url, max_size=2)
+    ledger = Ledger(pool)
+    ledger.start()
+    try:
+        yield ledger
+    finally:
+        await ledger.close()
+        await pool.close()
+
+
+def _checked_track(track: str | None) -> str | None:
+    """Before connecting: a name that can never be a track needs no server to say so."""
+    try:
+        return None if track is None else check_token(track, "track name")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _short(text: str | None, width: int) -> str:
+    text = text or "-"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters (the DLQ stream): list, show, replay, purge."""
+
+
+@dlq.command("ls")
+@click.option("--track", default=None, help="Only this track's dead letters.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Oldest N.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@async_command
+async def ls_cmd(track: str | None, limit: int, as_json: bool) -> None:
+    """List dead letters, oldest first: sequence, time, track, correlation ID, why, deliveries."""
+    track = _checked_track(track)
+    async with _jetstream() as js:
+        found = [letter async for letter in letters_.letters(js, track, limit)]
+        total = await letters_.count(js, track)
+    for letter in found:
+        if as_json:
+            click.echo(json.dumps(_summary(letter)))
+            continue
+        click.echo(_line(letter))
+    if total > len(found):
+        click.echo(f"({len(found)} of {total} shown; use --limit)", err=True)
+    elif not found:
+        click.echo("no dead letters", err=True)
+
+
+def _line(letter: StoredLetter) -> str:
+    when = letter.stored_at.strftime("%Y-%m-%d %H:%M:%S") if letter.stored_at else "-"
+    cells = [
+        f"{letter.seq:>6}", when, f"{_short(letter.track, 24):24}", f"{_short(letter.correlation_id, 32):32}",
+        f"{_short(letter.error_type, 22):22}", f"{letter.deliveries or '-':>3}", _short(letter.error, 80),
+    ]
+    return "  ".join(cells)
+
+
+def _summary(letter: StoredLetter) -> dict[str, object]:
+    return {"seq": letter.seq, "time": letter.stored_at.isoformat() if letter.stored_at else None,
+            "track": letter.track, "correlationId": letter.correlation_id, "errorType": letter.error_type,
+            "error": letter.error, "deliveries": letter.deliveries, "subject": letter.original_subject}
+
+
+@dlq.command("show")
+@click.argument("seq", type=int)
+@async_command
+async def show_cmd(seq: int) -> None:
+    """Everything about dead letter SEQ: headers, the body (pretty-printed), the traceback."""
+    async with _jetstream() as js:
+        letter = await letters_.read(js, seq)
+    stored = letter.stored_at.isoformat() if letter.stored_at else "-"
+    click.echo(f"dead letter {letter.seq} on {letter.subject}, stored {stored}")
+    click.echo("headers:")
+    for name in sorted(letter.headers):
+        value = "(below)" if name == "Tracks-Traceback" else letter.headers[name]
+        click.echo(f"  {name}: {value}")
+    click.echo("body:")
+    click.echo(_pretty(letter.data))
+    if letter.traceback:
+        click.echo("traceback:")
+        click.echo(letter.traceback.rstrip())
+
+
+def _pretty(data: bytes) -> str:
+    try:
+        return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return repr(data)
+
+
+@dlq.command("replay")
+@click.argument("seq", type=int, required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Every dead letter (of --track, if given).")
+@click.option("--track", default=None, help="With --all: only this track's dead letters.")
+@async_command
+async def replay_cmd(seq: int | None, replay_all: bool, track: str | None) -> None:
+    """Publish dead letter SEQ (or --all) again to its original subject as a fresh attempt.
+
+    Same correlation ID; a failed step runs again, a completed one is never re-run. The dead
+    letter is deleted once the new message is stored and the replay recorded.
+    """
+    if (seq is None) == (not replay_all):
+        raise UserError("give either a dead letter SEQ or --all")
+    if track is not None and not replay_all:
+        raise UserError("--track goes with --all (a SEQ names one dead letter already)")
+    track = _checked_track(track)
+    async with _jetstream() as js, _ledger() as ledger:
+        if seq is not None:
+            _echo_replayed(await letters_.replay(js, ledger, seq))
+        else:
+            await _replay_all(js, ledger, track)
+
+
+async def _replay_all(js: JetStreamContext, ledger: Ledger, track: str | None) -> None:
+    """One by one, oldest first; one that cannot be replayed is reported and the rest still are."""
+    targets = [letter.seq async for letter in letters_.letters(js, track)]
+    if not targets:
+        click.echo("no dead letters to replay", err=True)
+    failures = 0
+    for target in targets:
+        try:
+            _echo_replayed(await letters_.replay(js, ledger, target))
+        except (UnknownDeadLetter, NotADeadLetter) as exc:
+            failures += 1
+            click.echo(f"{target}: not replayed: {exc}", err=True)
+    if failures:
+        raise UserError(f"{failures} of {len(targets)} dead letters were not replayed")
+
+
+def _echo_replayed(done: letters_.Replayed) -> None:
+    note = " (already replayed: de-duplicated)" if done.duplicate else ""
+    click.echo(f"{done.letter.seq} → {done.subject} (stream sequence {done.stream_seq}){note}")
+
+
+@dlq.command("purge")
+@click.option("--track", default=None, help="Only this track's dead letters.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@async_command
+async def purge_cmd(track: str | None, yes: bool) -> None:
+    """Delete dead letters for good (all, or --track's)."""
+    track = _checked_track(track)
+    what = f"all dead letters of track {track}" if track else "ALL dead letters"
+    if not yes:
+        click.confirm(f"Delete {what}?", abort=True)
+    async with _jetstream() as js:
+        purged = await letters_.purge(js, track)
+    click.echo(f"purged {purged} dead letter(s)")
