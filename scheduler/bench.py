@@ -134,11 +134,13 @@ async def _scheduler_rss(nats_url: str, dsn: str, run: str, prefix: str, settle_
     }
 
 
-async def _rss(nc: NATS, pool: asyncpg.Pool, nats_url: str, dsn: str, run: str, count: int) -> dict[str, Any]:
+async def _rss(
+    pool: asyncpg.Pool, nats_url: str, dsn: str, run: str, count: int, settle_s: float
+) -> dict[str, Any]:
     prefix = f"bench-{run}-rss-"
-    empty = await _scheduler_rss(nats_url, dsn, run, f"{prefix}none-", settle_s=2)
+    empty = await _scheduler_rss(nats_url, dsn, run, f"{prefix}none-", settle_s=settle_s)
     await _insert(pool, prefix, f"bench{run}", count, "(i % 60)::text || ' ' || (i % 24)::text || ' * * *'")
-    loaded = await _scheduler_rss(nats_url, dsn, run, prefix, settle_s=3)
+    loaded = await _scheduler_rss(nats_url, dsn, run, prefix, settle_s=settle_s)
     return {"schedules": count, "baseline": empty, "loaded": loaded, "rss_mb": loaded["rss_mb"]}
 
 
@@ -163,6 +165,7 @@ async def run_scheduler_bench(
     seconds: float = 30.0,
     rss_schedules: int = 10_000,
     period_s: int = 5,
+    rss_settle_s: float = 3.0,
 ) -> dict[str, Any]:
     """Tick lateness p50/p99 with ``schedules`` firing every ``period_s`` s; RSS with ``rss_schedules``."""
     settings = load_settings(nats_url=nats_url, database_url=database_url)
@@ -184,7 +187,7 @@ async def run_scheduler_bench(
             dlq_stream(max_age_s=settings.dlq_max_age_s),
         )
         lateness = await _lateness(nc, pool, database_url, run, schedules, seconds, period_s)
-        rss = await _rss(nc, pool, nats_url, database_url, run, rss_schedules)
+        rss = await _rss(pool, nats_url, database_url, run, rss_schedules, rss_settle_s)
         return {"run": run, "cpus": os.cpu_count(), "lateness": lateness, "rss": rss}
     finally:
         await _cleanup(nc, pool, run)
