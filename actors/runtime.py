@@ -53,7 +53,9 @@ class Runtime:
         settings: Settings | None = None,
         middleware: Sequence[Middleware] = (),
         name: str = "tracks-actor",
+        failure_handling: bool = True,
     ) -> None:
+        """``failure_handling=False`` leaves out the breaker and time limit (for ``tracks bench`` only)."""
         if not tracks:
             raise ValueError("a runtime needs at least one track")
         names = [t.name for t in tracks]
@@ -63,6 +65,7 @@ class Runtime:
         self.settings = settings or load_settings()
         self.name = name
         self._user_middleware = list(middleware)
+        self._failure_handling = failure_handling
         self.workers: dict[str, TrackWorker] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -140,13 +143,10 @@ class Runtime:
         source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
         breaker = CircuitBreaker(track.name, threshold=config.breaker_threshold,
                                  cooldown_s=config.breaker_cooldown_s, on_transition=self._announcer)
-        chain: list[Middleware] = [
-            TracingMiddleware(),
-            LedgerMiddleware(self.ledger),
-            BreakerMiddleware(breaker),
-            TimeLimitMiddleware(config.time_limit_s),
-            *self._user_middleware,
-        ]
+        chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger)]
+        if self._failure_handling:
+            chain += [BreakerMiddleware(breaker), TimeLimitMiddleware(config.time_limit_s)]
+        chain += self._user_middleware
         return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker)
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:

@@ -52,7 +52,7 @@ class TrackEvent(BaseModel):
     @classmethod
     def looks_like(cls, body: object) -> bool:
         """A JSON object carrying the envelope's required keys; anything else is a plain payload."""
-        return isinstance(body, dict) and {"trackId", "eventType", "metadata"} <= body.keys()
+        return isinstance(body, dict) and "trackId" in body and "eventType" in body and "metadata" in body
 
 
 def encode_event(

@@ -7,19 +7,19 @@ import json
 import logging
 import platform
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from actors import Runtime, Track, TrackContext, Workflow
+from actors import Runtime, TrackContext, Workflow
 from subjects import STREAM, dlq_stream, ensure_streams, headers, tracks_stream
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
 from tracks.settings import Settings
 
 from .driver import Measurement, drive
+from .failures import measure_failures
 from .raw import raw_chain
 
 __all__ = ["BenchConfig", "run_bench"]
@@ -51,12 +51,6 @@ def _envelope_payload(data: bytes) -> dict[str, Any]:
     return body
 
 
-@contextlib.asynccontextmanager
-async def _runtime(settings: Settings, tracks: list[Track]) -> AsyncIterator[Runtime]:
-    async with Runtime(tracks, settings=settings, name="tracks-bench") as runtime:
-        yield runtime
-
-
 async def _measure_raw(nc: NATS, prefix: str, cfg: BenchConfig, n: int, rate: float | None) -> Measurement:
     async with raw_chain(nc, prefix, cfg.stages) as final:
         return await drive(
@@ -66,11 +60,12 @@ async def _measure_raw(nc: NATS, prefix: str, cfg: BenchConfig, n: int, rate: fl
 
 
 async def _measure_runtime(
-    nc: NATS, settings: Settings, prefix: str, cfg: BenchConfig, n: int, rate: float | None
+    nc: NATS, settings: Settings, prefix: str, cfg: BenchConfig, n: int, rate: float | None,
+    *, failure_handling: bool = True,
 ) -> Measurement:
     wf = linear_workflow(prefix, cfg.stages)
     first, last = f"{prefix}-s0", f"{prefix}-s{cfg.stages - 1}"
-    async with _runtime(settings, list(wf)):
+    async with Runtime(list(wf), settings=settings, name="tracks-bench", failure_handling=failure_handling):
         return await drive(
             nc, n=n, rate=rate, final_subject=f"tracks.{last}.completed.*", final_payload=_envelope_payload,
             trigger=lambda i, body: (f"tracks.{first}.run.{prefix}-{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
@@ -101,6 +96,16 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
         full = await _measure_runtime(nc, settings, prefix("rt"), cfg, cfg.n, None)
         raw_paced = await _measure_raw(nc, prefix("rawp"), cfg, cfg.paced_n, cfg.paced_rate)
         full_paced = await _measure_runtime(nc, settings, prefix("rtp"), cfg, cfg.paced_n, cfg.paced_rate)
+        bare = await _measure_runtime(nc, settings, prefix("rtoff"), cfg, cfg.n, None, failure_handling=False)
+        pool = await create_pool(endpoints.database_url, max_size=2)
+        try:
+            results["failures"] = await measure_failures(nc, settings, pool, prefix("fail"))
+        finally:
+            await pool.close()
+        results["failures"]["happy_path"] = {
+            "with_failure_handling": full.as_dict(), "without": bare.as_dict(),
+            "cost_pct": round(100 * (1 - full.per_second / bare.per_second), 1) if bare.per_second else None,
+        }
         results["linear"] = {
             "raw": raw.as_dict(),
             "runtime": full.as_dict(),

@@ -33,6 +33,10 @@ async def bench(n: int, stages: int, paced_n: int, rate: float, json_path: Path 
         click.echo(f"wrote {json_path}")
 
 
+def _stats(s: dict[str, float]) -> str:
+    return f"p50 {s['p50']:.1f} ms  p99 {s['p99']:.1f} ms  (n={s['n']:.0f})" if s.get("n") else "no samples"
+
+
 def _print(results: dict[str, Any]) -> None:
     lin = results["linear"]
     click.echo(f"linear chain, {results['config']['stages']} tracks, burst of {lin['raw']['n']} workflows")
@@ -41,6 +45,13 @@ def _print(results: dict[str, Any]) -> None:
         m = lin[name]
         click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
     click.echo(f"ratio runtime/raw: {lin['ratio']}")
+    f = results["failures"]
+    click.echo(f"failure path ({f['runs']} runs, zero back-off):")
+    click.echo(f"  failure -> successful retry   {_stats(f['failure_to_successful_retry_ms'])}")
+    click.echo(f"  last failure -> dead letter   {_stats(f['last_failure_to_dead_letter_ms'])}")
+    hp = f["happy_path"]
+    click.echo(f"  happy path with / without failure handling: {hp['with_failure_handling']['per_second']:.1f}"
+               f" / {hp['without']['per_second']:.1f} workflows/s (cost {hp['cost_pct']}%)")
     paced = lin["paced"]
     click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
     for name in ("raw", "runtime"):
