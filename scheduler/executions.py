@@ -106,13 +106,18 @@ class ExecutionStore:
             meta["reason"] = reason
         return meta
 
-    async def record_skips(self, schedule: Schedule, skips: Sequence[Skip], *, unrecorded: int = 0) -> int:
+    async def record_skips(self, schedule: Schedule, skips: Sequence[Skip]) -> int:
         """One ``skipped`` row per tick (idempotent across replicas); returns how many were new."""
         if not skips:
             return 0
-        metas = [self._metadata(schedule, s.reason) for s in skips]
-        if unrecorded:
-            metas[0]["alsoSkippedBefore"] = unrecorded
+        metas = [
+            self._metadata(
+                schedule,
+                s.reason,
+                **({"skippedUntil": s.skipped_until.isoformat()} if s.skipped_until else {}),
+            )
+            for s in skips
+        ]
         rows = [
             (schedule.id, uuid.uuid4().hex, s.scheduled_for, meta)
             for s, meta in zip(skips, metas, strict=True)

@@ -4,7 +4,9 @@ After downtime the missed ticks are those between the last recorded tick of a sc
 ``job_executions``, so this works across restarts and replicas) and now. Policy ``coalesce``:
 ticks no older than the grace window fire *once* (the latest; the others are recorded as
 ``coalesced``), older ones are skipped (``misfire``). Policy ``skip``: all are skipped. At most
-``cap`` old ticks get a row each; beyond that the plan says how many more were skipped.
+``cap`` old ticks get a row each (the oldest); the last of them says until when more ticks were
+skipped without a row — after a long outage of a seconds-level schedule, neither the database
+nor the start-up time should grow with the length of the outage.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ class Skip:
     reason: str
     """``misfire`` (older than the grace window), ``coalesced`` (a later missed tick fired
     instead) or ``misfire_policy`` (the policy is ``skip``)."""
+    skipped_until: datetime | None = None
+    """Set on the last recorded tick when later ones, up to this time, got no row of their own."""
 
 
 @dataclass(frozen=True)
 class MisfirePlan:
     fire: datetime | None
     skips: tuple[Skip, ...]
-    unrecorded: int = 0
-    """Old ticks skipped beyond the cap, counted but not given a row each (lower bound)."""
 
 
 def plan_due(run_times: list[datetime], now: datetime, grace_s: float) -> MisfirePlan:
@@ -62,13 +64,13 @@ def plan_catch_up(
     """The plan for ticks in ``(last, now]`` that nobody fired."""
     horizon = now - timedelta(seconds=grace_s)
     old: list[Skip] = []
-    unrecorded = 0
     if last < horizon:
         old_ticks = cron.fire_times_between(last, horizon - _TINY, tz)
         old = [Skip(t, "misfire") for t in islice(old_ticks, cap)]
-        unrecorded = sum(1 for _ in islice(old_ticks, 100_000))
+        if next(old_ticks, None) is not None:
+            old[-1] = Skip(old[-1].scheduled_for, "misfire", skipped_until=horizon)
     recent = deque(cron.fire_times_between(max(last, horizon - _TINY), now, tz), maxlen=cap + 1)
     if policy is MisfirePolicy.SKIP or not recent:
-        return MisfirePlan(None, (*old, *(Skip(t, "misfire_policy") for t in recent)), unrecorded)
+        return MisfirePlan(None, (*old, *(Skip(t, "misfire_policy") for t in recent)))
     fire = recent.pop()
-    return MisfirePlan(fire, (*old, *(Skip(t, "coalesced") for t in recent)), unrecorded)
+    return MisfirePlan(fire, (*old, *(Skip(t, "coalesced") for t in recent)))

@@ -40,8 +40,9 @@ class SchedulerSettings(BaseSettings):
     """A run still ``running`` after this is marked failed; a schedule's own ``timeout_s`` wins."""
     sweep_interval_s: PositiveFloat = 5.0
     """How often running executions are checked against their timeout."""
-    max_recorded_skips: Annotated[int, Field(ge=1)] = 1000
-    """Most skipped ticks recorded one row each after downtime; the rest are counted in one row."""
+    max_recorded_skips: Annotated[int, Field(ge=1)] = 100
+    """Most ticks older than the grace window recorded one row each per schedule after downtime;
+    the last row says until when later ones were skipped too."""
     history_consumer: str = "scheduler-history"
     """Durable JetStream consumer that turns completion/failure events into execution history."""
     metrics_interval_s: PositiveFloat = 30.0

@@ -63,9 +63,7 @@ class TickFirer:
     async def apply(self, schedule: Schedule, plan: MisfirePlan) -> None:
         """Record the plan's skips, then fire its tick (if any)."""
         if plan.skips:
-            self.stats.skipped += await self._executions.record_skips(
-                schedule, plan.skips, unrecorded=plan.unrecorded
-            )
+            self.stats.skipped += await self._executions.record_skips(schedule, plan.skips)
             log.info("%s: skipped %d tick(s) (%s)", schedule.name, len(plan.skips), plan.skips[-1].reason)
         if plan.fire is not None:
             await self.fire(schedule, plan.fire)

@@ -52,8 +52,11 @@ def test_nothing_missed_means_an_empty_plan() -> None:
 
 def test_long_downtime_records_at_most_cap_rows_and_counts_the_rest() -> None:
     plan = _plan(MisfirePolicy.COALESCE, 30, last=T0, now=T0 + timedelta(days=1), cap=10)
-    assert len(plan.skips) == 10
-    assert plan.unrecorded > 1000
+    old = [s for s in plan.skips if s.reason == "misfire"]
+    assert len(old) == 10
+    assert [s.scheduled_for.minute for s in old] == list(range(1, 11))  # the oldest get a row
+    assert old[-1].skipped_until == T0 + timedelta(days=1) - timedelta(seconds=30)
+    assert all(s.skipped_until is None for s in old[:-1])
     assert plan.fire == T0 + timedelta(days=1)
 
 
