@@ -30,7 +30,7 @@ async def trigger(track: str, payload: str, correlation_id: str | None, user_id:
         raise UserError(str(exc)) from None
     settings = get_settings()
     endpoints = resolve_endpoints(settings)
-    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
+    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli", wait_for_server=False)
     try:
         client = TracksClient(nc.jetstream())
         try:
