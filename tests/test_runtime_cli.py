@@ -35,7 +35,7 @@ async def tracks(servers: Servers, *args: str, nats_url: str | None = None) -> R
     env.pop("TRACKS_LOG_LEVEL", None)
     done = await asyncio.to_thread(
         subprocess.run, [*tracks_command(), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=20,
     )
     return Result(done.returncode, done.stdout, done.stderr)
 
@@ -82,6 +82,17 @@ async def test_bad_names_are_refused_before_any_server_is_contacted(
     """A name that can never be valid is reported as such, not as "cannot reach a server"."""
     unreachable = f"nats://127.0.0.1:{free_port()}"
     assert_one_line_error(await tracks(servers, *args, nats_url=unreachable), expected)
+
+
+async def test_trigger_without_a_reachable_server_fails_fast(servers: Servers) -> None:
+    """With NATS unreachable, ``tracks trigger`` says so in one line and exits 1 (within the
+    subprocess timeout) instead of retrying the connection forever."""
+    unreachable = f"nats://127.0.0.1:{free_port()}"
+    result = await tracks(servers, "trigger", "x", "--payload", "{}", nats_url=unreachable)
+    assert result.code == 1, result
+    assert "Traceback" not in result.err
+    assert result.err.startswith("Error: cannot reach a server"), result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
 
 
 async def test_trigger_publishes_once_per_correlation_id(
