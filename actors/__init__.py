@@ -9,7 +9,7 @@ from .middleware import Middleware, Next, Step
 from .retry import RetryPolicy
 from .runtime import Runtime
 from .track import Track, TrackOptions
-from .workflow import Workflow
+from .workflow import Phase, Workflow
 
 __all__ = [
     "CycleError",
@@ -18,6 +18,7 @@ __all__ = [
     "Middleware",
     "Next",
     "PermanentError",
+    "Phase",
     "PoisonMessage",
     "RetryPolicy",
     "RetryableError",

@@ -6,7 +6,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -36,8 +36,12 @@ class TrackOptions:
     retry_cap_s: float | None = None
     breaker_threshold: int | None = None
     breaker_cooldown_s: float | None = None
+    delivery: Literal["pull", "push"] = "pull"
+    """``pull``: the worker fetches batches; ``push``: the server delivers to a queue group."""
 
     def __post_init__(self) -> None:
+        if self.delivery not in ("pull", "push"):
+            raise WorkflowError(f"track option delivery must be 'pull' or 'push', got {self.delivery!r}")
         for name in ("max_deliver", "ack_wait_s", "concurrency", "fetch_batch", "time_limit_s", "retry_cap_s",
                      "breaker_cooldown_s"):
             value = getattr(self, name)

@@ -1,25 +1,62 @@
-"""A workflow: named tracks and their dependencies, validated when declared."""
+"""A workflow: named tracks, their dependencies, optional phases and a run timeout.
+
+Validated when declared: an unknown upstream, a duplicate name or a cycle is refused with
+an error naming it; phases must cover the tracks and respect the dependency order.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from subjects import check_token
 
 from .errors import CycleError, WorkflowError
 from .track import Handler, Track, TrackOptions
 
-__all__ = ["Workflow", "find_cycle"]
+__all__ = ["Phase", "Workflow", "find_cycle"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A group of steps that progress on their own; entering a ``manual`` phase needs a person
+    to release it (``tracks proceed CID``) unless the workflow proceeds automatically."""
+
+    name: str
+    tracks: tuple[str, ...]
+    manual: bool = False
+
+    def __post_init__(self) -> None:
+        check_token(self.name, "phase name")
+        if not self.tracks:
+            raise WorkflowError(f"phase {self.name} has no tracks")
 
 
 class Workflow:
-    """Declare tracks with ``@workflow.track("name", after=[...])``.
+    """Declare tracks with ``@workflow.track("name", after=[...])``."""
 
-    The graph is checked on every declaration and by :meth:`validate`: an upstream that
-    is never declared, or a cycle, is refused with an error naming it.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(
+        self,
+        name: str,
+        *,
+        phases: Sequence[Phase] = (),
+        timeout_s: float | None = None,
+        auto_proceed: bool = False,
+    ) -> None:
+        self.name = check_token(name, "workflow name")
+        if timeout_s is not None and timeout_s <= 0:
+            raise WorkflowError(f"workflow {name}: timeout_s must be > 0, got {timeout_s}")
+        self.phases = tuple(phases)
+        self.timeout_s = timeout_s
+        self.auto_proceed = auto_proceed
+        """Manual phases release themselves (e.g. in tests, or once a process is trusted)."""
         self._tracks: dict[str, Track] = {}
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise WorkflowError(f"workflow {name}: phase names repeat: {names}")
+        if self.phases and self.phases[0].manual:
+            raise WorkflowError(f"workflow {name}: the first phase ({self.phases[0].name}) cannot be manual; "
+                                "a run starts it")
 
     def track(
         self,
@@ -44,13 +81,44 @@ class Workflow:
         self._tracks[track.name] = track
 
     def validate(self) -> None:
-        """Every upstream is a declared track (call once all tracks are declared)."""
+        """Call once all tracks are declared: upstreams exist, phases cover and respect the graph."""
         for track in self._tracks.values():
             for upstream in track.after:
                 if upstream not in self._tracks:
                     raise WorkflowError(
                         f"workflow {self.name}: track {track.name!r} depends on unknown track {upstream!r}"
                     )
+        if not self.phases:
+            return
+        order: dict[str, int] = {}
+        for i, phase in enumerate(self.phases):
+            for name in phase.tracks:
+                if name not in self._tracks:
+                    raise WorkflowError(f"workflow {self.name}: phase {phase.name} names unknown track {name!r}")
+                if name in order:
+                    raise WorkflowError(f"workflow {self.name}: track {name!r} is in two phases")
+                order[name] = i
+        missing = sorted(set(self._tracks) - set(order))
+        if missing:
+            raise WorkflowError(f"workflow {self.name}: tracks in no phase: {', '.join(missing)}")
+        for track in self._tracks.values():
+            for upstream in track.after:
+                if order[upstream] > order[track.name]:
+                    raise WorkflowError(
+                        f"workflow {self.name}: {track.name!r} (phase {self.phases[order[track.name]].name}) "
+                        f"depends on {upstream!r} of a later phase ({self.phases[order[upstream]].name})"
+                    )
+
+    def phase_of(self, track: str) -> Phase | None:
+        for phase in self.phases:
+            if track in phase.tracks:
+                return phase
+        return None
+
+    @property
+    def leaves(self) -> list[Track]:
+        """Tracks nothing depends on: the run is complete when all of them are."""
+        return [t for t in self._tracks.values() if not self.dependents(t.name)]
 
     def __getitem__(self, name: str) -> Track:
         try:
