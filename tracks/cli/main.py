@@ -8,6 +8,7 @@ import os
 import click
 
 from .actor import actor
+from .alerts import alerts
 from .bench import bench
 from .chain import chain
 from .db import db
@@ -35,6 +36,7 @@ cli.add_command(actor)
 cli.add_command(trigger)
 cli.add_command(chain)
 cli.add_command(dlq)
+cli.add_command(alerts)
 cli.add_command(bench)
 cli.add_command(demo)
 cli.add_command(schedule)

@@ -1,0 +1,60 @@
+"""``tracks alerts check``: the alert conditions, checked once, for a cron job or a person.
+
+Exit code 0 when nothing fires, 3 when an alert fires (1 stays "you made a mistake"), so
+``tracks alerts check || notify`` works. Nothing is published: running actors do that.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from actors.alerts import check, load_alert_settings
+from subjects import check_token
+from tracks.connections import connect_nats, resolve_endpoints
+from tracks.db import create_pool
+from tracks.settings import SettingsError
+
+from ._common import UserError, async_command, get_settings
+
+__all__ = ["ALERT_EXIT_CODE", "alerts"]
+
+ALERT_EXIT_CODE = 3
+
+
+@click.group()
+def alerts() -> None:
+    """DLQ backlog and failure-rate alerts (thresholds: TRACKS_ALERT_*)."""
+
+
+@alerts.command("check")
+@click.option("--track", "tracks", multiple=True,
+              help="Only these tracks' failure rates (default: every active one).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per alert.")
+@async_command
+async def check_cmd(tracks: tuple[str, ...], as_json: bool) -> None:
+    """Check once and print what fires; exit 3 when something does, else 0."""
+    try:
+        for track in tracks:
+            check_token(track, "track name")
+        alert_settings = load_alert_settings()
+    except (ValueError, SettingsError) as exc:
+        raise UserError(str(exc)) from None
+    settings = get_settings()
+    endpoints = resolve_endpoints(settings)
+    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
+    pool = await create_pool(endpoints.database_url, max_size=2)
+    try:
+        fired = await check(nc.jetstream(), pool, alert_settings, list(tracks) or None)
+    finally:
+        await pool.close()
+        await nc.drain()
+    for alert in fired:
+        click.echo(json.dumps(alert.payload()) if as_json else f"ALERT {alert.name}: {alert.message}")
+    if not fired:
+        s = alert_settings
+        click.echo(f"ok: at most {s.dlq_threshold} dead letters; no track over {s.failure_rate:.0%} "
+                   f"failed steps in the last {s.window_s:g}s (judged from {s.min_events} steps)", err=True)
+        return
+    raise click.exceptions.Exit(ALERT_EXIT_CODE)
