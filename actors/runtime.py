@@ -24,6 +24,7 @@ from tracks.db import create_pool, migrate, pending
 from tracks.settings import Settings, load_settings
 
 from .advisories import MaxDeliveriesWatcher
+from .alerts import AlertMonitor, load_alert_settings
 from .breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
 from .config import resolve
 from .consumer import ConsumerSpec, PullSource
@@ -75,6 +76,8 @@ class Runtime:
         self.endpoints: Endpoints | None = None
         self._announcer: BreakerAnnouncer | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
+        self.alerts: AlertMonitor | None = None
+        self._alert_settings = load_alert_settings()
         for track in self.tracks:  # refuse contradictory settings before connecting to anything
             resolve(track, self.settings)
 
@@ -116,6 +119,8 @@ class Runtime:
         self.advisories = MaxDeliveriesWatcher(self.nc, js, self.pool, self.ledger, publisher,
                                                list(self.workers))
         await self.advisories.start()
+        self.alerts = AlertMonitor(js, self.pool, publisher, self._alert_settings, list(self.workers))
+        self.alerts.start()
         self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
@@ -188,6 +193,8 @@ class Runtime:
         if abandoned:
             log.warning("%d step(s) did not finish within %.0fs; they were nak'ed for redelivery",
                         abandoned, self.settings.shutdown_grace_s)
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.advisories is not None:
             await self.advisories.stop()
         if self._announcer is not None:
