@@ -86,7 +86,14 @@ BEGIN
     INSERT INTO job_executions (schedule_id, correlation_id, status, scheduled_for, completed_at,
                                 execution_metadata)
     VALUES (p_schedule, p_cid, v_status, p_for, CASE WHEN v_status = 'skipped' THEN now() END,
-            CASE WHEN v_reason IS NULL THEN p_meta ELSE p_meta || jsonb_build_object('reason', v_reason) END);
+            CASE WHEN v_reason IS NULL THEN p_meta ELSE p_meta || jsonb_build_object('reason', v_reason) END)
+    ON CONFLICT (schedule_id, scheduled_for) DO NOTHING;
+    IF NOT FOUND THEN
+        -- Recorded meanwhile as skipped by a replica's catch-up (which takes no lock): follow it.
+        RETURN QUERY SELECT 'done', e.correlation_id, NULL::text
+                     FROM job_executions e WHERE e.schedule_id = p_schedule AND e.scheduled_for = p_for;
+        RETURN;
+    END IF;
     RETURN QUERY SELECT CASE v_status WHEN 'running' THEN 'publish' ELSE v_status END, p_cid, v_reason;
 END $$;
 
