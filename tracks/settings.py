@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     records_linger_ms: Annotated[float, Field(ge=0)] = 0.0
     """Extra wait before a record batch is written (0: batch whatever queued meanwhile)."""
 
+    # --- payloads and retention ----------------------------------------------------------
+    payload_threshold_bytes: PositiveInt = 256 * 1024
+    """Payloads whose JSON is larger go by reference through the object store (NATS's max is 1 MiB)."""
+    payload_ttl_s: PositiveFloat = 7 * 24 * 3600.0
+    """How long the object store keeps offloaded payloads."""
+    retention_s: PositiveFloat = 30 * 24 * 3600.0
+    """Finished coordination data older than this is purged by ``tracks retention run``."""
+
     @field_validator("nats_url")
     @classmethod
     def _nats_scheme(cls, value: str | None) -> str | None:
