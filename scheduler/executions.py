@@ -187,9 +187,6 @@ class ExecutionStore:
             )
         return Released(row["scheduled_for"], row["correlation_id"]) if row is not None else None
 
-    async def publish_failed(self, correlation_id: str, error: str) -> None:
-        await self.finish(correlation_id, "failed", error=f"tick not published: {error}")
-
     async def last_ticks(self, schedule_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
         """The latest recorded tick of each schedule (any status), for catch-up after downtime."""
         rows = await self._pool.fetch(

@@ -86,9 +86,10 @@ class TickFirer:
         for attempt in range(self._attempts):
             try:
                 published = await self._publisher.publish(schedule, scheduled_for, correlation_id)
-            except Exception as exc:  # NATS down or slow: retry, then record the failure
+            except Exception as exc:  # NATS down or slow: retry (same Nats-Msg-Id), then record it
                 error = exc
-                await asyncio.sleep(0.25 * 2**attempt)
+                if attempt + 1 < self._attempts:
+                    await asyncio.sleep(0.25 * 2**attempt)
                 continue
             if published.duplicate:
                 self.stats.duplicates += 1
