@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -126,3 +128,32 @@ def test_scheduler_run_stops_cleanly_on_sigterm(env: dict[str, str], unique: str
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+async def test_history_shows_status_duration_and_errors(run, pool, unique: str) -> None:  # type: ignore[no-untyped-def]
+    name = f"hist-{unique}"
+    cli_run = functools.partial(asyncio.to_thread, run)  # the CLI runs its own event loop
+    assert (await cli_run("schedule", "add", name, "0 * * * *", "--target", "t", "--disabled"))[0] == 0
+    schedule_id = await pool.fetchval("SELECT id FROM job_schedules WHERE name = $1", name)
+    await pool.execute(
+        """INSERT INTO job_executions (schedule_id, correlation_id, status, scheduled_for, started_at,
+                                       completed_at, error_message, execution_metadata)
+           VALUES ($1, $2, 'completed', '2026-05-04 10:00Z', '2026-05-04 10:00:00.1Z',
+                   '2026-05-04 10:00:02.6Z', NULL, '{}'),
+                  ($1, $3, 'failed', '2026-05-04 11:00Z', '2026-05-04 11:00:00Z', '2026-05-04 11:00:01Z',
+                   'OSError: disk full', '{}'),
+                  ($1, $4, 'skipped', '2026-05-04 12:00Z', '2026-05-04 12:00:00Z', '2026-05-04 12:00:00Z',
+                   NULL, '{"reason": "overlap: the previous run is unfinished"}')""",
+        schedule_id, f"a{unique}", f"b{unique}", f"c{unique}",
+    )  # fmt: skip
+    code, out = await cli_run("schedule", "history", name)
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("SCHEDULED FOR")
+    assert lines[1].split()[:4] == ["2026-05-04", "12:00:00", "UTC", "skipped"]
+    assert lines[1].endswith("overlap: the previous run is unfinished")
+    assert "failed" in lines[2]
+    assert lines[2].endswith("OSError: disk full")
+    assert "completed" in lines[3]
+    assert "2.5s" in lines[3]
+    await cli_run("schedule", "rm", name)
