@@ -17,6 +17,7 @@ from .dev import dev
 from .dlq import dlq
 from .schedule import schedule, scheduler
 from .trigger import trigger
+from .workflow import workflow
 
 __all__ = ["cli", "main"]
 
@@ -41,6 +42,7 @@ cli.add_command(bench)
 cli.add_command(demo)
 cli.add_command(schedule)
 cli.add_command(scheduler)
+cli.add_command(workflow)
 
 
 def main() -> None:
