@@ -25,6 +25,7 @@ from tracks.settings import Settings, load_settings
 
 from .advisories import MaxDeliveriesWatcher
 from .alerts import AlertMonitor, load_alert_settings
+from .api import ApiService, workflows_of
 from .breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
 from .config import resolve
 from .consumer import ConsumerSpec, PullSource
@@ -77,6 +78,7 @@ class Runtime:
         self._announcer: BreakerAnnouncer | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
+        self.api: ApiService | None = None
         self._alert_settings = load_alert_settings()
         for track in self.tracks:  # refuse contradictory settings before connecting to anything
             resolve(track, self.settings)
@@ -124,6 +126,8 @@ class Runtime:
         self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
+        self.api = ApiService(self.nc, self.pool, workflows_of(self.tracks))
+        await self.api.start()
         log.info("runtime %s started tracks %s", self.name, ", ".join(self.workers))
 
     @staticmethod
@@ -183,6 +187,8 @@ class Runtime:
     # --- shutdown ------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         for worker in self.workers.values():
             worker.stop_fetching()
         if self._loops:
