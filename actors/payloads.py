@@ -194,11 +194,14 @@ class PayloadStore:
         prefixes = {f"{cid}/" for cid in correlation_ids}
         if not prefixes:
             return 0
-        await self.ensure()
+        try:  # never create the bucket just to find it empty
+            store = self._stores.get(self.bucket) or await self._js.object_store(self.bucket)
+        except BucketNotFoundError:
+            return 0
         removed = 0
         for name in await self._names():
             if name[: name.find("/") + 1] in prefixes:
-                removed += await self._remove(name)
+                removed += await self._remove(store, name)
         return removed
 
     async def _names(self) -> list[str]:
@@ -208,9 +211,8 @@ class PayloadStore:
         subjects = info.state.subjects or {}
         return [base64.urlsafe_b64decode(s.removeprefix(prefix)).decode() for s in subjects]
 
-    async def _remove(self, name: str) -> int:
+    async def _remove(self, store: ObjectStore, name: str) -> int:
         """Purge the chunks and the meta record: unlike ``ObjectStore.delete`` no tombstone stays."""
-        store = await self.ensure()
         try:
             info = await store.get_info(name)
         except (ObjectNotFoundError, NotFoundError):

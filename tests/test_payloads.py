@@ -123,3 +123,10 @@ async def test_bucket_ttl_is_set_and_follows_changes(js: JetStreamContext, store
     changed = PayloadStore(js, bucket=store.bucket, threshold_bytes=1024, ttl_s=7200.0)
     status = await (await changed.ensure()).status()
     assert status.ttl == pytest.approx(7200.0)
+
+
+async def test_delete_never_creates_the_bucket(js: JetStreamContext, unique: str) -> None:
+    store = PayloadStore(js, bucket=f"TEST_NEVER_{unique}")
+    assert await store.delete("any") == 0
+    with pytest.raises(NotFoundError):
+        await js.object_store(store.bucket)
