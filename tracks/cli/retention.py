@@ -1,0 +1,48 @@
+"""``tracks retention run [--older-than-days N]``: purge finished coordination data.
+
+Meant for a daily cron job (or a schedule); it is safe to run while actors run and from
+several places at once: every delete re-checks its conditions, batch by batch.
+"""
+
+from __future__ import annotations
+
+import click
+
+from actors.payloads import PayloadStore
+from actors.retention import purge
+from tracks.connections import connect_nats, resolve_endpoints
+from tracks.db import create_pool
+
+from ._common import UserError, async_command, get_settings
+
+__all__ = ["retention"]
+
+
+@click.group()
+def retention() -> None:
+    """Retention of finished runs' records and payloads (TRACKS_RETENTION_S)."""
+
+
+@retention.command("run")
+@click.option("--older-than-days", type=float, default=None,
+              help="Purge what finished more than N days ago (default: TRACKS_RETENTION_S).")
+@async_command
+async def run_cmd(older_than_days: float | None) -> None:
+    """Delete finished steps, their logs, finished workflow runs and their payloads; print counts."""
+    settings = get_settings()
+    if older_than_days is not None and older_than_days < 0:
+        raise UserError(f"--older-than-days must be >= 0, got {older_than_days:g}")
+    older_than_s = older_than_days * 86400 if older_than_days is not None else settings.retention_s
+    endpoints = resolve_endpoints(settings)
+    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
+    pool = await create_pool(endpoints.database_url, max_size=2)
+    try:
+        payloads = PayloadStore(nc.jetstream(), threshold_bytes=settings.payload_threshold_bytes,
+                                ttl_s=settings.payload_ttl_s)
+        counts = await purge(pool, older_than_s=older_than_s, payloads=payloads)
+    finally:
+        await pool.close()
+        await nc.drain()
+    click.echo(f"purged what finished more than {older_than_s / 86400:g} day(s) ago:")
+    for name, n in counts.items():
+        click.echo(f"  {name:16} {n}")
