@@ -15,6 +15,7 @@ from .db import db
 from .demo import demo
 from .dev import dev
 from .dlq import dlq
+from .retention import retention
 from .schedule import schedule, scheduler
 from .trigger import trigger
 from .workflow import workflow
@@ -43,6 +44,7 @@ cli.add_command(demo)
 cli.add_command(schedule)
 cli.add_command(scheduler)
 cli.add_command(workflow)
+cli.add_command(retention)
 
 
 def main() -> None:
