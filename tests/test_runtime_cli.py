@@ -65,6 +65,7 @@ def assert_one_line_error(result: Result, expected: str) -> None:
 async def test_user_errors_are_one_line_and_exit_1(
     servers: Servers, migrated: None, args: list[str], expected: str
 ) -> None:
+    """Bad JSON, bad names, an unknown module, track or run: one ``Error:`` line, exit 1, no traceback."""
     assert_one_line_error(await tracks(servers, *args), expected)
 
 

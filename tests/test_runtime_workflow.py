@@ -23,6 +23,7 @@ def test_a_cycle_is_refused_with_an_error_naming_it() -> None:
 
 
 def test_a_self_dependency_is_a_cycle() -> None:
+    """A track that waits for itself would never run: refused as the cycle a → a."""
     wf = Workflow("selfish")
     with pytest.raises(CycleError, match="a → a"):
         wf.track("a", after=["a"])(_noop)
@@ -40,6 +41,7 @@ def test_a_diamond_is_not_a_cycle() -> None:
 
 
 def test_a_track_name_declared_twice_is_refused() -> None:
+    """Two tracks of one name would share one consumer and one step row: refused."""
     wf = Workflow("twice")
     wf.track("a")(_noop)
     with pytest.raises(WorkflowError, match="'a' is declared twice"):
@@ -56,6 +58,7 @@ def test_runtime_refuses_repeated_track_names() -> None:
 
 
 def test_an_unknown_upstream_is_refused() -> None:
+    """An upstream that is never declared would leave its dependent waiting forever: refused by name."""
     wf = Workflow("dangling")
     wf.track("a")(_noop)
     wf.track("b", after=["a", "ghost"])(_noop)
@@ -65,12 +68,14 @@ def test_an_unknown_upstream_is_refused() -> None:
 
 @pytest.mark.parametrize("name", ["has.dot", "has space", "wild*", "", "x" * 129])
 def test_a_track_name_that_breaks_subjects_is_refused(name: str) -> None:
+    """A name that is not a single NATS subject token would route to the wrong subjects: refused."""
     wf = Workflow("names")
     with pytest.raises(ValueError, match="NATS subject token"):
         wf.track(name)(_noop)
 
 
 def test_a_handler_must_be_async_and_take_ctx_and_payload() -> None:
+    """A handler of the wrong shape is refused when declared, not when the first message arrives."""
     wf = Workflow("handlers")
 
     def sync_handler(ctx: TrackContext, payload: dict[str, object]) -> None:
