@@ -33,7 +33,15 @@ __all__ = ["Claim", "ClaimResult", "Ledger", "LogRow", "StepFinish", "Verdict"]
 class Verdict(StrEnum):
     RUN = "run"
     ALREADY_DONE = "already_done"
+    """The step completed before: its recorded output is re-announced, the handler not run."""
     DUPLICATE = "duplicate"
+    """Another message holds the step (a concurrent duplicate, or the other upstream of a fan-in)."""
+    WAITING = "waiting"
+    """A fan-in step whose other upstreams have not completed yet."""
+    GATED = "gated"
+    """The step's manual phase is not released: it waits for ``tracks proceed``."""
+    CLOSED = "closed"
+    """The run timed out: nothing more starts until it is resumed."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,10 @@ class Claim:
     trace_id: str | None = None
     started_details: dict[str, Any] | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    fan_in: tuple[str, ...] = ()
+    root: bool = False
+    gate: str | None = None
+    run_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class ClaimResult:
     verdict: Verdict
     attempt: int = 0
     output: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    """For a fan-in step: each upstream's recorded output, by track."""
 
 
 @dataclass(frozen=True)
@@ -86,27 +100,53 @@ _CLAIM_SQL = """
 WITH req AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
-             at timestamptz)
+             at timestamptz, deps text[], root boolean, gate text, timeout_s float8)
+), new_runs AS (
+    INSERT INTO workflow_runs (correlation_id, workflow, status, user_id, input, deadline, started_at)
+    SELECT DISTINCT ON (cid) cid, workflow, 'running', user_id, details -> 'payload',
+           at + make_interval(secs => timeout_s), at
+    FROM req WHERE root AND workflow IS NOT NULL
+    ORDER BY cid
+    ON CONFLICT (correlation_id) DO NOTHING
+), state AS (
+    SELECT r.*, w.status AS run_status, coalesce(w.released_phases, '{}') AS released,
+           (cardinality(r.deps) = 0 OR
+            (SELECT count(*) FROM track_steps d WHERE d.correlation_id = r.cid AND d.track_id = ANY (r.deps)
+                AND d.status = 'completed') = cardinality(r.deps)) AS deps_met
+    FROM req r LEFT JOIN workflow_runs w ON w.correlation_id = r.cid
 ), claimed AS (
     INSERT INTO track_steps AS s
         (correlation_id, track_id, workflow, user_id, status, attempts, activated_by, trace_id)
-    SELECT cid, track, workflow, user_id, 'running', 1, seq, trace_id FROM req
+    SELECT cid, track, workflow, user_id,
+           CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 'gated' ELSE 'running' END,
+           CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
+           seq, trace_id
+    FROM state WHERE deps_met AND run_status IS DISTINCT FROM 'timed_out'
     ON CONFLICT (correlation_id, track_id) DO UPDATE
-        SET attempts = s.attempts + 1, status = 'running', activated_by = EXCLUDED.activated_by,
-            error = NULL, finished_at = NULL, updated_at = now()
-        WHERE s.status IN ('failed', 'timed_out')
+        SET status = EXCLUDED.status,
+            attempts = s.attempts + EXCLUDED.attempts,
+            activated_by = EXCLUDED.activated_by, error = NULL, finished_at = NULL, updated_at = now()
+        WHERE s.status IN ('failed', 'timed_out', 'gated')
            OR (s.status = 'running' AND s.activated_by = EXCLUDED.activated_by)
-    RETURNING s.correlation_id, s.track_id, s.attempts
-), started AS (
+    RETURNING s.correlation_id, s.track_id, s.attempts, s.status
+), reopened AS (
+    UPDATE workflow_runs w SET status = 'running', finished_at = NULL, error = NULL, updated_at = now()
+    FROM claimed c WHERE w.correlation_id = c.correlation_id AND c.status = 'running' AND w.status = 'failed'
+), logged AS (
     INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, trace_id,
                                  stream_seq, occurred_at)
-    SELECT r.user_id, r.cid, r.track, 'started', c.attempts, r.details, r.trace_id, r.seq, r.at
+    SELECT r.user_id, r.cid, r.track, CASE c.status WHEN 'gated' THEN 'gated' ELSE 'started' END, c.attempts,
+           r.details, r.trace_id, r.seq, r.at
     FROM claimed c JOIN req r ON r.cid = c.correlation_id AND r.track = c.track_id
 )
-SELECT r.cid, r.track, c.attempts, prior.status AS prior_status, prior.output::text AS prior_output
-FROM req r
-LEFT JOIN claimed c ON c.correlation_id = r.cid AND c.track_id = r.track
-LEFT JOIN track_steps prior ON prior.correlation_id = r.cid AND prior.track_id = r.track
+SELECT s.cid, s.track, c.attempts, c.status AS claimed, prior.status AS prior_status,
+       prior.output::text AS prior_output, s.run_status, s.deps_met,
+       CASE WHEN c.status = 'running' AND cardinality(s.deps) > 0 THEN
+           (SELECT jsonb_object_agg(d.track_id, d.output) FROM track_steps d
+            WHERE d.correlation_id = s.cid AND d.track_id = ANY (s.deps))::text END AS inputs
+FROM state s
+LEFT JOIN claimed c ON c.correlation_id = s.cid AND c.track_id = s.track
+LEFT JOIN track_steps prior ON prior.correlation_id = s.cid AND prior.track_id = s.track
 """
 
 _WRITE_SQL = """
@@ -126,6 +166,21 @@ WITH logs AS (
 )
 SELECT 1
 """
+
+
+def _verdict(row: asyncpg.Record) -> ClaimResult:
+    if row["claimed"] == "running":
+        inputs = json.loads(row["inputs"]) if row["inputs"] else None
+        return ClaimResult(Verdict.RUN, attempt=row["attempts"], inputs=inputs)
+    if row["claimed"] == "gated":
+        return ClaimResult(Verdict.GATED)
+    if row["prior_status"] == "completed":
+        return ClaimResult(Verdict.ALREADY_DONE, output=json.loads(row["prior_output"]) if row["prior_output"] else {})
+    if row["run_status"] == "timed_out":
+        return ClaimResult(Verdict.CLOSED)
+    if not row["deps_met"]:
+        return ClaimResult(Verdict.WAITING)
+    return ClaimResult(Verdict.DUPLICATE)
 
 
 def _dumps(rows: list[dict[str, Any]]) -> str:
@@ -186,7 +241,8 @@ class Ledger:
         unique = list(first.values())
         batch = [{"cid": c.correlation_id, "track": c.track, "seq": c.stream_seq, "workflow": c.workflow,
                   "user_id": c.user_id, "trace_id": c.trace_id, "details": c.started_details,
-                  "at": c.at.isoformat()} for c in unique]
+                  "at": c.at.isoformat(), "deps": list(c.fan_in), "root": c.root, "gate": c.gate,
+                  "timeout_s": c.run_timeout_s} for c in unique]
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_CLAIM_SQL, _dumps(batch))
         by_key = {(r["cid"], r["track"]): r for r in rows}
@@ -196,14 +252,7 @@ class Ledger:
             if first[key] is not c:
                 results.append(ClaimResult(Verdict.DUPLICATE))
                 continue
-            row = by_key[key]
-            if row["attempts"] is not None:
-                results.append(ClaimResult(Verdict.RUN, attempt=row["attempts"]))
-            elif row["prior_status"] == "completed":
-                output = json.loads(row["prior_output"]) if row["prior_output"] else {}
-                results.append(ClaimResult(Verdict.ALREADY_DONE, output=output))
-            else:
-                results.append(ClaimResult(Verdict.DUPLICATE))
+            results.append(_verdict(by_key[key]))
         return results
 
     async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[None]:

@@ -32,6 +32,8 @@ class Step:
     activation: Activation
     ctx: TrackContext
     verdict: Verdict = Verdict.RUN
+    input: dict[str, Any] | None = None
+    """The handler's input when it is not the message's payload (fan-in: outputs by upstream)."""
     output: dict[str, Any] | None = None
     """The handler's result, or the recorded output of an already completed step."""
     started: float = field(default_factory=time.monotonic)

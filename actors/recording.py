@@ -2,7 +2,8 @@
 
 ``completed`` (with the output) is durable before the worker publishes the completion
 event and acks: a crash in between leaves a completed step whose redelivery re-announces
-the recorded output instead of running the handler again.
+the recorded output instead of running the handler again. Every verdict other than RUN
+stops the chain here; the worker settles the message from ``step.verdict``.
 """
 
 from __future__ import annotations
@@ -11,28 +12,34 @@ import time
 
 from .ledger import Claim, Ledger, LogRow, StepFinish, Verdict
 from .middleware import Next, Step
+from .plan import StepPlan
 
 __all__ = ["LedgerMiddleware"]
 
 
 class LedgerMiddleware:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, plan: StepPlan) -> None:
         self._ledger = ledger
+        self._plan = plan
 
     async def __call__(self, step: Step, call_next: Next) -> None:
-        ctx = step.ctx
+        ctx, plan = step.ctx, self._plan
         result = await self._ledger.claim(Claim(
             ctx.correlation_id, ctx.track, ctx.stream_seq, ctx.workflow, ctx.user_id, ctx.trace_id,
             started_details={"subject": step.msg.subject, "source": step.activation.source_track,
                              "payload": step.activation.payload},
+            fan_in=plan.fan_in, root=plan.root, gate=plan.gate,
+            run_timeout_s=plan.run_timeout_s,
         ))
         step.verdict = result.verdict
         if result.verdict is not Verdict.RUN:
             step.output = result.output
-            reason = "step already completed" if result.verdict is Verdict.ALREADY_DONE else "step claimed by another message"
-            self._ledger.record(self._row(step, "duplicate", details={"reason": reason, "subject": step.msg.subject}))
+            self._note(step, result.verdict)
             return
         ctx.attempt = result.attempt
+        if result.inputs is not None:  # fan-in: every upstream's recorded output, by track
+            step.input = result.inputs
+            ctx.upstream = result.inputs
         began = time.monotonic()
         await call_next(step)
         duration_ms = (time.monotonic() - began) * 1000
@@ -40,6 +47,17 @@ class LedgerMiddleware:
         await self._ledger.finish(
             StepFinish("completed", self._row(step, "completed", duration_ms=duration_ms), output=step.output)
         )
+
+    def _note(self, step: Step, verdict: Verdict) -> None:
+        """Say in the records why the handler did not run (gated steps are recorded by the claim)."""
+        reason = {
+            Verdict.ALREADY_DONE: "step already completed: its output is re-announced",
+            Verdict.DUPLICATE: "step claimed by another message",
+            Verdict.CLOSED: "the run timed out: resume it to continue",
+        }.get(verdict)
+        if reason is not None:
+            event = "skipped" if verdict is Verdict.CLOSED else "duplicate"
+            self._ledger.record(self._row(step, event, details={"reason": reason, "subject": step.msg.subject}))
 
     @staticmethod
     def _row(step: Step, event_type: str, **fields: object) -> LogRow:

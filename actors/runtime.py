@@ -31,8 +31,11 @@ from .config import resolve
 from .consumer import ConsumerSpec, PullSource
 from .ledger import Ledger
 from .middleware import Middleware
+from .plan import StepPlan
 from .publisher import EventPublisher
+from .push import PushSource
 from .recording import LedgerMiddleware
+from .runs import Runs
 from .time_limit import TimeLimitMiddleware
 from .tracing import TracingMiddleware
 from .track import Track
@@ -76,6 +79,8 @@ class Runtime:
         self.ledger: Ledger | None = None
         self.endpoints: Endpoints | None = None
         self._announcer: BreakerAnnouncer | None = None
+        self.runs: Runs | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
         self.api: ApiService | None = None
@@ -112,6 +117,7 @@ class Runtime:
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
         self._announcer = BreakerAnnouncer(self.ledger, publisher)
+        self.runs = Runs(self.pool, publisher)
         for track in self.tracks:
             worker = self._worker(track, publisher)
             await worker.source.start()
@@ -124,6 +130,7 @@ class Runtime:
         self.alerts = AlertMonitor(js, self.pool, publisher, self._alert_settings, list(self.workers))
         self.alerts.start()
         self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
+        self._reaper = asyncio.create_task(self._reap_timeouts(), name="run-timeouts")
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
         self.api = ApiService(self.nc, self.pool, workflows_of(self.tracks))
@@ -150,13 +157,28 @@ class Runtime:
         spec = ConsumerSpec.for_track(track, ack_wait_s=config.ack_wait_s, max_deliver=config.max_deliver,
                                       max_ack_pending=config.max_ack_pending)
         source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
+        if track.options.delivery == "push":  # same interface (push.MessageSource); the worker annotates pull
+            source = PushSource(self.nc, self.nc.jetstream(), spec,  # type: ignore[assignment]
+                                fetch_timeout_s=config.fetch_timeout_s)
         breaker = CircuitBreaker(track.name, threshold=config.breaker_threshold,
                                  cooldown_s=config.breaker_cooldown_s, on_transition=self._announcer)
-        chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger)]
+        chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger, StepPlan.of(track))]
         if self._failure_handling:
             chain += [BreakerMiddleware(breaker), TimeLimitMiddleware(config.time_limit_s)]
         chain += self._user_middleware
-        return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker)
+        assert self.runs is not None
+        targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
+        return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker, self.runs, targets)
+
+    async def _reap_timeouts(self) -> None:
+        """Every runtime looks; the UPDATE's row locks let exactly one mark each late run."""
+        assert self.runs is not None
+        while True:
+            await asyncio.sleep(self.settings.run_timeout_check_s)
+            try:
+                await self.runs.reap_timeouts()
+            except Exception as exc:  # the database may be away: try again next round
+                log.warning("checking workflow deadlines failed: %s", exc)
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -189,6 +211,8 @@ class Runtime:
     async def shutdown(self) -> None:
         if self.api is not None:
             await self.api.stop()
+        if self._reaper is not None:
+            self._reaper.cancel()
         for worker in self.workers.values():
             worker.stop_fetching()
         if self._loops:

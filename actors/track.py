@@ -16,6 +16,7 @@ from .errors import WorkflowError
 
 if typing.TYPE_CHECKING:
     from .context import TrackContext
+    from .workflow import Workflow
 
 __all__ = ["Handler", "Track", "TrackOptions"]
 
@@ -63,6 +64,8 @@ class Track:
     input_model: type[BaseModel] | None = None
     output_model: type[BaseModel] | None = None
     workflow: str | None = None
+    graph: Workflow | None = field(default=None, repr=False, compare=False)
+    """The workflow that declared this track (set by :meth:`Workflow.add`)."""
 
     def __post_init__(self) -> None:
         check_token(self.name, "track name")

@@ -31,7 +31,9 @@ from .decode import Activation, decode, fallback_correlation_id
 from .errors import PoisonMessage
 from .ledger import Ledger, LogRow, StepFinish, Verdict
 from .middleware import Middleware, Next, Step, compose
+from .plan import StepPlan
 from .publisher import EventPublisher
+from .runs import Runs
 from .track import Track
 
 __all__ = ["TrackWorker"]
@@ -49,6 +51,7 @@ class TrackWorker:
         publisher: EventPublisher,
         middleware: list[Middleware],
         breaker: CircuitBreaker,
+        runs: Runs,
         targets: list[str] | None = None,
     ) -> None:
         self.track = track
@@ -60,6 +63,8 @@ class TrackWorker:
         self._chain: Next = compose(middleware, self._invoke)
         self._targets = targets
         self.breaker = breaker
+        self._runs = runs
+        self._plan = StepPlan.of(track)
         self._probe: int | None = None  # id() of the half-open probe message
         self._background: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -223,7 +228,7 @@ class TrackWorker:
     async def _invoke(self, step: Step) -> None:
         """The end of the chain: validate the input, run the handler, dump its output."""
         try:
-            value = self.track.parse_input(step.activation.payload)
+            value = self.track.parse_input(step.input if step.input is not None else step.activation.payload)
         except ValidationError as exc:
             raise PoisonMessage(f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
                                 f"{_summary(exc)}") from None
@@ -233,12 +238,19 @@ class TrackWorker:
     # --- settlement ----------------------------------------------------------------------
 
     async def _settle_success(self, step: Step) -> None:
+        """Completed (or re-announced): publish, settle the run if this was a leaf, ack.
+
+        Gated, waiting, closed and duplicate deliveries are simply acked: the ledger recorded
+        why, and the step is re-activated by ``proceed`` / the last upstream / ``resume``.
+        """
         if step.verdict in (Verdict.RUN, Verdict.ALREADY_DONE):
             ctx = step.ctx
             await self._publisher.track_event(
                 self.track.name, SubjectKind.COMPLETED, ctx.correlation_id, step.output or {},
                 user_id=ctx.user_id, workflow=ctx.workflow, targets=self._targets,
             )
+            if self._plan.leaves:
+                await self._runs.leaf_completed(ctx.correlation_id, self._plan.leaves)
         await step.msg.ack()
 
     async def _settle_failure(self, step: Step, exc: Exception) -> None:
@@ -263,6 +275,8 @@ class TrackWorker:
         await self._publisher.track_event(self.track.name, SubjectKind.FAILED, ctx.correlation_id,
                                           {"error": str(exc), "errorType": type(exc).__name__},
                                           user_id=ctx.user_id, workflow=ctx.workflow)
+        if self._plan.workflow is not None:
+            await self._runs.fail(ctx.correlation_id, self.track.name, error)
         log.warning("%s %s dead-lettered after %d deliveries: %s", self.track.name, ctx.correlation_id,
                     deliveries, error)
         await msg.term()

@@ -7,6 +7,7 @@ an error naming it; phases must cover the tracks and respect the dependency orde
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass
 
 from subjects import check_token
@@ -72,6 +73,7 @@ class Workflow:
         return register
 
     def add(self, track: Track) -> None:
+        track = dataclasses.replace(track, workflow=self.name, graph=self)
         if track.name in self._tracks:
             raise WorkflowError(f"workflow {self.name}: track {track.name!r} is declared twice")
         candidate = {**self._tracks, track.name: track}

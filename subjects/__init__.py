@@ -2,7 +2,7 @@
 
 from . import headers, names
 from .envelope import EventMetadata, EventType, TrackEvent, encode_event
-from .names import DLQ_STREAM, STREAM, ParsedSubject, SubjectKind, check_token, parse
+from .names import DLQ_STREAM, STREAM, ParsedSubject, RunOutcome, SubjectKind, check_token, parse
 from .streams import dlq_stream, ensure_streams, tracks_stream
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "EventMetadata",
     "EventType",
     "ParsedSubject",
+    "RunOutcome",
     "SubjectKind",
     "TrackEvent",
     "check_token",

@@ -2,6 +2,7 @@
 
     tracks.<track>.run[.<cid>]        trigger a track (body: payload or TrackEvent)
     tracks.<track>.<event>.<cid>      a track's events: completed | failed | data_ready
+    tracks.workflow.<name>.<outcome>.<cid>   a workflow run ended: completed | failed | timed_out
     dlq.<track>.<cid>                 a dead letter
 """
 
@@ -15,6 +16,7 @@ __all__ = [
     "DLQ_STREAM",
     "STREAM",
     "ParsedSubject",
+    "RunOutcome",
     "SubjectKind",
     "alert",
     "check_token",
@@ -23,6 +25,7 @@ __all__ = [
     "parse",
     "run",
     "run_filters",
+    "workflow_event",
 ]
 
 STREAM = "TRACKS"
@@ -58,6 +61,17 @@ def run(track: str, correlation_id: str | None = None) -> str:
 
 def event(track: str, kind: SubjectKind, correlation_id: str) -> str:
     return f"{ROOT}.{track}.{kind}.{correlation_id}"
+
+
+class RunOutcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+def workflow_event(workflow: str, outcome: RunOutcome, correlation_id: str) -> str:
+    """Five tokens: never matched by a track's ``tracks.X.run[.*]`` or ``tracks.X.completed.*`` filters."""
+    return f"{ROOT}.workflow.{workflow}.{outcome}.{correlation_id}"
 
 
 def dlq(track: str, correlation_id: str) -> str:

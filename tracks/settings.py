@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     breaker_cooldown_s: PositiveFloat = 30.0
     """How long an open breaker waits before it lets one probe message through."""
 
+    run_timeout_check_s: PositiveFloat = 5.0
+    """How often each runtime looks for workflow runs past their deadline."""
+
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500
     records_linger_ms: Annotated[float, Field(ge=0)] = 0.0
