@@ -16,6 +16,9 @@ one is never re-run. The order makes every step safe to repeat:
 3. delete the dead letter from the DLQ.
 
 A crash between steps leaves the dead letter in place; replaying it again is harmless.
+A step still ``running`` in the ledger (its message gave up while no actor heard the
+max-deliveries advisory) would take the replay for a duplicate and drop it: such a replay is
+refused unless forced, which marks the step failed first.
 ``Tracks-Replay`` on the replayed message counts the generations (1 for the first replay),
 and is carried into the next dead letter should it fail again.
 
@@ -32,6 +35,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
@@ -39,20 +43,21 @@ from nats.js.errors import NotFoundError
 from subjects import DLQ_STREAM, STREAM, check_token, headers, names
 
 from .dead_letter import DLQ_HEADERS
-from .ledger import Ledger, LogRow
+from .ledger import Ledger, LogRow, StepFinish
 from .publisher import EventPublisher
 
 __all__ = [
     "REPLAY_HEADER",
     "NotADeadLetter",
     "Replayed",
+    "Replayer",
+    "StepStillRunning",
     "StoredLetter",
     "UnknownDeadLetter",
     "count",
     "letters",
     "purge",
     "read",
-    "replay",
     "subject_filter",
 ]
 
@@ -74,6 +79,15 @@ class UnknownDeadLetter(LookupError):
 
 class NotADeadLetter(ValueError):
     """A DLQ message without the headers a replay needs (not written by this runtime)."""
+
+
+class StepStillRunning(RuntimeError):
+    def __init__(self, track: str, cid: str, activated_by: int | None) -> None:
+        super().__init__(
+            f"step {track} of run {cid} is still 'running' (claimed by stream sequence {activated_by}): "
+            "a replay would be dropped as a duplicate. If no actor runs it, replay with --force "
+            "(the step is marked failed first)"
+        )
 
 
 @dataclass(frozen=True)
@@ -190,27 +204,57 @@ async def count(js: JetStreamContext, track: str | None = None) -> int:
     return sum((info.state.subjects or {}).values())
 
 
-async def replay(js: JetStreamContext, ledger: Ledger, seq: int, *, publisher: EventPublisher | None = None,
-                 ) -> Replayed:
-    """Publish dead letter ``seq`` again as a fresh attempt, record it, then remove it from the DLQ."""
-    letter = await read(js, seq)
-    subject, track, cid = letter.original_subject, letter.track, letter.correlation_id
-    if not (subject and track and cid):
-        raise NotADeadLetter(f"DLQ message {seq} lacks {DLQ_HEADERS.SUBJECT}, {DLQ_HEADERS.TRACK} or "
-                             f"{DLQ_HEADERS.CORRELATION_ID}: it was not dead-lettered by a tracks actor")
-    generation = letter.replays + 1
-    hdrs = {**letter.original_headers(), REPLAY_HEADER: str(generation),
-            headers.MSG_ID: f"replay:{seq}:{generation}"}
-    ack = await (publisher or EventPublisher(js)).publish(subject, letter.data, hdrs, stream=STREAM)
-    await ledger.record_durably(LogRow(
-        correlation_id=cid, track=track, event_type="replayed", attempt=0,
-        details={"dlqSeq": seq, "originalSubject": subject, "originalStreamSeq": letter.headers.get(
-            DLQ_HEADERS.STREAM_SEQ), "replayStreamSeq": ack.seq, "replay": generation,
-            "errorType": letter.error_type, "duplicate": bool(ack.duplicate)},
-    ))
-    with suppress(NotFoundError):  # deleted meanwhile (a concurrent replay or purge): goal reached anyway
-        await js.delete_msg(DLQ_STREAM, seq)
-    return Replayed(letter, subject, ack.seq, bool(ack.duplicate))
+class Replayer:
+    """Replays dead letters; needs the database for the ledger (the step's state, the records)."""
+
+    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, ledger: Ledger,
+                 publisher: EventPublisher | None = None) -> None:
+        self._js = js
+        self._pool = pool
+        self._ledger = ledger
+        self._publisher = publisher or EventPublisher(js)
+
+    async def replay(self, seq: int, *, force: bool = False) -> Replayed:
+        """Publish dead letter ``seq`` again as a fresh attempt, record it, then remove it from the DLQ."""
+        letter = await read(self._js, seq)
+        subject, track, cid = letter.original_subject, letter.track, letter.correlation_id
+        if not (subject and track and cid):
+            raise NotADeadLetter(f"DLQ message {seq} lacks {DLQ_HEADERS.SUBJECT}, {DLQ_HEADERS.TRACK} or "
+                                 f"{DLQ_HEADERS.CORRELATION_ID}: it was not dead-lettered by a tracks actor")
+        await self._free_step(seq, cid, track, force=force)
+        generation = letter.replays + 1
+        hdrs = {**letter.original_headers(), REPLAY_HEADER: str(generation),
+                headers.MSG_ID: f"replay:{seq}:{generation}"}
+        ack = await self._publisher.publish(subject, letter.data, hdrs, stream=STREAM)
+        await self._ledger.record_durably(LogRow(
+            correlation_id=cid, track=track, event_type="replayed", attempt=0,
+            details={"dlqSeq": seq, "originalSubject": subject, "replayStreamSeq": ack.seq,
+                     "replay": generation, "originalStreamSeq": letter.headers.get(DLQ_HEADERS.STREAM_SEQ),
+                     "errorType": letter.error_type, "duplicate": bool(ack.duplicate)},
+        ))
+        with suppress(NotFoundError):  # deleted meanwhile (a concurrent replay or purge): goal reached anyway
+            await self._js.delete_msg(DLQ_STREAM, seq)
+        return Replayed(letter, subject, ack.seq, bool(ack.duplicate))
+
+    async def _free_step(self, seq: int, cid: str, track: str, *, force: bool) -> None:
+        """A step still ``running`` would take the replay for a duplicate and drop it, losing it.
+
+        That happens when the step's message gave up while no actor heard the advisory. Refused
+        unless ``force``: the step is then marked failed first (only right when nothing runs it).
+        """
+        row = await self._pool.fetchrow(
+            "SELECT status, activated_by FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
+            cid, track,
+        )
+        if row is None or row["status"] != "running":
+            return
+        if not force:
+            raise StepStillRunning(track, cid, row["activated_by"])
+        await self._ledger.finish(StepFinish("failed", LogRow(
+            correlation_id=cid, track=track, event_type="failed", attempt=0,
+            error="marked failed to replay it", error_type="ForcedReplay", stream_seq=row["activated_by"],
+            details={"deadLettered": False, "via": "dlq_replay_force", "dlqSeq": seq},
+        )))
 
 
 async def purge(js: JetStreamContext, track: str | None = None) -> int:

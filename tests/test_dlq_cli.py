@@ -172,6 +172,46 @@ async def test_replay_all_of_one_track_and_purge_another(
     assert await stream_subjects(js, "DLQ", f"dlq.{other}.*") == {}
 
 
+async def test_replay_of_a_step_still_running_is_refused_unless_forced(
+    settings: Settings, servers: Servers, pool: asyncpg.Pool, js: JetStreamContext, unique: str
+) -> None:
+    """A dead letter whose step the ledger still holds ``running`` (as when its max-deliveries
+    advisory was lost) would be taken for a duplicate and dropped: ``replay`` refuses in one line and
+    keeps the dead letter; ``--force`` marks the step failed first and the replay completes it."""
+    other, cid = f"{unique}-other", f"{unique}-stuck"
+    BROKEN.add(other)
+    async with Runtime(list(bookkeeping(unique)), settings=settings):
+        await TracksClient(js).trigger(other, {"n": 5}, correlation_id=cid)
+
+        async def failed() -> bool:
+            return (await step_statuses(pool, other)).get(cid) == "failed"
+
+        await eventually(failed, timeout=30, what="the step to fail")
+        seq = (await js.get_last_msg("DLQ", f"dlq.{other}.{cid}")).seq
+        assert seq is not None
+        await pool.execute("UPDATE track_steps SET status = 'running', finished_at = NULL "
+                           "WHERE correlation_id = $1 AND track_id = $2", cid, other)
+        BROKEN.discard(other)
+        refused = await tracks(servers, "dlq", "replay", str(seq))
+        assert refused.code == 1, refused
+        [line] = refused.err.strip().splitlines()
+        assert f"step {other} of run {cid} is still 'running'" in line
+        assert (await js.get_msg("DLQ", seq)).seq == seq
+        forced = await tracks(servers, "dlq", "replay", str(seq), "--force")
+        assert forced.code == 0, forced
+
+        async def completed() -> bool:
+            return (await step_statuses(pool, other)).get(cid) == "completed"
+
+        await eventually(completed, timeout=30, what="the forced replay to complete the step")
+
+    forced_rows = await pool.fetch(
+        "SELECT error_type, details FROM processing_logs "
+        "WHERE correlation_id = $1 AND track_id = $2 AND error_type = 'ForcedReplay'", cid, other,
+    )
+    assert [r["details"]["dlqSeq"] for r in forced_rows] == [seq]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -14,7 +14,7 @@ import click
 from nats.js import JetStreamContext
 
 from actors import dlq as letters_
-from actors.dlq import NotADeadLetter, StoredLetter, UnknownDeadLetter
+from actors.dlq import NotADeadLetter, Replayer, StepStillRunning, StoredLetter, UnknownDeadLetter
 from actors.ledger import Ledger
 from subjects import check_token
 from tracks.connections import connect_nats, resolve_endpoints
@@ -31,19 +31,19 @@ async def _jetstream() -> AsyncIterator[JetStreamContext]:
     nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
     try:
         yield nc.jetstream()
-    except (UnknownDeadLetter, NotADeadLetter) as exc:
+    except (UnknownDeadLetter, NotADeadLetter, StepStillRunning) as exc:
         raise UserError(str(exc)) from None
     finally:
         await nc.drain()
 
 
 @asynccontextmanager
-async def _ledger() -> AsyncIterator[Ledger]:
+async def _replayer(js: JetStreamContext) -> AsyncIterator[Replayer]:
     pool = await create_pool(resolve_endpoints(get_settings()).database_url, max_size=2)
     ledger = Ledger(pool)
     ledger.start()
     try:
-        yield ledger
+        yield Replayer(js, pool, ledger)
     finally:
         await ledger.close()
         await pool.close()
@@ -135,8 +135,10 @@ def _pretty(data: bytes) -> str:
 @click.argument("seq", type=int, required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Every dead letter (of --track, if given).")
 @click.option("--track", default=None, help="With --all: only this track's dead letters.")
+@click.option("--force", is_flag=True,
+              help="Even when the step is still 'running' (it is marked failed first).")
 @async_command
-async def replay_cmd(seq: int | None, replay_all: bool, track: str | None) -> None:
+async def replay_cmd(seq: int | None, replay_all: bool, track: str | None, force: bool) -> None:
     """Publish dead letter SEQ (or --all) again to its original subject as a fresh attempt.
 
     Same correlation ID; a failed step runs again, a completed one is never re-run. The dead
@@ -147,14 +149,14 @@ async def replay_cmd(seq: int | None, replay_all: bool, track: str | None) -> No
     if track is not None and not replay_all:
         raise UserError("--track goes with --all (a SEQ names one dead letter already)")
     track = _checked_track(track)
-    async with _jetstream() as js, _ledger() as ledger:
+    async with _jetstream() as js, _replayer(js) as replayer:
         if seq is not None:
-            _echo_replayed(await letters_.replay(js, ledger, seq))
+            _echo_replayed(await replayer.replay(seq, force=force))
         else:
-            await _replay_all(js, ledger, track)
+            await _replay_all(js, replayer, track, force=force)
 
 
-async def _replay_all(js: JetStreamContext, ledger: Ledger, track: str | None) -> None:
+async def _replay_all(js: JetStreamContext, replayer: Replayer, track: str | None, *, force: bool) -> None:
     """One by one, oldest first; one that cannot be replayed is reported and the rest still are."""
     targets = [letter.seq async for letter in letters_.letters(js, track)]
     if not targets:
@@ -162,8 +164,8 @@ async def _replay_all(js: JetStreamContext, ledger: Ledger, track: str | None) -
     failures = 0
     for target in targets:
         try:
-            _echo_replayed(await letters_.replay(js, ledger, target))
-        except (UnknownDeadLetter, NotADeadLetter) as exc:
+            _echo_replayed(await replayer.replay(target, force=force))
+        except (UnknownDeadLetter, NotADeadLetter, StepStillRunning) as exc:
             failures += 1
             click.echo(f"{target}: not replayed: {exc}", err=True)
     if failures:
