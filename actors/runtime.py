@@ -34,7 +34,6 @@ from .middleware import Middleware
 from .plan import StepPlan
 from .publisher import EventPublisher
 from .push import PushSource
-from .push import PushSource
 from .recording import LedgerMiddleware
 from .runs import Runs
 from .time_limit import TimeLimitMiddleware
@@ -158,9 +157,6 @@ class Runtime:
         spec = ConsumerSpec.for_track(track, ack_wait_s=config.ack_wait_s, max_deliver=config.max_deliver,
                                       max_ack_pending=config.max_ack_pending)
         source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
-        if track.options.delivery == "push":  # same interface (push.MessageSource); the worker annotates pull
-            source = PushSource(self.nc, self.nc.jetstream(), spec,  # type: ignore[assignment]
-                                fetch_timeout_s=config.fetch_timeout_s)
         if track.options.delivery == "push":  # same interface (push.MessageSource); the worker annotates pull
             source = PushSource(self.nc, self.nc.jetstream(), spec,  # type: ignore[assignment]
                                 fetch_timeout_s=config.fetch_timeout_s)
