@@ -162,7 +162,7 @@ def workflows_of(tracks: Iterable[Track]) -> list[Workflow]:
     """
     found: dict[int, Workflow] = {}
     for track in tracks:
-        wf: Workflow | None = getattr(track, "graph", None)
+        wf = track.graph
         if wf is None:
             wf = Workflow(track.workflow or track.name)
             wf.add(track)
