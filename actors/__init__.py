@@ -1,6 +1,6 @@
 """The actor runtime: declare tracks in a workflow, run them on durable JetStream consumers."""
 
-from .client import TracksClient, new_correlation_id
+from .client import RunFailed, RunTimedOut, TracksClient, WaitTimeout, new_correlation_id
 from .context import TrackContext
 from .errors import CycleError, PermanentError, PoisonMessage, RetryableError, WorkflowError
 from .ledger import Ledger
@@ -22,12 +22,15 @@ __all__ = [
     "PoisonMessage",
     "RetryPolicy",
     "RetryableError",
+    "RunFailed",
+    "RunTimedOut",
     "Runtime",
     "Step",
     "Track",
     "TrackContext",
     "TrackOptions",
     "TracksClient",
+    "WaitTimeout",
     "Workflow",
     "WorkflowError",
     "load_tracks",

@@ -1,27 +1,110 @@
-"""Trigger tracks from code: publish a run command and return its correlation ID."""
+"""Start tracks and workflows from code.
+
+``trigger`` and ``start`` publish run commands and return at once (asynchronous use);
+``run`` starts a workflow and waits for its outcome event (synchronous use).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from typing import Any
 
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from subjects import EventMetadata, EventType, TrackEvent, check_token, headers, names
+from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_token, headers, names
 
 from .publisher import EventPublisher
+from .workflow import Workflow
 
-__all__ = ["TracksClient", "new_correlation_id"]
+__all__ = ["RunFailed", "RunTimedOut", "TracksClient", "WaitTimeout", "new_correlation_id"]
 
 
 def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
+class RunFailed(RuntimeError):
+    """The workflow run failed: a step was dead-lettered (``error`` says which and why)."""
+
+    def __init__(self, correlation_id: str, error: str) -> None:
+        super().__init__(f"run {correlation_id} failed: {error}")
+        self.correlation_id = correlation_id
+        self.error = error
+
+
+class RunTimedOut(RuntimeError):
+    """The run passed its workflow's deadline and was marked timed out (``tracks resume`` continues it)."""
+
+
+class WaitTimeout(TimeoutError):
+    """The caller stopped waiting; the run itself goes on."""
+
+
 class TracksClient:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, connection: JetStreamContext | NATS) -> None:
+        if isinstance(connection, NATS):
+            self._nc: NATS | None = connection
+            js = connection.jetstream()
+        else:
+            self._nc = None
+            js = connection
         self._publisher = EventPublisher(js)
+
+    async def start(
+        self,
+        workflow: Workflow,
+        payload: dict[str, Any] | None = None,
+        *,
+        correlation_id: str | None = None,
+        user_id: str | None = None,
+    ) -> str:
+        """Trigger every root track of ``workflow`` for one new run; return its correlation ID."""
+        cid = correlation_id or new_correlation_id()
+        roots = workflow.roots
+        if not roots:
+            raise ValueError(f"workflow {workflow.name} has no tracks")
+        for root in roots:
+            await self.trigger(root.name, payload, correlation_id=cid, user_id=user_id, workflow=workflow.name)
+        return cid
+
+    async def run(
+        self,
+        workflow: Workflow,
+        payload: dict[str, Any] | None = None,
+        *,
+        timeout: float,
+        correlation_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Any:
+        """Start a run and wait for it: its result, or :class:`RunFailed` / :class:`RunTimedOut` /
+        :class:`WaitTimeout`. Needs a client made from a NATS connection (it listens for the outcome)."""
+        if self._nc is None:
+            raise TypeError("TracksClient.run needs a client built from a NATS connection, not a JetStream context")
+        cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
+        outcome: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+
+        async def on_outcome(msg: Msg) -> None:
+            if not outcome.done():
+                outcome.set_result(msg)
+
+        # listen before starting, so even an instant outcome is not missed
+        sub = await self._nc.subscribe(f"{names.ROOT}.workflow.{workflow.name}.*.{cid}", cb=on_outcome)
+        try:
+            await self.start(workflow, payload, correlation_id=cid, user_id=user_id)
+            try:
+                msg = await asyncio.wait_for(outcome, timeout)
+            except TimeoutError:
+                raise WaitTimeout(
+                    f"run {cid} did not finish within {timeout:g}s; it goes on (see `tracks chain {cid}`)"
+                ) from None
+        finally:
+            await sub.unsubscribe()
+        return _outcome_of(cid, msg)
 
     async def trigger(
         self,
@@ -32,14 +115,27 @@ class TracksClient:
         user_id: str | None = None,
         msg_id: str | None = None,
         source: str = "client",
+        workflow: str | None = None,
     ) -> tuple[str, PubAck]:
         """Publish ``tracks.<track>.run.<cid>``; de-duplicated per (cid, track) unless ``msg_id``."""
         check_token(track, "track name")
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
         event = TrackEvent(
             track_id=track, event_type=EventType.DATA_READY, payload=payload or {},
-            metadata=EventMetadata(correlation_id=cid, source_track=source, target_tracks=[track], user_id=user_id),
+            metadata=EventMetadata(correlation_id=cid, source_track=source, target_tracks=[track], user_id=user_id,
+                                   workflow=workflow),
         )
         hdrs = {headers.MSG_ID: msg_id or f"{cid}:{track}:run"}
         ack = await self._publisher.publish(names.run(track, cid), event.to_bytes(), hdrs)
         return cid, ack
+
+
+def _outcome_of(correlation_id: str, msg: Msg) -> Any:
+    outcome = msg.subject.split(".")[-2]
+    payload = json.loads(msg.data).get("payload", {})
+    if outcome == RunOutcome.COMPLETED:
+        return payload.get("result")
+    if outcome == RunOutcome.TIMED_OUT:
+        raise RunTimedOut(f"run {correlation_id} timed out (deadline {payload.get('deadline')}); "
+                          f"`tracks resume {correlation_id}` continues it")
+    raise RunFailed(correlation_id, f"{payload.get('track')}: {payload.get('error')}")

@@ -60,6 +60,8 @@ class Claim:
     root: bool = False
     gate: str | None = None
     run_timeout_s: float | None = None
+    definition: dict[str, Any] | None = None
+    """The workflow's definition, stored with the run a root step opens."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,11 @@ _CLAIM_SQL = """
 WITH req AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
-             at timestamptz, deps text[], root boolean, gate text, timeout_s float8)
+             at timestamptz, deps text[], root boolean, gate text, timeout_s float8, definition jsonb)
 ), new_runs AS (
-    INSERT INTO workflow_runs (correlation_id, workflow, status, user_id, input, deadline, started_at)
+    INSERT INTO workflow_runs (correlation_id, workflow, status, user_id, input, deadline, started_at, definition)
     SELECT DISTINCT ON (cid) cid, workflow, 'running', user_id, details -> 'payload',
-           at + make_interval(secs => timeout_s), at
+           at + make_interval(secs => timeout_s), at, coalesce(definition, '{}'::jsonb)
     FROM req WHERE root AND workflow IS NOT NULL
     ORDER BY cid
     ON CONFLICT (correlation_id) DO NOTHING
@@ -242,7 +244,7 @@ class Ledger:
         batch = [{"cid": c.correlation_id, "track": c.track, "seq": c.stream_seq, "workflow": c.workflow,
                   "user_id": c.user_id, "trace_id": c.trace_id, "details": c.started_details,
                   "at": c.at.isoformat(), "deps": list(c.fan_in), "root": c.root, "gate": c.gate,
-                  "timeout_s": c.run_timeout_s} for c in unique]
+                  "timeout_s": c.run_timeout_s, "definition": c.definition if c.root else None} for c in unique]
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_CLAIM_SQL, _dumps(batch))
         by_key = {(r["cid"], r["track"]): r for r in rows}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .track import Track
+from .workflow import Workflow
 
-__all__ = ["StepPlan"]
+__all__ = ["StepPlan", "describe"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class StepPlan:
     run_timeout_s: float | None
     leaves: tuple[str, ...]
     """All leaves of the workflow when this track is one of them (its completion may end the run)."""
+    definition: dict[str, Any] | None = None
+    """The workflow as data, stored with each run (see :func:`describe`)."""
 
     @classmethod
     def of(cls, track: Track) -> StepPlan:
@@ -37,4 +41,17 @@ class StepPlan:
             gate=gate,
             run_timeout_s=wf.timeout_s,
             leaves=leaves if track.name in leaves else (),
+            definition=describe(wf) if not track.after else None,
         )
+
+
+def describe(wf: Workflow) -> dict[str, Any]:
+    """A workflow as plain data: enough to answer progress, proceed and resume without its code."""
+    return {
+        "name": wf.name,
+        "tracks": {t.name: list(t.after) for t in wf},
+        "phases": [{"name": p.name, "tracks": list(p.tracks), "manual": p.manual} for p in wf.phases],
+        "leaves": [t.name for t in wf.leaves],
+        "autoProceed": wf.auto_proceed,
+        "timeoutS": wf.timeout_s,
+    }

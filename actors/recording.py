@@ -29,7 +29,7 @@ class LedgerMiddleware:
             started_details={"subject": step.msg.subject, "source": step.activation.source_track,
                              "payload": step.activation.payload},
             fan_in=plan.fan_in, root=plan.root, gate=plan.gate,
-            run_timeout_s=plan.run_timeout_s,
+            run_timeout_s=plan.run_timeout_s, definition=plan.definition,
         ))
         step.verdict = result.verdict
         if result.verdict is not Verdict.RUN:

@@ -8,6 +8,7 @@ CREATE TABLE workflow_runs (
     result           jsonb,
     error            text,
     released_phases  text[]      NOT NULL DEFAULT '{}',
+    definition       jsonb       NOT NULL DEFAULT '{}'::jsonb,
     started_at       timestamptz NOT NULL DEFAULT now(),
     deadline         timestamptz,
     finished_at      timestamptz,
@@ -15,6 +16,8 @@ CREATE TABLE workflow_runs (
 );
 
 COMMENT ON COLUMN workflow_runs.released_phases IS 'manual phases a person released with `tracks proceed`';
+COMMENT ON COLUMN workflow_runs.definition IS
+    'the workflow as it was when the run started (tracks and upstreams, phases, leaves): status, proceed and resume need no code';
 
 -- The timeout reaper looks only at running runs that have a deadline.
 CREATE INDEX workflow_runs_deadline ON workflow_runs (deadline) WHERE status = 'running' AND deadline IS NOT NULL;

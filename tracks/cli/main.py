@@ -16,6 +16,7 @@ from .demo import demo
 from .dev import dev
 from .dlq import dlq
 from .retention import retention
+from .runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
 from .schedule import schedule, scheduler
 from .trigger import trigger
 from .workflow import workflow
@@ -41,6 +42,8 @@ cli.add_command(dlq)
 cli.add_command(alerts)
 cli.add_command(bench)
 cli.add_command(demo)
+for _command in (run_cmd, status_cmd, proceed_cmd, resume_cmd):
+    cli.add_command(_command)
 cli.add_command(schedule)
 cli.add_command(scheduler)
 cli.add_command(workflow)

@@ -1,0 +1,79 @@
+"""Phases and manual gates: progress, proceed, and automatic progression."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors import Phase, Runtime, TrackContext, TracksClient, Workflow
+from actors.progress import ProgressError, progress, proceed
+from actors.publisher import EventPublisher
+from tests.support.waiting import eventually
+
+
+def reviewed(prefix: str, *, auto: bool = False) -> Workflow:
+    a, b, c = f"{prefix}-scan", f"{prefix}-store", f"{prefix}-book"
+    wf = Workflow(f"{prefix}-reviewed", phases=[Phase("intake", (a, b)), Phase("review", (c,), manual=True)],
+                  auto_proceed=auto)
+
+    @wf.track(a)
+    async def scan(ctx: TrackContext, payload: dict) -> dict:
+        return {"found": payload["count"]}
+
+    @wf.track(b, after=[a])
+    async def store(ctx: TrackContext, payload: dict) -> dict:
+        return {"stored": payload["found"]}
+
+    @wf.track(c, after=[b])
+    async def book(ctx: TrackContext, payload: dict) -> dict:
+        return {"booked": payload["stored"]}
+
+    wf.validate()
+    return wf
+
+
+async def test_manual_gate_waits_then_proceeds(settings, pool, nc, js, unique):
+    wf = reviewed(unique)
+    book = f"{unique}-book"
+    async with Runtime(list(wf), settings=settings):
+        cid = await TracksClient(nc).start(wf, {"count": 3})
+
+        async def gated() -> bool:
+            return await pool.fetchval("SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
+                                       cid, book) == "gated"
+
+        await eventually(gated, what="the review step to wait at its gate")
+        state = await progress(pool, cid)
+        assert state.as_wire() | {"steps": None} == {
+            "correlationId": cid, "workflow": wf.name, "status": "running", "currentPhase": "review",
+            "currentStep": book, "completedPhases": ["intake"], "canProceed": True,
+            "requiresManualTrigger": True, "steps": None,
+        }
+        assert await pool.fetchval("SELECT count(*) FROM processing_logs WHERE track_id = $1 "
+                                   "AND event_type = 'started'", book) == 0
+        released = await proceed(pool, EventPublisher(js), cid)
+        assert released.phase == "review"
+        assert released.tracks == [book]
+
+        async def done() -> bool:
+            return await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "completed"
+
+        await eventually(done, what="the run to complete after proceed")
+        after = await progress(pool, cid)
+        assert after.completed_phases == ["intake", "review"]
+        assert after.current_phase is None
+        assert not after.requires_manual_trigger
+        with pytest.raises(ProgressError, match="waits at no manual gate"):
+            await proceed(pool, EventPublisher(js), cid)
+    result = await pool.fetchval("SELECT result FROM workflow_runs WHERE correlation_id = $1", cid)
+    assert result == {"booked": 3}
+
+
+async def test_auto_proceed_runs_through_the_gate(settings, nc, unique):
+    wf = reviewed(unique, auto=True)
+    async with Runtime(list(wf), settings=settings):
+        assert await TracksClient(nc).run(wf, {"count": 2}, timeout=30) == {"booked": 2}
+
+
+async def test_unknown_run_is_a_clear_error(pool):
+    with pytest.raises(ProgressError, match="no workflow run with correlation ID nope"):
+        await progress(pool, "nope")

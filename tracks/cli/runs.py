@@ -1,0 +1,114 @@
+"""Workflow runs from the command line: ``run``, ``status``, ``proceed``, ``resume``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import click
+
+from actors import LoadError, RunFailed, RunTimedOut, TracksClient, WaitTimeout, Workflow, load_workflows
+from actors.progress import ProgressError, progress, proceed, resume
+from actors.publisher import EventPublisher
+from tracks.connections import connect_nats, resolve_endpoints
+from tracks.db import create_pool
+
+from ._common import UserError, async_command, get_settings, parse_json_object
+
+__all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
+
+
+def _workflow(target: str) -> Workflow:
+    """``module:name`` or ``module`` (when it defines exactly one workflow)."""
+    module, _, name = target.partition(":")
+    try:
+        found = load_workflows(module)
+    except LoadError as exc:
+        raise UserError(str(exc)) from None
+    if name:
+        for wf in found:
+            if wf.name == name:
+                return wf
+        raise UserError(f"{module} has no workflow {name!r} (it has: {', '.join(w.name for w in found)})")
+    if len(found) > 1:
+        raise UserError(f"{module} defines several workflows; name one: {module}:<{'|'.join(w.name for w in found)}>")
+    return found[0]
+
+
+@click.command("run")
+@click.argument("workflow")
+@click.option("--payload", default="{}", show_default=True, help="Input of the root tracks, a JSON object.")
+@click.option("--wait", is_flag=True, help="Wait for the run's outcome and print its result.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait with --wait.")
+@click.option("--correlation-id", default=None)
+@async_command
+async def run_cmd(workflow: str, payload: str, wait: bool, timeout: float, correlation_id: str | None) -> None:
+    """Start a run of WORKFLOW (``module:name``); print its correlation ID, or with --wait its result.
+
+    Exit codes with --wait: 0 completed, 1 failed or timed out, 2 still running when the wait ended.
+    """
+    wf, body = _workflow(workflow), parse_json_object(payload)
+    settings = get_settings()
+    nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
+    try:
+        client = TracksClient(nc)
+        if not wait:
+            click.echo(await client.start(wf, body, correlation_id=correlation_id))
+            return
+        try:
+            result = await client.run(wf, body, timeout=timeout, correlation_id=correlation_id)
+        except (RunFailed, RunTimedOut) as exc:
+            raise UserError(str(exc)) from None
+        except WaitTimeout as exc:
+            click.echo(str(exc), err=True)
+            raise click.exceptions.Exit(2) from None
+        click.echo(json.dumps(result, indent=2, default=str))
+    finally:
+        await nc.drain()
+
+
+@asynccontextmanager
+async def _db_and_publisher() -> AsyncIterator[tuple[asyncpg.Pool, EventPublisher]]:
+    settings = get_settings()
+    endpoints = resolve_endpoints(settings)
+    pool = await create_pool(endpoints.database_url, max_size=2)
+    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
+    try:
+        yield pool, EventPublisher(nc.jetstream())
+    except ProgressError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        await nc.drain()
+        await pool.close()
+
+
+@click.command("status")
+@click.argument("correlation_id")
+@async_command
+async def status_cmd(correlation_id: str) -> None:
+    """Where a run stands: {currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}."""
+    async with _db_and_publisher() as (pool, _):
+        state = await progress(pool, correlation_id)
+    click.echo(json.dumps(state.as_wire(), indent=2))
+
+
+@click.command("proceed")
+@click.argument("correlation_id")
+@async_command
+async def proceed_cmd(correlation_id: str) -> None:
+    """Release the manual gate the run waits at; its waiting steps start."""
+    async with _db_and_publisher() as (pool, publisher):
+        done = await proceed(pool, publisher, correlation_id)
+    click.echo(f"released phase {done.phase}; started: {', '.join(done.tracks) or '(none waiting yet)'}")
+
+
+@click.command("resume")
+@click.argument("correlation_id")
+@async_command
+async def resume_cmd(correlation_id: str) -> None:
+    """Continue a failed or timed-out run from its last successful steps (completed steps are skipped)."""
+    async with _db_and_publisher() as (pool, publisher):
+        done = await resume(pool, publisher, correlation_id)
+    click.echo(f"resumed {correlation_id}: re-activated {', '.join(done.tracks) or 'nothing'}")
