@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from contextlib import suppress
 from typing import Protocol
 
@@ -75,7 +77,12 @@ async def reconcile_push(js: JetStreamContext, spec: ConsumerSpec, config: Consu
 
 
 class PushSource:
-    """Messages pushed to this replica, handed to the worker in batches."""
+    """Messages pushed to this replica, held until the worker fetches them.
+
+    Held messages get ``in_progress`` heartbeats like running ones: the server may push up
+    to ``max_ack_pending`` messages, more than the worker's concurrency, and a message that
+    waits here past ``ack_wait`` would otherwise be redelivered while it is still queued.
+    """
 
     def __init__(
         self,
@@ -91,14 +98,20 @@ class PushSource:
         self.spec = spec
         self._fetch_timeout_s = fetch_timeout_s
         self._config = push_config(spec, idle_heartbeat_s=idle_heartbeat_s)
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=spec.max_ack_pending)
+        self._held: deque[tuple[Msg, float]] = deque()
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._sub: JetStreamContext.PushSubscription | None = None
+        self._heartbeats: asyncio.Task[None] | None = None
         self._empty_fetches = 0
         self.rebinds = 0
 
     async def start(self) -> None:
         await reconcile_push(self._js, self.spec, self._config)
         await self._bind()
+        if self._heartbeats is None:
+            self._heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.spec.track}-held")
 
     async def _bind(self) -> None:
         self._sub = await self._js.subscribe_bind(
@@ -107,23 +120,40 @@ class PushSource:
         )
 
     async def _deliver(self, msg: Msg) -> None:
-        """Called by nats-py per message, in order; blocking here is the back-pressure."""
-        await self._queue.put(msg)
+        """Called by nats-py per message, in order; waiting here holds back flow-control replies."""
+        while len(self._held) >= self.spec.max_ack_pending:
+            self._room.clear()
+            await self._room.wait()
+        self._held.append((msg, time.monotonic()))
+        self._arrived.set()
 
     async def fetch(self, batch: int) -> list[Msg]:
         """Up to ``batch`` delivered messages; waits up to ``fetch_timeout_s`` for the first."""
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout=self._fetch_timeout_s)
-        except TimeoutError:
-            self._empty_fetches += 1
-            if self._empty_fetches % 5 == 0:
-                await self._check_health()
-            return []
+        if not self._held:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=self._fetch_timeout_s)
+            except TimeoutError:
+                self._empty_fetches += 1
+                if self._empty_fetches % 5 == 0:
+                    await self._check_health()
+                return []
         self._empty_fetches = 0
-        msgs = [first]
-        while len(msgs) < batch and not self._queue.empty():
-            msgs.append(self._queue.get_nowait())
+        msgs = [self._held.popleft()[0] for _ in range(min(batch, len(self._held)))]
+        self._room.set()
         return msgs
+
+    async def _heartbeat_loop(self) -> None:
+        every = max(self.spec.ack_wait_s / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            cutoff = time.monotonic() - every
+            for msg, since in list(self._held):
+                if since < cutoff:
+                    try:
+                        await msg.in_progress()
+                    except Exception as exc:
+                        log.debug("heartbeat for a held message failed: %s", exc)
 
     async def _check_health(self) -> None:
         """Nothing arrives: is the consumer still there (someone may have deleted it)?"""
@@ -133,7 +163,8 @@ class PushSource:
             log.warning("push consumer %s vanished; re-creating it", self.spec.track)
             try:
                 await self._unsubscribe()
-                await self.start()
+                await reconcile_push(self._js, self.spec, self._config)
+                await self._bind()
                 self.rebinds += 1
             except Exception as exc:
                 log.warning("re-creating push consumer %s failed (%s); will retry", self.spec.track, exc)
@@ -151,7 +182,12 @@ class PushSource:
     async def close(self) -> None:
         """Stop receiving; messages delivered here but never fetched go back to the server now."""
         await self._unsubscribe()
-        while not self._queue.empty():
-            msg = self._queue.get_nowait()
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._heartbeats
+            self._heartbeats = None
+        while self._held:
+            msg, _ = self._held.popleft()
             with suppress(Exception):
                 await msg.nak()

@@ -130,3 +130,21 @@ async def test_a_pull_consumer_cannot_silently_become_push(js: JetStreamContext,
     await reconcile(js, spec)
     with pytest.raises(RuntimeError, match="a pull consumer cannot become a push one"):
         await reconcile_push(js, spec, push_config(spec))
+
+
+async def test_held_messages_are_not_redelivered(nc: NATS, js: JetStreamContext, unique: str) -> None:
+    """More may be pushed than the worker takes at once: waiting ones get heartbeats too."""
+    spec = ConsumerSpec(f"{unique}-held", (f"tracks.{unique}-held.run.*",), ack_wait_s=1, max_deliver=5,
+                        max_ack_pending=8)
+    source = PushSource(nc, js, spec, fetch_timeout_s=2)
+    await source.start()
+    try:
+        for i in range(3):
+            await js.publish(f"tracks.{unique}-held.run.c{i}", b"{}")
+        await asyncio.sleep(2.5)  # two and a half ack waits without a fetch
+        msgs = await source.fetch(10)
+        assert [m.metadata.num_delivered for m in msgs] == [1, 1, 1]
+        for m in msgs:
+            await m.ack()
+    finally:
+        await source.close()
