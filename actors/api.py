@@ -68,9 +68,14 @@ class ApiService:
         await self._nc.flush()
 
     async def stop(self) -> None:
-        if self._service is not None:
-            await self._service.stop()
-            self._service = None
+        """Stop answering; never holds up a shutdown (the connection may already be gone)."""
+        service, self._service = self._service, None
+        if service is None:
+            return
+        try:
+            await service.stop()
+        except Exception as exc:
+            log.warning("stopping the tracks API service failed: %s", exc)
 
     # --- endpoints -----------------------------------------------------------------------
 
