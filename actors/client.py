@@ -18,6 +18,7 @@ from nats.js.api import PubAck
 
 from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_token, headers, names
 
+from .payloads import PayloadStore, is_ref
 from .publisher import EventPublisher
 from .workflow import Workflow
 
@@ -54,6 +55,7 @@ class TracksClient:
             self._nc = None
             js = connection
         self._publisher = EventPublisher(js)
+        self._payloads = PayloadStore(js)
 
     async def start(
         self,
@@ -104,7 +106,15 @@ class TracksClient:
                 ) from None
         finally:
             await sub.unsubscribe()
-        return _outcome_of(cid, msg)
+        return await self._resolved(_outcome_of(cid, msg))
+
+    async def _resolved(self, result: Any) -> Any:
+        """A result (or a multi-leaf result's parts) that travelled by reference, fetched."""
+        if is_ref(result):
+            return await self._payloads.resolve(result)
+        if isinstance(result, dict) and any(is_ref(v) for v in result.values()):
+            return {k: await self._payloads.resolve(v) if is_ref(v) else v for k, v in result.items()}
+        return result
 
     async def trigger(
         self,

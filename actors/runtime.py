@@ -31,6 +31,7 @@ from .config import resolve
 from .consumer import ConsumerSpec, PullSource
 from .ledger import Ledger
 from .middleware import Middleware
+from .payloads import PayloadStore
 from .plan import StepPlan
 from .publisher import EventPublisher
 from .push import PushSource
@@ -80,6 +81,7 @@ class Runtime:
         self.endpoints: Endpoints | None = None
         self._announcer: BreakerAnnouncer | None = None
         self.runs: Runs | None = None
+        self.payloads: PayloadStore | None = None
         self._reaper: asyncio.Task[None] | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
@@ -118,6 +120,7 @@ class Runtime:
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
         self._announcer = BreakerAnnouncer(self.ledger, publisher)
         self.runs = Runs(self.pool, publisher)
+        self.payloads = PayloadStore(js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s)
         for track in self.tracks:
             worker = self._worker(track, publisher)
             await worker.source.start()
@@ -168,7 +171,9 @@ class Runtime:
         chain += self._user_middleware
         assert self.runs is not None
         targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
-        return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker, self.runs, targets)
+        assert self.payloads is not None
+        return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker, self.runs,
+                           self.payloads, targets)
 
     async def _reap_timeouts(self) -> None:
         """Every runtime looks; the UPDATE's row locks let exactly one mark each late run."""

@@ -31,6 +31,7 @@ from .decode import Activation, decode, fallback_correlation_id
 from .errors import PoisonMessage
 from .ledger import Ledger, LogRow, StepFinish, Verdict
 from .middleware import Middleware, Next, Step, compose
+from .payloads import PayloadStore, is_ref
 from .plan import StepPlan
 from .publisher import EventPublisher
 from .runs import Runs
@@ -52,6 +53,7 @@ class TrackWorker:
         middleware: list[Middleware],
         breaker: CircuitBreaker,
         runs: Runs,
+        payloads: PayloadStore,
         targets: list[str] | None = None,
     ) -> None:
         self.track = track
@@ -64,6 +66,7 @@ class TrackWorker:
         self._targets = targets
         self.breaker = breaker
         self._runs = runs
+        self._payloads = payloads
         self._plan = StepPlan.of(track)
         self._probe: int | None = None  # id() of the half-open probe message
         self._background: set[asyncio.Task[None]] = set()
@@ -226,14 +229,24 @@ class TrackWorker:
         )
 
     async def _invoke(self, step: Step) -> None:
-        """The end of the chain: validate the input, run the handler, dump its output."""
+        """The end of the chain: resolve and validate the input, run the handler, keep its output.
+
+        Payloads over the size threshold travel by reference (claim check): references are
+        resolved here, and a large output is stored before the ledger or the event see it.
+        """
+        raw = step.input if step.input is not None else step.activation.payload
+        if step.input is not None:  # fan-in: each upstream's output may be a reference
+            raw = {track: await self._payloads.resolve(out) if is_ref(out) else out for track, out in raw.items()}
+        elif is_ref(raw):
+            raw = await self._payloads.resolve(raw)
         try:
-            value = self.track.parse_input(step.input if step.input is not None else step.activation.payload)
+            value = self.track.parse_input(raw)
         except ValidationError as exc:
             raise PoisonMessage(f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
                                 f"{_summary(exc)}") from None
         result = await self.track.handler(step.ctx, value)
-        step.output = self.track.dump_output(result)
+        step.output = await self._payloads.offload(step.ctx.correlation_id, self.track.name,
+                                                   self.track.dump_output(result))
 
     # --- settlement ----------------------------------------------------------------------
 
