@@ -58,6 +58,8 @@ class GroupCommit(Generic[T, R]):
         self.failures = 0
         """Transient write failures seen (each retried)."""
         self.batches = 0
+        self.dropped = 0
+        """Items given up on by :meth:`close` (never written)."""
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name=f"{self.name}-{i}") for i in range(self._parallel)]
@@ -76,11 +78,25 @@ class GroupCommit(Generic[T, R]):
     def pending(self) -> int:
         return len(self._queue)
 
-    async def close(self) -> None:
-        """Write what is queued, then stop."""
+    async def close(self, timeout_s: float | None = None) -> int:
+        """Write what is queued, then stop; return how many items were dropped unwritten.
+
+        Transient failures are retried forever, so with the database away this would never
+        return: after ``timeout_s`` the writers are cancelled, and what they had not written
+        is dropped (callers still waiting for it are cancelled).
+        """
         self._closing = True
         self._ready.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _, future in self._queue:
+            future.cancel()
+        self.dropped += len(self._queue)
+        self._queue.clear()
+        return self.dropped
 
     async def _run(self) -> None:
         while True:
@@ -95,7 +111,13 @@ class GroupCommit(Generic[T, R]):
             else:
                 await asyncio.sleep(0)  # let callers scheduled in this loop turn join the batch
             batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
-            await self._write_batch(batch)
+            try:
+                await self._write_batch(batch)
+            except asyncio.CancelledError:  # close() gave up on an unavailable database
+                for _, future in batch:
+                    future.cancel()
+                self.dropped += len(batch)
+                raise
 
     async def _write_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]

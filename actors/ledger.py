@@ -16,6 +16,7 @@ as one JSON document expanded by ``jsonb_to_recordset`` (cheaper to build than m
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -204,9 +205,10 @@ class Ledger:
         self._claims.start()
         self._writes.start()
 
-    async def close(self) -> None:
-        await self._claims.close()
-        await self._writes.close()
+    async def close(self, timeout_s: float | None = None) -> int:
+        """Flush what is queued; after ``timeout_s`` drop the rest. Returns how many were dropped."""
+        claims, writes = await asyncio.gather(self._claims.close(timeout_s), self._writes.close(timeout_s))
+        return claims + writes
 
     @property
     def transient_failures(self) -> int:
