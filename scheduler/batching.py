@@ -19,13 +19,17 @@ __all__ = ["ClaimBatcher"]
 log = logging.getLogger(__name__)
 
 _Pending = tuple[Schedule, datetime, str, "asyncio.Future[Claim]"]
+_MIN_SLICE = 50
 
 
 class ClaimBatcher:
-    def __init__(self, executions: ExecutionStore, *, follow_s: float, max_batch: int = 500) -> None:
+    def __init__(
+        self, executions: ExecutionStore, *, follow_s: float, max_batch: int = 500, parallel: int = 2
+    ) -> None:
         self._executions = executions
         self._follow_s = follow_s
         self._max_batch = max_batch
+        self._parallel = parallel
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.calls = 0
@@ -41,18 +45,20 @@ class ClaimBatcher:
         await asyncio.sleep(0)  # ticks submitted in the same APScheduler pass queue up first
         while self._pending:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            live = [p for p in batch if not p[3].done()]
-            if not live:
-                continue
-            try:
-                claims = await self._executions.claim_many([p[:3] for p in live], follow_s=self._follow_s)
-            except Exception as exc:  # every waiter sees the failure; its tick is logged by the caller
-                for *_, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            finally:
-                self.calls += 1
-            for (*_, future), claim in zip(live, claims, strict=True):
+            live = sorted((p for p in batch if not p[3].done()), key=lambda p: (p[0].id, p[1]))
+            # Contiguous slices of one lock order run side by side (a core each) and cannot deadlock.
+            size = max(_MIN_SLICE, -(-len(live) // self._parallel))
+            await asyncio.gather(*(self._call(live[i : i + size]) for i in range(0, len(live), size)))
+
+    async def _call(self, chunk: list[_Pending]) -> None:
+        self.calls += 1
+        try:
+            claims = await self._executions.claim_many([p[:3] for p in chunk], follow_s=self._follow_s)
+        except Exception as exc:  # every waiter sees the failure; its tick is logged by the caller
+            for *_, future in chunk:
                 if not future.done():
-                    future.set_result(claim)
+                    future.set_exception(exc)
+            return
+        for (*_, future), claim in zip(chunk, claims, strict=True):
+            if not future.done():
+                future.set_result(claim)

@@ -61,8 +61,8 @@ class ScheduleListener:
                 try:
                     await self._session(stop)
                     backoff = 0.2
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                    log.warning("schedule listener: %s; reconnecting in %.1f s", exc, backoff)
+                except Exception as exc:  # whatever broke the session, LISTEN again: changes must flow
+                    log.warning("schedule listener: %r; reconnecting in %.1f s", exc, backoff)
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,16 +22,16 @@ from tracks.settings import Settings, load_settings
 
 
 @pytest.mark.slow
-async def test_postgres_restart(
-    settings: Settings, js: JetStreamContext, tmp_path: Path, unique: str
-) -> None:
-    pg = PostgresServer(tmp_path / "pg", fast=True)
+async def test_postgres_restart(settings: Settings, js: JetStreamContext, unique: str) -> None:
+    # Not tmp_path: concurrent pytest sessions prune each other's numbered temp dirs.
+    root = Path(tempfile.mkdtemp(prefix="tracks-sched-pg-"))
+    pg = PostgresServer(root / "pg", fast=True)
     await asyncio.to_thread(pg.start)
     try:
         conn = await asyncpg.connect(pg.url)
         await migrate(conn)
         await conn.close()
-        own = load_settings(nats_url=settings.nats_url, database_url=pg.url, data_dir=tmp_path)
+        own = load_settings(nats_url=settings.nats_url, database_url=pg.url, data_dir=root)
         pool = await create_pool(pg.url, max_size=2)
         store = ScheduleStore(pool)
         name, target = f"t{unique}-restart", f"restart{unique}"
@@ -78,3 +80,4 @@ async def test_postgres_restart(
         await pool.close()
     finally:
         await asyncio.to_thread(pg.stop)
+        shutil.rmtree(root, ignore_errors=True)
