@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -25,6 +25,8 @@ from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER, Request, Service
 from nats.micro.service import Service
 
 from .chain import execution_chain
+from .progress import ProgressError, proceed, progress, resume
+from .publisher import EventPublisher
 from .track import Track
 from .workflow import Workflow
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "tracksapi"
 Endpoint = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -54,9 +57,15 @@ class ApiService:
         self._nc = nc
         self._pool = pool
         self._version = version
+        self.workflows = {wf.name: wf for wf in workflows}
+        """What endpoints may answer about (phases, timeouts, the graph), by workflow name."""
         self._tracks: dict[str, Track] = {t.name: t for wf in workflows for t in wf}
         self._service: Service | None = None
-        self.endpoints: dict[str, Endpoint] = {"chain": self.chain, "deps": self.deps}
+        self._publisher = EventPublisher(nc.jetstream())
+        self.endpoints: dict[str, Endpoint] = {
+            "chain": self.chain, "deps": self.deps, "status": self.status, "proceed": self.proceed,
+            "resume": self.resume,
+        }
         """Name → handler; each answers on ``tracksapi.<name>``. Add entries before :meth:`start`."""
 
     async def start(self) -> None:
@@ -118,6 +127,28 @@ class ApiService:
         completed = [u for u in track.after if u in done]
         return {"track": name, "dependencies": list(track.after), "completed": completed,
                 "met": len(completed) == len(track.after)}
+
+
+    async def status(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``{currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}`` of a run."""
+        return (await _progress_call(progress(self._pool, _required(body, "correlationId")))).as_wire()
+
+    async def proceed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Release the manual gate a run waits at."""
+        done = await _progress_call(proceed(self._pool, self._publisher, _required(body, "correlationId")))
+        return {"correlationId": done.correlation_id, "releasedPhase": done.phase, "started": done.tracks}
+
+    async def resume(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Continue a failed or timed-out run from its last successful steps."""
+        done = await _progress_call(resume(self._pool, self._publisher, _required(body, "correlationId")))
+        return {"correlationId": done.correlation_id, "reactivated": done.tracks}
+
+
+async def _progress_call(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except ProgressError as exc:
+        raise ApiError(404 if str(exc).startswith("no workflow run") else 409, str(exc)) from None
 
 
 def _required(body: dict[str, Any], key: str) -> str:
