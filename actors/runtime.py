@@ -234,8 +234,12 @@ class Runtime:
             await self.advisories.stop()
         if self._announcer is not None:
             await self._announcer.close()
-        if self.ledger is not None:
-            await self.ledger.close()
+        if self.ledger is not None:  # bounded: with PostgreSQL away it would wait forever
+            dropped = await self.ledger.close(timeout_s=self.settings.shutdown_grace_s)
+            if dropped:
+                log.warning("%d record(s) could not be written within %.0fs (database unavailable?) and were "
+                            "dropped; no step was acked without its outcome recorded", dropped,
+                            self.settings.shutdown_grace_s)
         if self.pool is not None:
             await self.pool.close()
         if self.nc is not None and not self.nc.is_closed:
