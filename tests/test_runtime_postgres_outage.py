@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 from nats.js import JetStreamContext
 
 from actors import Runtime, TracksClient
+from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
+from tests.support.actor_process import ActorProcess
 from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_postgres
 from tests.support.waiting import count_logs, eventually
@@ -69,4 +72,50 @@ async def test_actor_rides_out_a_postgres_outage(
                                   await stream_subjects(js, "TRACKS", f"tracks.{track}.completed.*")}
                 assert announced_cids == cids, track
         finally:
+            await pool.close()
+
+
+async def test_sigterm_during_a_postgres_outage_exits_and_loses_nothing(
+    servers: Servers, js: JetStreamContext, unique: str, tmp_path: Path
+) -> None:
+    """SIGTERM while PostgreSQL is down: the actor cannot make its records durable, so it must not
+    ack anything, but it must still exit (code 0) within its grace period instead of waiting for
+    the database forever. Once PostgreSQL is back, a new actor completes every run exactly once."""
+    work, nxt = track_names(unique)
+    async with own_postgres(tmp_path) as pg:
+        env = {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": pg.url,
+               "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_SLEEP_S": "0.3",
+               "TRACKS_SHUTDOWN_GRACE_S": "1", "TRACKS_ACK_WAIT_S": "2"}
+        first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
+        second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
+        pool = await create_pool(pg.url, max_size=2)
+        try:
+            first.start()
+            client = TracksClient(js)
+            triggered = await asyncio.gather(*(client.trigger(work, {"n": n}) for n in range(20)))
+            cids = {cid for cid, _ in triggered}
+
+            async def running() -> bool:
+                return await count_logs(pool, work, "started") >= 1
+
+            await eventually(running, timeout=30, what=f"steps to start; log:\n{first.output()}")
+            await pool.expire_connections()
+            await asyncio.to_thread(pg.stop)
+            first.send(signal.SIGTERM)
+            code = await first.wait(timeout=15)
+            assert code == 0, first.output()
+            await asyncio.to_thread(pg.start)
+            second.start()
+
+            async def all_done() -> bool:
+                return (await count_logs(pool, nxt, "completed") >= len(cids)
+                        and await consumer_idle(js, work) is not None
+                        and await consumer_idle(js, nxt) is not None)
+
+            await eventually(all_done, timeout=60, what=f"every run after restart; log:\n{second.output()}")
+            for track in (work, nxt):
+                assert await event_counts(pool, track, "completed") == dict.fromkeys(cids, 1), track
+        finally:
+            first.kill()
+            second.kill()
             await pool.close()
