@@ -243,5 +243,11 @@ class Runtime:
         if self.pool is not None:
             await self.pool.close()
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+            if self.nc.is_connected:
+                await self.nc.drain()
+            else:  # NATS is away: drain() would raise; what is unacked is redelivered anyway
+                try:
+                    await self.nc.close()
+                except OSError as exc:  # nats-py flushes its buffer into the lost socket
+                    log.debug("closing the NATS connection: %s", exc)
         telemetry.shutdown_tracing()
