@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import asyncpg
+from nats.js.errors import NotFoundError
 
 from actors import Runtime, TracksClient
+from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
+from tests.support.actor_process import ActorProcess
 from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
 from tests.support.waiting import count_logs, eventually
 from tracks.connections import connect_nats
-from tracks.settings import Settings
+from tracks.settings import Settings, load_settings
 
 BEFORE, AFTER = 200, 50
 
@@ -62,4 +66,57 @@ async def test_actor_survives_a_nats_server_restart(
                 }
             assert rebinds >= 2, "each track's pull subscription is re-bound after the reconnect"
         finally:
+            await nc.close()
+
+
+async def test_sigterm_while_nats_is_down_exits_cleanly_and_loses_nothing(
+    servers: Servers, pool: asyncpg.Pool, unique: str, tmp_path: Path
+) -> None:
+    """SIGTERM while the nats-server is down: the actor cannot ack, but it still stops within its
+    grace period with exit code 0; once NATS is back, a new actor completes every run exactly once."""
+    work, nxt = track_names(unique)
+    with own_nats(tmp_path) as server:
+        env = {"TRACKS_NATS_URL": server.url, "TRACKS_DATABASE_URL": servers.database_url,
+               "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_SLEEP_S": "0.5",
+               "TRACKS_SHUTDOWN_GRACE_S": "1", "TRACKS_ACK_WAIT_S": "2"}
+        first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
+        second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
+        settings = load_settings(nats_url=server.url, database_url=servers.database_url)
+        nc = await connect_nats(settings, server.url, name="test-sigterm-nats-down")
+        try:
+            first.start()
+            js = nc.jetstream()
+            client = TracksClient(js)
+
+            async def subscribed() -> bool:  # the actor created its consumer
+                try:
+                    await js.consumer_info("TRACKS", work)
+                except NotFoundError:
+                    return False
+                return True
+
+            await eventually(subscribed, timeout=30, what=f"the actor to start; log:\n{first.output()}")
+            cids = {(await client.trigger(work, {"n": n}))[0] for n in range(10)}
+
+            async def running() -> bool:
+                return await count_logs(pool, work, "started") >= 1
+
+            await eventually(running, timeout=30, what=f"steps to start; log:\n{first.output()}")
+            await asyncio.to_thread(server.stop)
+            first.send(signal.SIGTERM)
+            assert await first.wait(timeout=20) == 0, first.output()
+            await asyncio.to_thread(server.start)
+            second.start()
+
+            async def all_done() -> bool:
+                return (await count_logs(pool, nxt, "completed") >= len(cids)
+                        and await consumer_idle(js, work) is not None
+                        and await consumer_idle(js, nxt) is not None)
+
+            await eventually(all_done, timeout=60, what=f"every run after restart; log:\n{second.output()}")
+            for track in (work, nxt):
+                assert await event_counts(pool, track, "completed") == dict.fromkeys(cids, 1), track
+        finally:
+            first.kill()
+            second.kill()
             await nc.close()
