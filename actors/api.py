@@ -13,6 +13,7 @@ client side: it turns such a reply back into :class:`ApiError`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -79,10 +80,11 @@ class ApiService:
     async def stop(self) -> None:
         """Stop answering; never holds up a shutdown (the connection may already be gone)."""
         service, self._service = self._service, None
-        if service is None:
+        if service is None or not self._nc.is_connected:  # its subscriptions end with the connection
             return
         try:
-            await service.stop()
+            async with asyncio.timeout(2.0):  # stop() flushes once per subscription
+                await service.stop()
         except Exception as exc:
             log.warning("stopping the tracks API service failed: %s", exc)
 
