@@ -27,7 +27,8 @@ def _holder(marks: Path, delivery: int) -> int | None:
 
 
 async def _ready(procs: list[ActorProcess]) -> bool:
-    return all("running " in p.output() for p in procs if p.running)
+    """Every live process has printed ``running ...``: its runtime started (advisories included)."""
+    return all("running " in p.log_file.read_text(errors="replace") for p in procs if p.running)
 
 
 async def _kill_holder(marks: Path, delivery: int, procs: list[ActorProcess]) -> ActorProcess:
@@ -36,6 +37,9 @@ async def _kill_holder(marks: Path, delivery: int, procs: list[ActorProcess]) ->
 
     logs = "\n".join(p.output() for p in procs)
     await eventually(held, timeout=20, what=f"delivery {delivery} to reach a handler; logs:\n{logs}")
+    # the holder keeps the message with heartbeats: wait until every other replica listens for
+    # the advisory, which comes ack_wait after the kill
+    await eventually(lambda: _ready(procs), timeout=30, what="every started replica to be running")
     pid = _holder(marks, delivery)
     victim = next(p for p in procs if p.proc is not None and p.proc.pid == pid)
     victim.kill()
@@ -65,7 +69,6 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
         await _kill_holder(marks, 1, procs)
         procs[2].start()
         await _kill_holder(marks, MAX_DELIVER, procs)
-        await eventually(lambda: _ready(procs), timeout=30, what="the replacement replica to start")
 
         async def dead_lettered() -> bool:
             return (await step_statuses(pool, track)).get(cid) == "failed"
