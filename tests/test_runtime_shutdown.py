@@ -88,7 +88,5 @@ async def test_steps_still_running_after_the_grace_period_are_handed_back(
         # well within ack_wait (30 s): they were nak'ed, not left to time out
         await eventually(all_completed, timeout=15, what=f"5 handed-back steps; log:\n{second.output()}")
     finally:
-        second.send(signal.SIGTERM)
-        await second.wait(timeout=20)
         second.kill()
     assert await event_counts(pool, work, "completed") == dict.fromkeys(cids, 1)
