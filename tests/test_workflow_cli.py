@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from actors import Workflow
 from tracks.cli.main import cli
+from tracks.cli.workflow import mermaid, render_text
 
 
 def show(*args: str) -> tuple[int, str]:
@@ -83,3 +85,9 @@ def test_unknown_module_and_workflow_are_one_line() -> None:
     assert out.strip() == "Error: tracks.examples.receipts has no workflow 'nope' (it has: receipts)"
     code, out = show("tracks.settings")
     assert code == 1 and out.strip() == "Error: module 'tracks.settings' defines no Workflow"
+
+
+def test_a_workflow_without_tracks_still_renders() -> None:
+    wf = Workflow("empty")
+    assert render_text(wf) == "workflow empty: 0 tracks, no run timeout"
+    assert mermaid(wf) == "flowchart LR"

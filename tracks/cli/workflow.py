@@ -78,7 +78,7 @@ def _headline(wf: Workflow) -> str:
 
 def render_text(wf: Workflow) -> str:
     ordered = topological(wf)
-    width = max(len(t.name) for t in ordered) + 2
+    width = max((len(t.name) for t in ordered), default=0) + 2
 
     def line(t: Track) -> str:
         return f"  {t.name:{width}}" + (f"after {', '.join(t.after)}" if t.after else "(starts the run)")
