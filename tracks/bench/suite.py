@@ -20,7 +20,7 @@ from tracks.settings import Settings
 
 from .driver import Measurement, drive
 from .failures import measure_failures
-from .raw import raw_chain
+from .raw import raw_chain, raw_diamond
 
 __all__ = ["BenchConfig", "run_bench"]
 
@@ -32,7 +32,7 @@ class BenchConfig:
     n: int = 20_000
     stages: int = 4
     paced_n: int = 3_000
-    paced_rate: float = 500.0
+    paced_rate: float = 200.0
 
 
 async def _passthrough(ctx: TrackContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -43,6 +43,21 @@ def linear_workflow(prefix: str, stages: int) -> Workflow:
     wf = Workflow(f"{prefix}-linear")
     for i in range(stages):
         wf.track(f"{prefix}-s{i}", after=[f"{prefix}-s{i - 1}"] if i else [])(_passthrough)
+    return wf
+
+
+def diamond_workflow(prefix: str) -> Workflow:
+    wf = Workflow(f"{prefix}-diamond")
+    a, b, c, d = (f"{prefix}-{x}" for x in "abcd")
+    wf.track(a)(_passthrough)
+    wf.track(b, after=[a])(_passthrough)
+    wf.track(c, after=[a])(_passthrough)
+
+    async def join(ctx: TrackContext, payload: dict[str, Any]) -> dict[str, Any]:
+        branch: dict[str, Any] = payload[b]
+        return branch
+
+    wf.track(d, after=[b, c])(join)
     return wf
 
 
@@ -69,6 +84,23 @@ async def _measure_runtime(
         return await drive(
             nc, n=n, rate=rate, final_subject=f"tracks.{last}.completed.*", final_payload=_envelope_payload,
             trigger=lambda i, body: (f"tracks.{first}.run.{prefix}-{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+        )
+
+
+async def _measure_raw_diamond(nc: NATS, prefix: str, n: int) -> Measurement:
+    async with raw_diamond(nc, prefix) as final:
+        return await drive(
+            nc, n=n, final_subject=final,
+            trigger=lambda i, body: (f"tracks.{prefix}.a.{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+        )
+
+
+async def _measure_runtime_diamond(nc: NATS, settings: Settings, prefix: str, n: int) -> Measurement:
+    wf = diamond_workflow(prefix)
+    async with Runtime(list(wf), settings=settings, name="tracks-bench"):
+        return await drive(
+            nc, n=n, final_subject=f"tracks.{prefix}-d.completed.*", final_payload=_envelope_payload,
+            trigger=lambda i, body: (f"tracks.{prefix}-a.run.{prefix}-{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
         )
 
 
@@ -106,6 +138,10 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             "with_failure_handling": full.as_dict(), "without": bare.as_dict(),
             "cost_pct": round(100 * (1 - full.per_second / bare.per_second), 1) if bare.per_second else None,
         }
+        raw_d = await _measure_raw_diamond(nc, prefix("rawd"), cfg.n)
+        full_d = await _measure_runtime_diamond(nc, settings, prefix("rtd"), cfg.n)
+        results["diamond"] = {"raw": raw_d.as_dict(), "runtime": full_d.as_dict(),
+                              "ratio": round(full_d.per_second / raw_d.per_second, 3) if raw_d.per_second else None}
         results["linear"] = {
             "raw": raw.as_dict(),
             "runtime": full.as_dict(),
@@ -134,6 +170,7 @@ async def _clean_up(nc: NATS, database_url: str, prefixes: list[str]) -> None:
         for p in prefixes:
             await pool.execute("DELETE FROM processing_logs WHERE track_id LIKE $1", f"{p}%")
             await pool.execute("DELETE FROM track_steps WHERE track_id LIKE $1", f"{p}%")
+            await pool.execute("DELETE FROM workflow_runs WHERE workflow LIKE $1", f"{p}%")
     finally:
         await pool.close()
 

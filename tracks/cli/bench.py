@@ -19,7 +19,7 @@ __all__ = ["bench"]
 @click.option("-n", "--workflows", "n", default=20_000, show_default=True, help="Workflows per burst.")
 @click.option("--stages", default=4, show_default=True)
 @click.option("--paced", "paced_n", default=3_000, show_default=True, help="Workflows in the paced latency run.")
-@click.option("--rate", default=500.0, show_default=True, help="Workflows/s in the paced latency run.")
+@click.option("--rate", default=200.0, show_default=True, help="Workflows/s in the paced latency run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here.")
 @async_command
 async def bench(n: int, stages: int, paced_n: int, rate: float, json_path: Path | None) -> None:
@@ -45,6 +45,12 @@ def _print(results: dict[str, Any]) -> None:
         m = lin[name]
         click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
     click.echo(f"ratio runtime/raw: {lin['ratio']}")
+    dia = results["diamond"]
+    click.echo(f"diamond A -> {{B, C}} -> D, burst of {dia['raw']['n']} workflows")
+    for name in ("raw", "runtime"):
+        m = dia[name]
+        click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
+    click.echo(f"ratio runtime/raw: {dia['ratio']}")
     f = results["failures"]
     click.echo(f"failure path ({f['runs']} runs, zero back-off):")
     click.echo(f"  failure -> successful retry   {_stats(f['failure_to_successful_retry_ms'])}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import click
 
 from tracks.embedded import EmbeddedStack
 
-from ._common import get_settings
+from ._common import UserError, get_settings
 
 __all__ = ["dev"]
 
@@ -20,7 +22,10 @@ def dev() -> None:
 def up() -> None:
     """Start nats-server and PostgreSQL under the data dir, or reuse running ones."""
     stack = EmbeddedStack(get_settings().data_dir)
-    nats_url, database_url = stack.up()
+    try:
+        nats_url, database_url = stack.up()
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        raise UserError(f"could not start the embedded servers: {exc}") from None
     click.echo(f"TRACKS_NATS_URL={nats_url}")
     click.echo(f"TRACKS_DATABASE_URL={database_url}")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from contextlib import closing
+from pathlib import Path
 
-__all__ = ["free_port", "pid_alive", "port_open", "stop_pid", "wait_for_port"]
+__all__ = ["free_port", "pid_alive", "port_open", "spawn", "stop_pid", "wait_for_port"]
 
 # Never hand out the standard ports: the machines run their own NATS and PostgreSQL there.
 _RESERVED = {4222, 5432, 6222, 8222}
@@ -83,3 +85,31 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def spawn(
+    cmd: list[str],
+    log_file: Path,
+    *,
+    daemon: bool,
+    user: int | None = None,
+    group: int | None = None,
+) -> tuple[int, subprocess.Popen[bytes] | None]:
+    """Start ``cmd`` with its output in ``log_file``; return its pid (and handle, unless a daemon).
+
+    A daemon is started by a short-lived shell that backgrounds it and exits: the server is
+    re-parented to init and outlives the command that started it, and nothing holds a handle
+    to a running child (which Python would warn about when it is dropped).
+    """
+    if not daemon:
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, user=user, group=group)
+        return proc.pid, proc
+    # The server's own output goes to the log, so only the shell holds the pipe it prints on.
+    script = '"$@" >>"$0" 2>&1 </dev/null & echo $!'
+    launcher = subprocess.run(["/bin/sh", "-c", script, str(log_file), *cmd], capture_output=True, text=True,
+                              start_new_session=True, user=user, group=group, stdin=subprocess.DEVNULL,
+                              timeout=30, check=True)
+    pid = int(launcher.stdout.strip())
+    return pid, None

@@ -9,7 +9,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._process import free_port, pid_alive, stop_pid, wait_for_port
+from ._process import free_port, pid_alive, spawn, stop_pid, wait_for_port
 
 __all__ = ["NatsServer", "nats_server_binary"]
 
@@ -46,7 +46,7 @@ class NatsServer:
     def log_file(self) -> Path:
         return self.data_dir / "nats-server.log"
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0, *, daemon: bool = False) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         cmd = [
@@ -57,11 +57,7 @@ class NatsServer:
             "-sd", str(self.data_dir / "jetstream"),
             "--server_name", f"tracks-{self.port}",
         ]
-        with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.pid = self._proc.pid
+        self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon)
         wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
 
     def stop(self, timeout: float = 15.0) -> None:

@@ -13,10 +13,11 @@ import pwd
 import signal
 import stat
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._process import free_port, pid_alive, stop_pid, wait_for_port
+from ._process import free_port, pid_alive, spawn, stop_pid, wait_for_port
 
 __all__ = ["PostgresServer", "postgres_bin_dir"]
 
@@ -54,11 +55,26 @@ class PostgresServer:
     def log_file(self) -> Path:
         return self.data_dir / "postgres.log"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def adopt_running(self) -> bool:
+        """Take over a postmaster already serving this data dir (e.g. after a lost state file)."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return False
+        if not pid_alive(pid):
+            return False
+        self.pid, self.port = pid, port
+        return True
+
+    def start(self, timeout: float = 30.0, *, daemon: bool = False) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
-        fresh = not (self.pgdata / "PG_VERSION").exists()
-        if fresh:
+        if self.adopt_running():
+            self._wait_ready(user, timeout)
+            self._ensure_database(user)
+            return
+        if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(user)
         self.port = self.port or free_port()
         cmd = [
@@ -71,25 +87,33 @@ class PostgresServer:
         ]
         if self.fast:
             cmd += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
+        self.log_file.touch()
         if user is not None:
             os.chown(self.log_file, user.pw_uid, user.pw_gid)
-        try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                user=user.pw_uid if user else None,
-                group=user.pw_gid if user else None,
-            )
-        finally:
-            log.close()
-        self.pid = self._proc.pid
+        self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon, user=user.pw_uid if user else None,
+                                     group=user.pw_gid if user else None)
+
         wait_for_port(self.port, timeout, "PostgreSQL", f" (see {self.log_file})")
-        if fresh:
+        self._wait_ready(user, timeout)
+        self._ensure_database(user)
+
+    def _ensure_database(self, user: pwd.struct_passwd | None) -> None:
+        """Idempotent: a start interrupted after initdb left the cluster without our database."""
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", user)
+        if exists.strip() != "1":
             self._psql(f"CREATE DATABASE {DATABASE}", user)
+
+    def _wait_ready(self, user: pwd.struct_passwd | None, timeout: float) -> None:
+        """An open port is not enough: the server answers "starting up" for a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._psql("SELECT 1", user)
+                return
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline or not self.running:
+                    raise RuntimeError(f"PostgreSQL did not accept connections (see {self.log_file})") from None
+                time.sleep(0.1)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Fast shutdown (SIGINT): active transactions are rolled back, data stays consistent."""
@@ -127,14 +151,16 @@ class PostgresServer:
             group=user.pw_gid if user else None,
         )
 
-    def _psql(self, sql: str, user: pwd.struct_passwd | None) -> None:
-        subprocess.run(
+    def _psql(self, sql: str, user: pwd.struct_passwd | None) -> str:
+        done = subprocess.run(
             [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
+             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql],
             check=True,
             capture_output=True,
+            text=True,
             user=user.pw_uid if user else None,
         )
+        return done.stdout
 
     def _run_as(self) -> pwd.struct_passwd | None:
         """As root: a system user that owns the cluster, and paths it can traverse."""

@@ -54,7 +54,7 @@ class EmbeddedStack:
                 server.port = int(known.get("port") or 0) or preferred
                 if port_open(server.port):
                     server.port = 0  # someone else's server: pick a free port
-                server.start()
+                server.start(daemon=True)
                 state[name] = {"pid": server.pid, "port": server.port}
             self._write_state(state)
         return self.nats.url, self.postgres.url
