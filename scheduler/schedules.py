@@ -135,6 +135,7 @@ class NewSchedule:
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
     enabled: bool = True
     timeout_s: float | None = None
+    misfire_grace_s: float | None = None
 
     def validate(self) -> None:
         if not self.name or len(self.name) > 200 or any(c.isspace() or c == ":" for c in self.name):
@@ -155,10 +156,11 @@ class ScheduleStore:
         try:
             row = await self._pool.fetchrow(
                 f"""INSERT INTO job_schedules (name, cron_expression, job_type, enabled, timezone, target,
-                                               payload, priority, overlap_policy, timeout_s)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
+                                               payload, priority, overlap_policy, timeout_s, misfire_grace_s)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}""",
                 new.name, new.cron_expression, new.job_type or new.target, new.enabled, new.timezone,
                 new.target, new.payload or {}, new.priority.value, new.overlap_policy.value, new.timeout_s,
+                new.misfire_grace_s,
             )  # fmt: skip
         except asyncpg.UniqueViolationError:
             raise ScheduleExists(new.name) from None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import asyncpg
 import pytest
 from click.testing import CliRunner
 
@@ -33,15 +34,36 @@ def run(env: dict[str, str]) -> object:
     return invoke
 
 
-def test_add_ls_next_enable_disable_history_rm(run, unique: str) -> None:  # type: ignore[no-untyped-def]
+async def _row(dsn: str, name: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow("SELECT * FROM job_schedules WHERE name = $1", name)
+    finally:
+        await conn.close()
+    assert row is not None
+    return row
+
+
+def test_add_ls_next_enable_disable_history_rm(run, env: dict[str, str], unique: str) -> None:  # type: ignore[no-untyped-def]
     name = f"cli-{unique}"
     code, out = run(
         "schedule", "add", name, "30 2 * * 0", "--target", "reports", "--job-type", "report_generate",
         "--payload", '{"kind": "weekly"}', "--tz", "Europe/Berlin",
-        "--priority", "high", "--overlap", "queue",
+        "--priority", "high", "--overlap", "queue", "--timeout", "600", "--misfire-grace", "30",
     )  # fmt: skip
     assert code == 0, out
     assert f"added {name}" in out
+    stored = asyncio.run(_row(env["TRACKS_DATABASE_URL"], name))
+    assert (stored["timeout_s"], stored["misfire_grace_s"], stored["payload"]) == (
+        600,
+        30,
+        '{"kind": "weekly"}',
+    )
+    assert (stored["job_type"], stored["target"], stored["overlap_policy"]) == (
+        "report_generate",
+        "reports",
+        "queue",
+    )
     code, out = run("schedule", "ls")
     line = next(row for row in out.splitlines() if row.startswith(name))
     assert "30 2 * * 0" in line

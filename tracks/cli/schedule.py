@@ -85,6 +85,12 @@ def schedule() -> None:
 @click.option(
     "--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), help="Run timeout in seconds."
 )
+@click.option(
+    "--misfire-grace",
+    "misfire_grace_s",
+    type=click.FloatRange(min=0),
+    help="How late a tick missed during downtime may still fire, in seconds (default: the scheduler's).",
+)
 @click.option("--disabled", is_flag=True, help="Create it disabled.")
 @async_command
 async def add_cmd(
@@ -97,6 +103,7 @@ async def add_cmd(
     priority: str,
     overlap: str,
     timeout_s: float | None,
+    misfire_grace_s: float | None,
     disabled: bool,
 ) -> None:
     """Add schedule NAME firing on CRON (quote it: '0 8 * * 1-5')."""
@@ -111,6 +118,7 @@ async def add_cmd(
         overlap_policy=OverlapPolicy(overlap),
         enabled=not disabled,
         timeout_s=timeout_s,
+        misfire_grace_s=misfire_grace_s,
     )
     try:
         new.validate()
