@@ -43,6 +43,8 @@ class Verdict(StrEnum):
     """The step's manual phase is not released: it waits for ``tracks proceed``."""
     CLOSED = "closed"
     """The run timed out: nothing more starts until it is resumed."""
+    SUPERSEDED = "superseded"
+    """This replica's outcome came too late: another took the step over (see ``StepFinish.fence``)."""
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,18 @@ class LogRow:
 
 @dataclass(frozen=True)
 class StepFinish:
-    """A step's outcome: updates ``track_steps`` and appends its log row (``row``) in one write."""
+    """A step's outcome: updates ``track_steps`` and appends its log row (``row``) in one write.
+
+    ``fence`` is the attempt number the claim granted: the outcome applies only while the
+    step is still on that attempt. A replica that stalled past its ack wait, while another
+    replica took the step over, finds its late outcome fenced off (recorded as
+    ``superseded``) instead of completing the step a second time.
+    """
 
     status: str  # completed | failed
     row: LogRow
     output: dict[str, Any] | None = None
+    fence: int | None = None
 
 
 _CLAIM_SQL = """
@@ -153,21 +162,27 @@ LEFT JOIN track_steps prior ON prior.correlation_id = s.cid AND prior.track_id =
 """
 
 _WRITE_SQL = """
-WITH logs AS (
-    INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, error,
-                                 error_type, trace_id, stream_seq, duration_ms, occurred_at)
-    SELECT u, c, t, e, a, d, er, et, tr, sq, du, oc
-    FROM jsonb_to_recordset($1::text::jsonb)
-        AS x(u text, c text, t text, e text, a int, d jsonb, er text, et text, tr text, sq bigint,
-             du float8, oc timestamptz)
+WITH fin AS (
+    SELECT * FROM jsonb_to_recordset($2::text::jsonb)
+        AS x(cid text, track text, status text, output jsonb, error text, at timestamptz, fence int)
 ), steps AS (
     UPDATE track_steps s
     SET status = x.status, output = x.output, error = x.error, finished_at = x.at, updated_at = now()
-    FROM jsonb_to_recordset($2::text::jsonb) AS x(cid text, track text, status text, output jsonb, error text,
-                                                   at timestamptz)
-    WHERE s.correlation_id = x.cid AND s.track_id = x.track
+    FROM fin x
+    WHERE s.correlation_id = x.cid AND s.track_id = x.track AND (x.fence IS NULL OR s.attempts = x.fence)
+    RETURNING s.correlation_id, s.track_id
+), logs AS (
+    INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, error,
+                                 error_type, trace_id, stream_seq, duration_ms, occurred_at)
+    SELECT u, c, t,
+           CASE WHEN f AND NOT EXISTS (SELECT 1 FROM steps WHERE steps.correlation_id = c AND steps.track_id = t)
+                THEN 'superseded' ELSE e END,
+           a, d, er, et, tr, sq, du, oc
+    FROM jsonb_to_recordset($1::text::jsonb)
+        AS x(u text, c text, t text, e text, a int, d jsonb, er text, et text, tr text, sq bigint,
+             du float8, oc timestamptz, f boolean)
 )
-SELECT 1
+SELECT correlation_id, track_id FROM steps
 """
 
 
@@ -197,7 +212,7 @@ class Ledger:
         self._claims: GroupCommit[Claim, ClaimResult] = GroupCommit(
             self._claim_batch, name="ledger-claims", max_batch=max_batch, parallel=2, linger_s=linger_s
         )
-        self._writes: GroupCommit[LogRow | StepFinish, None] = GroupCommit(
+        self._writes: GroupCommit[LogRow | StepFinish, bool] = GroupCommit(
             self._write_batch, name="ledger-writes", max_batch=max_batch, parallel=1, linger_s=linger_s
         )
 
@@ -223,9 +238,12 @@ class Ledger:
     async def record_durably(self, row: LogRow) -> None:
         await self._writes.submit(row)
 
-    async def finish(self, outcome: StepFinish) -> None:
-        """Durably record a step's outcome (and, by ordering, every row recorded before it)."""
-        await self._writes.submit(outcome)
+    async def finish(self, outcome: StepFinish) -> bool:
+        """Durably record a step's outcome (and, by ordering, every row recorded before it).
+
+        ``False`` when the outcome was fenced off: the step moved on to a later attempt.
+        """
+        return await self._writes.submit(outcome)
 
     async def first_failure(self, correlation_id: str, track: str) -> datetime | None:
         """When this step first failed (for a dead letter's ``Tracks-First-Failure``); failure path only."""
@@ -259,7 +277,7 @@ class Ledger:
             results.append(_verdict(by_key[key]))
         return results
 
-    async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[None]:
+    async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[bool]:
         logs = []
         steps = []
         for item in items:
@@ -269,10 +287,15 @@ class Ledger:
                 if details is None and item.output is not None:
                     details = {"payload": item.output}  # the same object: serialised once per row
                 steps.append({"cid": row.correlation_id, "track": row.track, "status": item.status,
-                              "output": item.output, "error": row.error, "at": row.occurred_at.isoformat()})
+                              "output": item.output, "error": row.error, "at": row.occurred_at.isoformat(),
+                              "fence": item.fence})
+            fenced = isinstance(item, StepFinish) and item.fence is not None
             logs.append({"u": row.user_id, "c": row.correlation_id, "t": row.track, "e": row.event_type,
                          "a": row.attempt, "d": details, "er": row.error, "et": row.error_type, "tr": row.trace_id,
-                         "sq": row.stream_seq, "du": row.duration_ms, "oc": row.occurred_at.isoformat()})
+                         "sq": row.stream_seq, "du": row.duration_ms, "oc": row.occurred_at.isoformat(),
+                         "f": fenced})
         async with self._pool.acquire() as conn:
-            await conn.execute(_WRITE_SQL, _dumps(logs), _dumps(steps))
-        return [None] * len(items)
+            applied = {(r["correlation_id"], r["track_id"]) for r in await conn.fetch(_WRITE_SQL, _dumps(logs),
+                                                                                       _dumps(steps))}
+        return [not (isinstance(i, StepFinish) and i.fence is not None)
+                or (i.row.correlation_id, i.row.track) in applied for i in items]

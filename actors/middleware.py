@@ -32,6 +32,8 @@ class Step:
     activation: Activation
     ctx: TrackContext
     verdict: Verdict = Verdict.RUN
+    claimed_attempt: int | None = None
+    """The attempt the ledger granted (``None`` until the claim): fences this step's outcome."""
     input: dict[str, Any] | None = None
     """The handler's input when it is not the message's payload (fan-in: outputs by upstream)."""
     output: dict[str, Any] | None = None

@@ -8,6 +8,7 @@ stops the chain here; the worker settles the message from ``step.verdict``.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from .ledger import Claim, Ledger, LogRow, StepFinish, Verdict
@@ -15,6 +16,8 @@ from .middleware import Next, Step
 from .plan import StepPlan
 
 __all__ = ["LedgerMiddleware"]
+
+log = logging.getLogger(__name__)
 
 
 class LedgerMiddleware:
@@ -36,7 +39,7 @@ class LedgerMiddleware:
             step.output = result.output
             self._note(step, result.verdict)
             return
-        ctx.attempt = result.attempt
+        ctx.attempt = step.claimed_attempt = result.attempt
         if result.inputs is not None:  # fan-in: every upstream's recorded output, by track
             step.input = result.inputs
             ctx.upstream = result.inputs
@@ -44,9 +47,14 @@ class LedgerMiddleware:
         await call_next(step)
         duration_ms = (time.monotonic() - began) * 1000
         # details=None: the ledger stores the output once as the row's {"payload": ...}
-        await self._ledger.finish(
-            StepFinish("completed", self._row(step, "completed", duration_ms=duration_ms), output=step.output)
-        )
+        applied = await self._ledger.finish(StepFinish(
+            "completed", self._row(step, "completed", duration_ms=duration_ms), output=step.output,
+            fence=result.attempt,
+        ))
+        if not applied:
+            step.verdict = Verdict.SUPERSEDED
+            log.warning("%s %s: attempt %d finished after another replica took the step over; its outcome "
+                        "is recorded as superseded and not announced", ctx.track, ctx.correlation_id, result.attempt)
 
     def _note(self, step: Step, verdict: Verdict) -> None:
         """Say in the records why the handler did not run (gated steps are recorded by the claim)."""

@@ -279,12 +279,18 @@ class TrackWorker:
                      ctx.attempt, error, delay)
             await msg.nak(delay)
             return
+        # The (fenced) failure first: a replica that lost the step to another must not dead-letter it.
+        details = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
+        if not await self._ledger.finish(StepFinish("failed", self._row(step, "failed", error, exc, details),
+                                                    fence=step.claimed_attempt)):
+            log.warning("%s %s: failure of a step another replica took over; not dead-lettered",
+                        self.track.name, ctx.correlation_id)
+            await msg.ack()
+            return
         first_failure = await self._ledger.first_failure(ctx.correlation_id, self.track.name)
         await self._dead_letters.send(msg, DeadLetter(self.track.name, ctx.correlation_id, type(exc).__name__,
                                                       str(exc), deliveries, DeadLetters.format_traceback(exc),
                                                       first_failure))
-        details = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
-        await self._ledger.finish(StepFinish("failed", self._row(step, "failed", error, exc, details)))
         await self._publisher.track_event(self.track.name, SubjectKind.FAILED, ctx.correlation_id,
                                           {"error": str(exc), "errorType": type(exc).__name__},
                                           user_id=ctx.user_id, workflow=ctx.workflow)

@@ -78,10 +78,6 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing_and_completes_nothin
     assert {r["pid"] for r in pids} == {first.proc.pid, second.proc.pid}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a stalled replica's late finish is not fenced off; remove when the ledger fences it",
-)
 async def test_a_stalled_replica_does_not_complete_a_step_another_replica_took_over(
     servers: Servers, pool: asyncpg.Pool, js: JetStreamContext, unique: str, tmp_path: Path
 ) -> None:
@@ -116,3 +112,7 @@ async def test_a_stalled_replica_does_not_complete_a_step_another_replica_took_o
         a.kill()
         b.kill()
     assert await event_counts(pool, work, "completed") == dict.fromkeys(cids, 1)
+    # A's late outcomes are on record, fenced off, and were not announced a second time
+    assert await count_logs(pool, work, "superseded") == 4
+    info = await js.stream_info("TRACKS", subjects_filter=f"tracks.{work}.completed.*")
+    assert sum((info.state.subjects or {}).values()) == 4
