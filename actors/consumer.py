@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -26,7 +27,7 @@ from subjects import STREAM, SubjectKind, names
 
 from .track import Track
 
-__all__ = ["ConsumerSpec", "PullSource"]
+__all__ = ["ConsumerSpec", "MessageSource", "PullSource"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,18 @@ async def reconcile(js: JetStreamContext, spec: ConsumerSpec) -> None:
         ) from exc
 
 
+class MessageSource(Protocol):
+    """What the worker consumes: :class:`PullSource` or :class:`~actors.push.PushSource`."""
+
+    spec: ConsumerSpec
+
+    async def start(self) -> None: ...
+
+    async def fetch(self, batch: int) -> list[Msg]: ...
+
+    async def close(self) -> None: ...
+
+
 class PullSource:
     """Fetch batches for one track; survives server restarts without an actor restart."""
 
@@ -106,7 +119,7 @@ class PullSource:
                 await self._recover("connection was re-established")
             assert self._sub is not None
             msgs: list[Msg] = await self._sub.fetch(batch, timeout=self._fetch_timeout_s)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             self._empty_fetches += 1
             if self._empty_fetches % 5 == 0:
                 await self._check_health()

@@ -21,7 +21,6 @@ import logging
 import time
 from collections import deque
 from contextlib import suppress
-from typing import Protocol
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -33,23 +32,11 @@ from subjects import STREAM
 
 from .consumer import ConsumerSpec
 
-__all__ = ["DELIVER_PREFIX", "MessageSource", "PushSource", "push_config", "reconcile_push"]
+__all__ = ["DELIVER_PREFIX", "PushSource", "push_config", "reconcile_push"]
 
 log = logging.getLogger(__name__)
 
 DELIVER_PREFIX = "_TRACKS_PUSH"
-
-
-class MessageSource(Protocol):
-    """What the worker consumes: both :class:`~actors.consumer.PullSource` and :class:`PushSource`."""
-
-    spec: ConsumerSpec
-
-    async def start(self) -> None: ...
-
-    async def fetch(self, batch: int) -> list[Msg]: ...
-
-    async def close(self) -> None: ...
 
 
 def push_config(spec: ConsumerSpec, *, idle_heartbeat_s: float = 5.0) -> ConsumerConfig:

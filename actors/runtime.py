@@ -28,7 +28,7 @@ from .alerts import AlertMonitor, load_alert_settings
 from .api import ApiService, workflows_of
 from .breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
 from .config import resolve
-from .consumer import ConsumerSpec, PullSource
+from .consumer import ConsumerSpec, MessageSource, PullSource
 from .ledger import Ledger
 from .middleware import Middleware
 from .payloads import PayloadStore
@@ -159,10 +159,11 @@ class Runtime:
         config = resolve(track, self.settings)
         spec = ConsumerSpec.for_track(track, ack_wait_s=config.ack_wait_s, max_deliver=config.max_deliver,
                                       max_ack_pending=config.max_ack_pending)
-        source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
-        if track.options.delivery == "push":  # same interface (push.MessageSource); the worker annotates pull
-            source = PushSource(self.nc, self.nc.jetstream(), spec,  # type: ignore[assignment]
-                                fetch_timeout_s=config.fetch_timeout_s)
+        source: MessageSource
+        if track.options.delivery == "push":
+            source = PushSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
+        else:
+            source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
         breaker = CircuitBreaker(track.name, threshold=config.breaker_threshold,
                                  cooldown_s=config.breaker_cooldown_s, on_transition=self._announcer)
         chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger, StepPlan.of(track))]

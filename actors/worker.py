@@ -24,7 +24,7 @@ from subjects import SubjectKind
 
 from .breaker import CircuitBreaker
 from .config import TrackConfig
-from .consumer import PullSource
+from .consumer import MessageSource
 from .context import TrackContext
 from .dead_letter import DeadLetter, DeadLetters
 from .decode import Activation, decode, fallback_correlation_id
@@ -47,7 +47,7 @@ class TrackWorker:
         self,
         track: Track,
         config: TrackConfig,
-        source: PullSource,
+        source: MessageSource,
         ledger: Ledger,
         publisher: EventPublisher,
         middleware: list[Middleware],
