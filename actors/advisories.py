@@ -46,7 +46,12 @@ from .ledger import Ledger, LogRow, StepFinish
 from .publisher import EventPublisher
 
 __all__ = [
-    "ERROR_TYPE", "QUEUE_GROUP", "MaxDeliveries", "MaxDeliveriesWatcher", "Outcome", "advisory_subject",
+    "ERROR_TYPE",
+    "QUEUE_GROUP",
+    "MaxDeliveries",
+    "MaxDeliveriesWatcher",
+    "Outcome",
+    "advisory_subject",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,12 @@ class MaxDeliveriesWatcher:
     """Subscribes for the runtime's tracks; :meth:`handle` does the work for one advisory."""
 
     def __init__(
-        self, nc: NATS, js: JetStreamContext, pool: asyncpg.Pool, ledger: Ledger, publisher: EventPublisher,
+        self,
+        nc: NATS,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        ledger: Ledger,
+        publisher: EventPublisher,
         tracks: Sequence[str],
     ) -> None:
         self._nc = nc
@@ -159,29 +169,46 @@ class MaxDeliveriesWatcher:
             await self.handle(advisory)
         except Exception:
             self.errors += 1
-            log.exception("%s: could not dead-letter stream sequence %d after %d deliveries; it is not "
-                          "redelivered and its step stays 'running'", advisory.consumer, advisory.stream_seq,
-                          advisory.deliveries)
+            log.exception(
+                "%s: could not dead-letter stream sequence %d after %d deliveries; it is not "
+                "redelivered and its step stays 'running'",
+                advisory.consumer,
+                advisory.stream_seq,
+                advisory.deliveries,
+            )
 
     async def handle(self, advisory: MaxDeliveries) -> Outcome:
         track, seq = advisory.consumer, advisory.stream_seq
         try:
             raw = await self._js.get_msg(advisory.stream, seq)
         except NotFoundError:
-            log.warning("%s: stream sequence %d exhausted its deliveries but is no longer in %s",
-                        track, seq, advisory.stream)
+            log.warning(
+                "%s: stream sequence %d exhausted its deliveries but is no longer in %s",
+                track,
+                seq,
+                advisory.stream,
+            )
             return self._count(Outcome.MESSAGE_GONE)
         original = Original(raw.subject or "", raw.data or b"", raw.headers, advisory.stream, seq)
         cid, user_id, workflow = _identify(original)
         step = await self._step(cid, track)
         if step is not None and step.status == "completed":
-            await self._publisher.track_event(track, SubjectKind.COMPLETED, cid, step.output or {},
-                                              user_id=step.user_id, workflow=step.workflow)
-            log.info("%s %s: deliveries exhausted after the step completed; completion re-announced",
-                     track, cid)
+            await self._publisher.track_event(
+                track,
+                SubjectKind.COMPLETED,
+                cid,
+                step.output or {},
+                user_id=step.user_id,
+                workflow=step.workflow,
+            )
+            log.info(
+                "%s %s: deliveries exhausted after the step completed; completion re-announced", track, cid
+            )
             return self._count(Outcome.ALREADY_COMPLETED)
-        error = (f"delivered {advisory.deliveries} times and never settled: the last delivery was neither "
-                 "acked, nak'ed nor terminated within ack_wait (actor killed or hung)")
+        error = (
+            f"delivered {advisory.deliveries} times and never settled: the last delivery was neither "
+            "acked, nak'ed nor terminated within ack_wait (actor killed or hung)"
+        )
         letter = DeadLetter(track, cid, ERROR_TYPE, error, advisory.deliveries)
         await self._dead_letters.send_original(original, letter)
         owned = step is None or step.activated_by == seq
@@ -192,33 +219,63 @@ class MaxDeliveriesWatcher:
             attempt = step.attempts if step is not None else advisory.deliveries
             await self._record(advisory, letter, user_id, attempt, finish_step=step is not None and owned)
         if owned:
-            await self._publisher.track_event(track, SubjectKind.FAILED, cid,
-                                              {"error": error, "errorType": ERROR_TYPE},
-                                              user_id=user_id, workflow=workflow)
-        log.warning("%s %s dead-lettered after %d unsettled deliveries (stream sequence %d)", track, cid,
-                    advisory.deliveries, seq)
+            await self._publisher.track_event(
+                track,
+                SubjectKind.FAILED,
+                cid,
+                {"error": error, "errorType": ERROR_TYPE},
+                user_id=user_id,
+                workflow=workflow,
+            )
+        log.warning(
+            "%s %s dead-lettered after %d unsettled deliveries (stream sequence %d)",
+            track,
+            cid,
+            advisory.deliveries,
+            seq,
+        )
         return self._count(Outcome.ALREADY_FAILED if already else Outcome.DEAD_LETTERED)
 
     async def _step(self, cid: str, track: str) -> _Step | None:
         row = await self._pool.fetchrow(
             "SELECT status, attempts, activated_by, user_id, workflow, output::text AS output "
-            "FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, track,
+            "FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
+            cid,
+            track,
         )
         if row is None:
             return None
         output = json.loads(row["output"]) if row["output"] else None
-        return _Step(row["status"], row["attempts"], row["activated_by"], row["user_id"], row["workflow"],
-                     output)
+        return _Step(
+            row["status"], row["attempts"], row["activated_by"], row["user_id"], row["workflow"], output
+        )
 
-    async def _record(self, advisory: MaxDeliveries, letter: DeadLetter, user_id: str | None, attempt: int,
-                      *, finish_step: bool) -> None:
+    async def _record(
+        self,
+        advisory: MaxDeliveries,
+        letter: DeadLetter,
+        user_id: str | None,
+        attempt: int,
+        *,
+        finish_step: bool,
+    ) -> None:
         """``finish_step``: this message owns the step, which is marked failed; otherwise (no step, or
         one claimed by another message) only the log row is written."""
         row = LogRow(
-            correlation_id=letter.correlation_id, track=letter.track, event_type="failed", attempt=attempt,
-            error=letter.error, error_type=ERROR_TYPE, user_id=user_id, stream_seq=advisory.stream_seq,
-            details={"deadLettered": True, "via": "max_deliveries_advisory",
-                     "deliveries": advisory.deliveries, "stepFailed": finish_step},
+            correlation_id=letter.correlation_id,
+            track=letter.track,
+            event_type="failed",
+            attempt=attempt,
+            error=letter.error,
+            error_type=ERROR_TYPE,
+            user_id=user_id,
+            stream_seq=advisory.stream_seq,
+            details={
+                "deadLettered": True,
+                "via": "max_deliveries_advisory",
+                "deliveries": advisory.deliveries,
+                "stepFailed": finish_step,
+            },
         )
         if finish_step:
             await self._ledger.finish(StepFinish("failed", row))

@@ -85,8 +85,9 @@ def load_alert_settings(**overrides: Any) -> AlertSettings:
     try:
         return AlertSettings(**overrides)
     except ValidationError as exc:
-        lines = [f"TRACKS_ALERT_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                 for e in exc.errors()]
+        lines = [
+            f"TRACKS_ALERT_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        ]
         raise SettingsError("\n".join(lines)) from None
 
 
@@ -101,17 +102,26 @@ class Alert:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def payload(self) -> dict[str, Any]:
-        return {"alert": self.name, "key": self.key, "message": self.message, **self.details,
-                "at": self.at.isoformat()}
+        return {
+            "alert": self.name,
+            "key": self.key,
+            "message": self.message,
+            **self.details,
+            "at": self.at.isoformat(),
+        }
 
 
 async def dlq_backlog(js: JetStreamContext, threshold: int) -> Alert | None:
     held = int((await js.stream_info(DLQ_STREAM)).state.messages)
     if held <= threshold:
         return None
-    return Alert(DLQ_BACKLOG, DLQ_STREAM, f"the {DLQ_STREAM} stream holds {held} dead letters "
-                 f"(threshold {threshold}): inspect them with `tracks dlq ls`",
-                 {"messages": held, "threshold": threshold})
+    return Alert(
+        DLQ_BACKLOG,
+        DLQ_STREAM,
+        f"the {DLQ_STREAM} stream holds {held} dead letters "
+        f"(threshold {threshold}): inspect them with `tracks dlq ls`",
+        {"messages": held, "threshold": threshold},
+    )
 
 
 _RATES_SQL = """
@@ -127,8 +137,11 @@ ORDER BY track_id
 """
 
 
-async def failure_rates(pool: asyncpg.Pool, settings: AlertSettings, tracks: Sequence[str] | None = None,
-                        ) -> list[Alert]:
+async def failure_rates(
+    pool: asyncpg.Pool,
+    settings: AlertSettings,
+    tracks: Sequence[str] | None = None,
+) -> list[Alert]:
     """An alert per track (of ``tracks``, or every track active in the window) over the threshold."""
     rows = await pool.fetch(_RATES_SQL, settings.window_s, list(tracks) if tracks is not None else None)
     alerts = []
@@ -138,18 +151,28 @@ async def failure_rates(pool: asyncpg.Pool, settings: AlertSettings, tracks: Seq
         if total < settings.min_events or rate <= settings.failure_rate:
             continue
         track = row["track_id"]
-        alerts.append(Alert(
-            FAILURE_RATE, track,
-            f"track {track}: {failed} of {total} steps failed in the last {settings.window_s:g}s "
-            f"({rate:.0%} > {settings.failure_rate:.0%})",
-            {"track": track, "rate": round(rate, 4), "failed": failed, "total": total,
-             "window": settings.window_s, "threshold": settings.failure_rate},
-        ))
+        alerts.append(
+            Alert(
+                FAILURE_RATE,
+                track,
+                f"track {track}: {failed} of {total} steps failed in the last {settings.window_s:g}s "
+                f"({rate:.0%} > {settings.failure_rate:.0%})",
+                {
+                    "track": track,
+                    "rate": round(rate, 4),
+                    "failed": failed,
+                    "total": total,
+                    "window": settings.window_s,
+                    "threshold": settings.failure_rate,
+                },
+            )
+        )
     return alerts
 
 
-async def check(js: JetStreamContext, pool: asyncpg.Pool, settings: AlertSettings,
-                tracks: Sequence[str] | None = None) -> list[Alert]:
+async def check(
+    js: JetStreamContext, pool: asyncpg.Pool, settings: AlertSettings, tracks: Sequence[str] | None = None
+) -> list[Alert]:
     """Both conditions, once; nothing is published."""
     backlog = await dlq_backlog(js, settings.dlq_threshold)
     return ([backlog] if backlog else []) + await failure_rates(pool, settings, tracks)
@@ -166,8 +189,14 @@ async def publish(publisher: EventPublisher, alert: Alert, interval_s: float) ->
 class AlertMonitor:
     """The runtime's periodic check: its own tracks' failure rates and the DLQ backlog."""
 
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, publisher: EventPublisher,
-                 settings: AlertSettings, tracks: Sequence[str]) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        publisher: EventPublisher,
+        settings: AlertSettings,
+        tracks: Sequence[str],
+    ) -> None:
         self._js = js
         self._pool = pool
         self._publisher = publisher
@@ -204,6 +233,10 @@ class AlertMonitor:
                 await self.check_once()
             except Exception as exc:  # a check must never take the runtime down
                 self.errors += 1
-                log.warning("alert check failed (%s: %s); next in %.0fs", type(exc).__name__, exc,
-                            self.settings.interval_s)
+                log.warning(
+                    "alert check failed (%s: %s); next in %.0fs",
+                    type(exc).__name__,
+                    exc,
+                    self.settings.interval_s,
+                )
             await asyncio.sleep(max(0.0, self.settings.interval_s - (time.monotonic() - began)))

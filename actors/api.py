@@ -64,17 +64,22 @@ class ApiService:
         self._service: Service | None = None
         self._publisher = EventPublisher(nc.jetstream())
         self.endpoints: dict[str, Endpoint] = {
-            "chain": self.chain, "deps": self.deps, "status": self.status, "proceed": self.proceed,
+            "chain": self.chain,
+            "deps": self.deps,
+            "status": self.status,
+            "proceed": self.proceed,
             "resume": self.resume,
         }
         """Name → handler; each answers on ``tracksapi.<name>``. Add entries before :meth:`start`."""
 
     async def start(self) -> None:
-        self._service = await add_service(self._nc, name="tracks", version=self._version,
-                                          description="tracks: run chains and dependencies")
+        self._service = await add_service(
+            self._nc, name="tracks", version=self._version, description="tracks: run chains and dependencies"
+        )
         for name, handler in self.endpoints.items():
-            await self._service.add_endpoint(name=name, subject=f"{PREFIX}.{name}",
-                                             handler=_wrap(name, handler))
+            await self._service.add_endpoint(
+                name=name, subject=f"{PREFIX}.{name}", handler=_wrap(name, handler)
+            )
         await self._nc.flush()
 
     async def stop(self) -> None:
@@ -104,12 +109,29 @@ class ApiService:
             raise ApiError(404, f"no records for correlation ID {cid}")
         return {
             "correlationId": cid,
-            "events": [{"time": e.occurred_at.isoformat(), "track": e.track, "eventType": e.event_type,
-                        "attempt": e.attempt, "durationMs": e.duration_ms, "error": e.error} for e in events],
-            "steps": [{"track": s["track_id"], "status": s["status"], "attempts": s["attempts"],
-                       "startedAt": s["started_at"].isoformat(),
-                       "finishedAt": s["finished_at"].isoformat() if s["finished_at"] else None,
-                       "error": s["error"], "outputBytes": s["output_bytes"]} for s in steps],
+            "events": [
+                {
+                    "time": e.occurred_at.isoformat(),
+                    "track": e.track,
+                    "eventType": e.event_type,
+                    "attempt": e.attempt,
+                    "durationMs": e.duration_ms,
+                    "error": e.error,
+                }
+                for e in events
+            ],
+            "steps": [
+                {
+                    "track": s["track_id"],
+                    "status": s["status"],
+                    "attempts": s["attempts"],
+                    "startedAt": s["started_at"].isoformat(),
+                    "finishedAt": s["finished_at"].isoformat() if s["finished_at"] else None,
+                    "error": s["error"],
+                    "outputBytes": s["output_bytes"],
+                }
+                for s in steps
+            ],
         }
 
     async def deps(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -123,13 +145,17 @@ class ApiService:
         rows = await self._pool.fetch(
             "SELECT track_id FROM track_steps WHERE correlation_id = $1 AND track_id = ANY($2) "
             "AND status = 'completed'",
-            cid, list(track.after),
+            cid,
+            list(track.after),
         )
         done = {r["track_id"] for r in rows}
         completed = [u for u in track.after if u in done]
-        return {"track": name, "dependencies": list(track.after), "completed": completed,
-                "met": len(completed) == len(track.after)}
-
+        return {
+            "track": name,
+            "dependencies": list(track.after),
+            "completed": completed,
+            "met": len(completed) == len(track.after),
+        }
 
     async def status(self, body: dict[str, Any]) -> dict[str, Any]:
         """``{currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}`` of a run."""

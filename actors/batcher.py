@@ -62,7 +62,9 @@ class GroupCommit(Generic[T, R]):
         """Items given up on by :meth:`close` (never written)."""
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name=f"{self.name}-{i}") for i in range(self._parallel)]
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"{self.name}-{i}") for i in range(self._parallel)
+        ]
 
     async def submit(self, item: T) -> R:
         return await self.enqueue(item)

@@ -142,22 +142,47 @@ class BreakerAnnouncer:
 
     def __call__(self, t: Transition) -> None:
         level = logging.WARNING if t.new is BreakerState.OPEN else logging.INFO
-        log.log(level, "circuit breaker of %s: %s -> %s after %d consecutive failures",
-                t.track, t.old, t.new, t.consecutive_failures)
-        details = {"from": str(t.old), "to": str(t.new), "consecutiveFailures": t.consecutive_failures,
-                   "instance": self._instance}
-        self._ledger.record(LogRow(correlation_id=f"breaker:{t.track}", track=t.track,
-                                   event_type=f"breaker_{t.new}", attempt=0, details=details))
+        log.log(
+            level,
+            "circuit breaker of %s: %s -> %s after %d consecutive failures",
+            t.track,
+            t.old,
+            t.new,
+            t.consecutive_failures,
+        )
+        details = {
+            "from": str(t.old),
+            "to": str(t.new),
+            "consecutiveFailures": t.consecutive_failures,
+            "instance": self._instance,
+        }
+        self._ledger.record(
+            LogRow(
+                correlation_id=f"breaker:{t.track}",
+                track=t.track,
+                event_type=f"breaker_{t.new}",
+                attempt=0,
+                details=details,
+            )
+        )
         task = asyncio.get_running_loop().create_task(self._publish(t, details))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _publish(self, t: Transition, details: dict[str, object]) -> None:
-        body = encode_event(t.track, EventType.DATA_READY, {"kind": "circuit_breaker", **details},
-                            correlation_id=f"breaker-{t.track}", source_track=t.track)
+        body = encode_event(
+            t.track,
+            EventType.DATA_READY,
+            {"kind": "circuit_breaker", **details},
+            correlation_id=f"breaker-{t.track}",
+            source_track=t.track,
+        )
         try:
-            await self._publisher.publish(names.alert("breaker"), body,
-                                          {headers.MSG_ID: f"breaker:{t.track}:{self._instance}:{time.time_ns()}"})
+            await self._publisher.publish(
+                names.alert("breaker"),
+                body,
+                {headers.MSG_ID: f"breaker:{t.track}:{self._instance}:{time.time_ns()}"},
+            )
         except Exception as exc:
             log.warning("could not publish the breaker transition of %s: %s", t.track, exc)
 

@@ -39,8 +39,19 @@ async def execution_chain(pool: asyncpg.Pool, correlation_id: str) -> list[Chain
            FROM processing_logs WHERE correlation_id = $1 ORDER BY occurred_at, id""",
         correlation_id,
     )
-    return [ChainEvent(r["occurred_at"], r["track_id"], r["event_type"], r["attempt"], r["duration_ms"],
-                       r["error"], r["trace_id"], r["details"]) for r in rows]
+    return [
+        ChainEvent(
+            r["occurred_at"],
+            r["track_id"],
+            r["event_type"],
+            r["attempt"],
+            r["duration_ms"],
+            r["error"],
+            r["trace_id"],
+            r["details"],
+        )
+        for r in rows
+    ]
 
 
 async def step_summaries(pool: asyncpg.Pool, correlation_id: str) -> list[StepSummary]:
@@ -49,5 +60,7 @@ async def step_summaries(pool: asyncpg.Pool, correlation_id: str) -> list[StepSu
            WHERE correlation_id = $1 ORDER BY started_at""",
         correlation_id,
     )
-    return [StepSummary(r["track_id"], r["status"], r["attempts"], r["started_at"], r["finished_at"], r["error"])
-            for r in rows]
+    return [
+        StepSummary(r["track_id"], r["status"], r["attempts"], r["started_at"], r["finished_at"], r["error"])
+        for r in rows
+    ]

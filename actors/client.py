@@ -71,7 +71,9 @@ class TracksClient:
         if not roots:
             raise ValueError(f"workflow {workflow.name} has no tracks")
         for root in roots:
-            await self.trigger(root.name, payload, correlation_id=cid, user_id=user_id, workflow=workflow.name)
+            await self.trigger(
+                root.name, payload, correlation_id=cid, user_id=user_id, workflow=workflow.name
+            )
         return cid
 
     async def run(
@@ -86,7 +88,9 @@ class TracksClient:
         """Start a run and wait for it: its result, or :class:`RunFailed` / :class:`RunTimedOut` /
         :class:`WaitTimeout`. Needs a client made from a NATS connection (it listens for the outcome)."""
         if self._nc is None:
-            raise TypeError("TracksClient.run needs a client built from a NATS connection, not a JetStream context")
+            raise TypeError(
+                "TracksClient.run needs a client built from a NATS connection, not a JetStream context"
+            )
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
         outcome: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
 
@@ -131,9 +135,16 @@ class TracksClient:
         check_token(track, "track name")
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
         event = TrackEvent(
-            track_id=track, event_type=EventType.DATA_READY, payload=payload or {},
-            metadata=EventMetadata(correlation_id=cid, source_track=source, target_tracks=[track], user_id=user_id,
-                                   workflow=workflow),
+            track_id=track,
+            event_type=EventType.DATA_READY,
+            payload=payload or {},
+            metadata=EventMetadata(
+                correlation_id=cid,
+                source_track=source,
+                target_tracks=[track],
+                user_id=user_id,
+                workflow=workflow,
+            ),
         )
         hdrs = {headers.MSG_ID: msg_id or f"{cid}:{track}:run"}
         ack = await self._publisher.publish(names.run(track, cid), event.to_bytes(), hdrs)
@@ -146,6 +157,8 @@ def _outcome_of(correlation_id: str, msg: Msg) -> Any:
     if outcome == RunOutcome.COMPLETED:
         return payload.get("result")
     if outcome == RunOutcome.TIMED_OUT:
-        raise RunTimedOut(f"run {correlation_id} timed out (deadline {payload.get('deadline')}); "
-                          f"`tracks resume {correlation_id}` continues it")
+        raise RunTimedOut(
+            f"run {correlation_id} timed out (deadline {payload.get('deadline')}); "
+            f"`tracks resume {correlation_id}` continues it"
+        )
     raise RunFailed(correlation_id, f"{payload.get('track')}: {payload.get('error')}")

@@ -65,16 +65,22 @@ def resolve(track: Track, settings: Settings) -> TrackConfig:
 def _problems(v: dict[str, float], base_s: float, cap_s: float, stream_max_age_s: float) -> list[str]:
     found = []
     if v["ack_wait_s"] < 1:
-        found.append(f"ack_wait_s={v['ack_wait_s']:g} is under 1s: heartbeats every "
-                     f"{v['ack_wait_s'] / 3:.2f}s would flood NATS")
+        found.append(
+            f"ack_wait_s={v['ack_wait_s']:g} is under 1s: heartbeats every "
+            f"{v['ack_wait_s'] / 3:.2f}s would flood NATS"
+        )
     if v["concurrency"] > v["max_ack_pending"]:
-        found.append(f"concurrency={v['concurrency']:g} exceeds max_ack_pending={v['max_ack_pending']:g}: "
-                     "the consumer would never deliver that many at once")
+        found.append(
+            f"concurrency={v['concurrency']:g} exceeds max_ack_pending={v['max_ack_pending']:g}: "
+            "the consumer would never deliver that many at once"
+        )
     if cap_s < base_s:
         found.append(f"retry_cap_s={cap_s:g} is below retry_base_s={base_s:g}")
     deliveries = int(v["max_deliver"])
     worst = sum(min(cap_s, base_s * 2**i) for i in range(deliveries - 1)) + deliveries * v["time_limit_s"]
     if worst >= stream_max_age_s:
-        found.append(f"all retries could take {worst:.0f}s, longer than the stream keeps messages "
-                     f"(stream_max_age_s={stream_max_age_s:g})")
+        found.append(
+            f"all retries could take {worst:.0f}s, longer than the stream keeps messages "
+            f"(stream_max_age_s={stream_max_age_s:g})"
+        )
     return found

@@ -41,7 +41,9 @@ class ConsumerSpec:
     max_ack_pending: int
 
     @classmethod
-    def for_track(cls, track: Track, *, ack_wait_s: float, max_deliver: int, max_ack_pending: int) -> ConsumerSpec:
+    def for_track(
+        cls, track: Track, *, ack_wait_s: float, max_deliver: int, max_ack_pending: int
+    ) -> ConsumerSpec:
         filters = names.run_filters(track.name) + [
             f"{names.ROOT}.{upstream}.{SubjectKind.COMPLETED}.*" for upstream in track.after
         ]
@@ -124,9 +126,15 @@ class PullSource:
             if self._empty_fetches % 5 == 0:
                 await self._check_health()
             return []
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                nats.errors.NoServersError, nats.errors.StaleConnectionError, nats.errors.NoRespondersError,
-                APIError, OSError) as exc:
+        except (
+            nats.errors.ConnectionClosedError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.NoServersError,
+            nats.errors.StaleConnectionError,
+            nats.errors.NoRespondersError,
+            APIError,
+            OSError,
+        ) as exc:
             log.warning("fetch for %s failed (%s: %s); retrying", self.spec.track, type(exc).__name__, exc)
             await asyncio.sleep(0.5)
             return []

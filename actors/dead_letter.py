@@ -23,7 +23,7 @@ __all__ = ["DLQ_HEADERS", "DeadLetter", "DeadLetters", "Original"]
 _TRACEBACK_LIMIT = 4000
 
 
-class DLQ_HEADERS:  # noqa: N801 - a namespace of constants
+class DLQ_HEADERS:
     SUBJECT = "Tracks-Original-Subject"
     STREAM_SEQ = "Tracks-Original-Stream-Seq"
     TRACK = "Tracks-Track"
@@ -82,18 +82,22 @@ class DeadLetters:
         seq = original.stream_seq
         dropped = (headers.MSG_ID, headers.TRACEPARENT)
         hdrs = {k: v for k, v in (original.headers or {}).items() if k not in dropped}
-        hdrs.update({
-            DLQ_HEADERS.SUBJECT: original.subject,
-            DLQ_HEADERS.STREAM_SEQ: str(seq),
-            DLQ_HEADERS.TRACK: letter.track,
-            DLQ_HEADERS.CORRELATION_ID: letter.correlation_id,
-            DLQ_HEADERS.ERROR_TYPE: letter.error_type,
-            DLQ_HEADERS.ERROR: _one_line(letter.error),
-            DLQ_HEADERS.DELIVERIES: str(letter.deliveries),
-            DLQ_HEADERS.FIRST_FAILURE: (letter.first_failure.isoformat() if letter.first_failure else now),
-            DLQ_HEADERS.LAST_FAILURE: now,
-            headers.MSG_ID: f"dlq:{original.stream}:{seq}",
-        })
+        hdrs.update(
+            {
+                DLQ_HEADERS.SUBJECT: original.subject,
+                DLQ_HEADERS.STREAM_SEQ: str(seq),
+                DLQ_HEADERS.TRACK: letter.track,
+                DLQ_HEADERS.CORRELATION_ID: letter.correlation_id,
+                DLQ_HEADERS.ERROR_TYPE: letter.error_type,
+                DLQ_HEADERS.ERROR: _one_line(letter.error),
+                DLQ_HEADERS.DELIVERIES: str(letter.deliveries),
+                DLQ_HEADERS.FIRST_FAILURE: (
+                    letter.first_failure.isoformat() if letter.first_failure else now
+                ),
+                DLQ_HEADERS.LAST_FAILURE: now,
+                headers.MSG_ID: f"dlq:{original.stream}:{seq}",
+            }
+        )
         if letter.traceback:
             hdrs[DLQ_HEADERS.TRACEBACK] = json.dumps(letter.traceback[-_TRACEBACK_LIMIT:])
         return await self._publisher.publish(

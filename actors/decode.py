@@ -75,8 +75,15 @@ def decode(subject: str, body: bytes, hdrs: dict[str, str] | None, stream_seq: i
 def _from_envelope(parsed: ParsedSubject, envelope: TrackEvent) -> Activation:
     cid = _checked_cid(envelope.metadata.correlation_id)
     source = None if parsed.kind is SubjectKind.RUN else parsed.track
-    return Activation(cid, source, parsed.kind, envelope.payload, envelope.metadata.user_id,
-                      envelope.metadata.workflow, envelope)
+    return Activation(
+        cid,
+        source,
+        parsed.kind,
+        envelope.payload,
+        envelope.metadata.user_id,
+        envelope.metadata.workflow,
+        envelope,
+    )
 
 
 def fallback_correlation_id(subject: str, hdrs: dict[str, str] | None, stream_seq: int) -> str:

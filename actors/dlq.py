@@ -64,10 +64,19 @@ __all__ = [
 REPLAY_HEADER = "Tracks-Replay"
 """How many times the message was replayed from the DLQ (1 on the first replay)."""
 
-_FAILURE_HEADERS = frozenset({
-    DLQ_HEADERS.SUBJECT, DLQ_HEADERS.STREAM_SEQ, DLQ_HEADERS.TRACK, DLQ_HEADERS.ERROR_TYPE, DLQ_HEADERS.ERROR,
-    DLQ_HEADERS.TRACEBACK, DLQ_HEADERS.DELIVERIES, DLQ_HEADERS.FIRST_FAILURE, DLQ_HEADERS.LAST_FAILURE,
-})
+_FAILURE_HEADERS = frozenset(
+    {
+        DLQ_HEADERS.SUBJECT,
+        DLQ_HEADERS.STREAM_SEQ,
+        DLQ_HEADERS.TRACK,
+        DLQ_HEADERS.ERROR_TYPE,
+        DLQ_HEADERS.ERROR,
+        DLQ_HEADERS.TRACEBACK,
+        DLQ_HEADERS.DELIVERIES,
+        DLQ_HEADERS.FIRST_FAILURE,
+        DLQ_HEADERS.LAST_FAILURE,
+    }
+)
 """Added by the dead-lettering; ``Tracks-Correlation-Id`` is not among them: a replay keeps it."""
 
 
@@ -180,8 +189,11 @@ async def read(js: JetStreamContext, seq: int) -> StoredLetter:
         raise UnknownDeadLetter(seq) from None
 
 
-async def letters(js: JetStreamContext, track: str | None = None, limit: int | None = None,
-                  ) -> AsyncIterator[StoredLetter]:
+async def letters(
+    js: JetStreamContext,
+    track: str | None = None,
+    limit: int | None = None,
+) -> AsyncIterator[StoredLetter]:
     """Dead letters oldest first, one request each (``next_by_subj``): no consumer is created."""
     wanted = subject_filter(track)
     seq, found = 1, 0
@@ -207,8 +219,13 @@ async def count(js: JetStreamContext, track: str | None = None) -> int:
 class Replayer:
     """Replays dead letters; needs the database for the ledger (the step's state, the records)."""
 
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, ledger: Ledger,
-                 publisher: EventPublisher | None = None) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        ledger: Ledger,
+        publisher: EventPublisher | None = None,
+    ) -> None:
         self._js = js
         self._pool = pool
         self._ledger = ledger
@@ -219,19 +236,35 @@ class Replayer:
         letter = await read(self._js, seq)
         subject, track, cid = letter.original_subject, letter.track, letter.correlation_id
         if not (subject and track and cid):
-            raise NotADeadLetter(f"DLQ message {seq} lacks {DLQ_HEADERS.SUBJECT}, {DLQ_HEADERS.TRACK} or "
-                                 f"{DLQ_HEADERS.CORRELATION_ID}: it was not dead-lettered by a tracks actor")
+            raise NotADeadLetter(
+                f"DLQ message {seq} lacks {DLQ_HEADERS.SUBJECT}, {DLQ_HEADERS.TRACK} or "
+                f"{DLQ_HEADERS.CORRELATION_ID}: it was not dead-lettered by a tracks actor"
+            )
         await self._free_step(seq, cid, track, force=force)
         generation = letter.replays + 1
-        hdrs = {**letter.original_headers(), REPLAY_HEADER: str(generation),
-                headers.MSG_ID: f"replay:{seq}:{generation}"}
+        hdrs = {
+            **letter.original_headers(),
+            REPLAY_HEADER: str(generation),
+            headers.MSG_ID: f"replay:{seq}:{generation}",
+        }
         ack = await self._publisher.publish(subject, letter.data, hdrs, stream=STREAM)
-        await self._ledger.record_durably(LogRow(
-            correlation_id=cid, track=track, event_type="replayed", attempt=0,
-            details={"dlqSeq": seq, "originalSubject": subject, "replayStreamSeq": ack.seq,
-                     "replay": generation, "originalStreamSeq": letter.headers.get(DLQ_HEADERS.STREAM_SEQ),
-                     "errorType": letter.error_type, "duplicate": bool(ack.duplicate)},
-        ))
+        await self._ledger.record_durably(
+            LogRow(
+                correlation_id=cid,
+                track=track,
+                event_type="replayed",
+                attempt=0,
+                details={
+                    "dlqSeq": seq,
+                    "originalSubject": subject,
+                    "replayStreamSeq": ack.seq,
+                    "replay": generation,
+                    "originalStreamSeq": letter.headers.get(DLQ_HEADERS.STREAM_SEQ),
+                    "errorType": letter.error_type,
+                    "duplicate": bool(ack.duplicate),
+                },
+            )
+        )
         with suppress(NotFoundError):  # deleted meanwhile (a concurrent replay or purge): goal reached anyway
             await self._js.delete_msg(DLQ_STREAM, seq)
         return Replayed(letter, subject, ack.seq, bool(ack.duplicate))
@@ -244,17 +277,28 @@ class Replayer:
         """
         row = await self._pool.fetchrow(
             "SELECT status, activated_by FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
-            cid, track,
+            cid,
+            track,
         )
         if row is None or row["status"] != "running":
             return
         if not force:
             raise StepStillRunning(track, cid, row["activated_by"])
-        await self._ledger.finish(StepFinish("failed", LogRow(
-            correlation_id=cid, track=track, event_type="failed", attempt=0,
-            error="marked failed to replay it", error_type="ForcedReplay", stream_seq=row["activated_by"],
-            details={"deadLettered": False, "via": "dlq_replay_force", "dlqSeq": seq},
-        )))
+        await self._ledger.finish(
+            StepFinish(
+                "failed",
+                LogRow(
+                    correlation_id=cid,
+                    track=track,
+                    event_type="failed",
+                    attempt=0,
+                    error="marked failed to replay it",
+                    error_type="ForcedReplay",
+                    stream_seq=row["activated_by"],
+                    details={"deadLettered": False, "via": "dlq_replay_force", "dlqSeq": seq},
+                ),
+            )
+        )
 
 
 async def purge(js: JetStreamContext, track: str | None = None) -> int:

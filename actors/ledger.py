@@ -114,7 +114,8 @@ WITH req AS (
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
              at timestamptz, deps text[], root boolean, gate text, timeout_s float8, definition jsonb)
 ), new_runs AS (
-    INSERT INTO workflow_runs (correlation_id, workflow, status, user_id, input, deadline, started_at, definition)
+    INSERT INTO workflow_runs
+        (correlation_id, workflow, status, user_id, input, deadline, started_at, definition)
     SELECT DISTINCT ON (cid) cid, workflow, 'running', user_id, details -> 'payload',
            at + make_interval(secs => timeout_s), at, coalesce(definition, '{}'::jsonb)
     FROM req WHERE root AND workflow IS NOT NULL
@@ -175,7 +176,8 @@ WITH fin AS (
     INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, error,
                                  error_type, trace_id, stream_seq, duration_ms, occurred_at)
     SELECT u, c, t,
-           CASE WHEN f AND NOT EXISTS (SELECT 1 FROM steps WHERE steps.correlation_id = c AND steps.track_id = t)
+           CASE WHEN f AND NOT EXISTS
+                    (SELECT 1 FROM steps WHERE steps.correlation_id = c AND steps.track_id = t)
                 THEN 'superseded' ELSE e END,
            a, d, er, et, tr, sq, du, oc
     FROM jsonb_to_recordset($1::text::jsonb)
@@ -193,7 +195,9 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
     if row["claimed"] == "gated":
         return ClaimResult(Verdict.GATED)
     if row["prior_status"] == "completed":
-        return ClaimResult(Verdict.ALREADY_DONE, output=json.loads(row["prior_output"]) if row["prior_output"] else {})
+        return ClaimResult(
+            Verdict.ALREADY_DONE, output=json.loads(row["prior_output"]) if row["prior_output"] else {}
+        )
     if row["run_status"] == "timed_out":
         return ClaimResult(Verdict.CLOSED)
     if not row["deps_met"]:
@@ -251,7 +255,8 @@ class Ledger:
             value: datetime | None = await conn.fetchval(
                 "SELECT min(occurred_at) FROM processing_logs "
                 "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'failed'",
-                correlation_id, track,
+                correlation_id,
+                track,
             )
         return value
 
@@ -261,10 +266,24 @@ class Ledger:
         for c in claims:
             first.setdefault((c.correlation_id, c.track), c)
         unique = list(first.values())
-        batch = [{"cid": c.correlation_id, "track": c.track, "seq": c.stream_seq, "workflow": c.workflow,
-                  "user_id": c.user_id, "trace_id": c.trace_id, "details": c.started_details,
-                  "at": c.at.isoformat(), "deps": list(c.fan_in), "root": c.root, "gate": c.gate,
-                  "timeout_s": c.run_timeout_s, "definition": c.definition if c.root else None} for c in unique]
+        batch = [
+            {
+                "cid": c.correlation_id,
+                "track": c.track,
+                "seq": c.stream_seq,
+                "workflow": c.workflow,
+                "user_id": c.user_id,
+                "trace_id": c.trace_id,
+                "details": c.started_details,
+                "at": c.at.isoformat(),
+                "deps": list(c.fan_in),
+                "root": c.root,
+                "gate": c.gate,
+                "timeout_s": c.run_timeout_s,
+                "definition": c.definition if c.root else None,
+            }
+            for c in unique
+        ]
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_CLAIM_SQL, _dumps(batch))
         by_key = {(r["cid"], r["track"]): r for r in rows}
@@ -286,16 +305,42 @@ class Ledger:
             if isinstance(item, StepFinish):
                 if details is None and item.output is not None:
                     details = {"payload": item.output}  # the same object: serialised once per row
-                steps.append({"cid": row.correlation_id, "track": row.track, "status": item.status,
-                              "output": item.output, "error": row.error, "at": row.occurred_at.isoformat(),
-                              "fence": item.fence})
+                steps.append(
+                    {
+                        "cid": row.correlation_id,
+                        "track": row.track,
+                        "status": item.status,
+                        "output": item.output,
+                        "error": row.error,
+                        "at": row.occurred_at.isoformat(),
+                        "fence": item.fence,
+                    }
+                )
             fenced = isinstance(item, StepFinish) and item.fence is not None
-            logs.append({"u": row.user_id, "c": row.correlation_id, "t": row.track, "e": row.event_type,
-                         "a": row.attempt, "d": details, "er": row.error, "et": row.error_type, "tr": row.trace_id,
-                         "sq": row.stream_seq, "du": row.duration_ms, "oc": row.occurred_at.isoformat(),
-                         "f": fenced})
+            logs.append(
+                {
+                    "u": row.user_id,
+                    "c": row.correlation_id,
+                    "t": row.track,
+                    "e": row.event_type,
+                    "a": row.attempt,
+                    "d": details,
+                    "er": row.error,
+                    "et": row.error_type,
+                    "tr": row.trace_id,
+                    "sq": row.stream_seq,
+                    "du": row.duration_ms,
+                    "oc": row.occurred_at.isoformat(),
+                    "f": fenced,
+                }
+            )
         async with self._pool.acquire() as conn:
-            applied = {(r["correlation_id"], r["track_id"]) for r in await conn.fetch(_WRITE_SQL, _dumps(logs),
-                                                                                       _dumps(steps))}
-        return [not (isinstance(i, StepFinish) and i.fence is not None)
-                or (i.row.correlation_id, i.row.track) in applied for i in items]
+            applied = {
+                (r["correlation_id"], r["track_id"])
+                for r in await conn.fetch(_WRITE_SQL, _dumps(logs), _dumps(steps))
+            }
+        return [
+            not (isinstance(i, StepFinish) and i.fence is not None)
+            or (i.row.correlation_id, i.row.track) in applied
+            for i in items
+        ]

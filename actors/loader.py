@@ -39,6 +39,8 @@ def load_tracks(targets: list[str]) -> list[Track]:
         names = [n for n in wanted.split(",") if n] or list(available)
         for name in names:
             if name not in available:
-                raise LoadError(f"{module_name} has no track {name!r} (it has: {', '.join(sorted(available))})")
+                raise LoadError(
+                    f"{module_name} has no track {name!r} (it has: {', '.join(sorted(available))})"
+                )
             chosen[name] = available[name]
     return list(chosen.values())

@@ -109,8 +109,11 @@ class PayloadStore:
             try:
                 store = await self._js.object_store(self.bucket)
             except BucketNotFoundError:
-                config = ObjectStoreConfig(description="tracks: payloads passed by reference", ttl=self.ttl_s,
-                                           storage=StorageType.FILE)
+                config = ObjectStoreConfig(
+                    description="tracks: payloads passed by reference",
+                    ttl=self.ttl_s,
+                    storage=StorageType.FILE,
+                )
                 store = await self._js.create_object_store(self.bucket, config=config)
             await self._reconcile_ttl(store)
             self._stores[self.bucket] = store
@@ -177,8 +180,10 @@ class PayloadStore:
         except ObjectNotFoundError:
             raise PayloadMissing(f"payload {ref.bucket}/{ref.key} is gone (purged or expired)") from None
         if info.size != ref.size:
-            raise PayloadCorrupt(f"payload {ref.bucket}/{ref.key} has {info.size} bytes, the reference says "
-                                 f"{ref.size} (overwritten?)")
+            raise PayloadCorrupt(
+                f"payload {ref.bucket}/{ref.key} has {info.size} bytes, the reference says "
+                f"{ref.size} (overwritten?)"
+            )
         subject = _chunks(ref.bucket, info.nuid)
         chunks = await self._js.stream_info(_stream(ref.bucket), subjects_filter=subject)
         held = sum((chunks.state.subjects or {}).values())

@@ -30,7 +30,9 @@ class StepPlan:
     def of(cls, track: Track) -> StepPlan:
         wf = track.graph
         if wf is None:
-            return cls(track.workflow, not track.after, track.after if len(track.after) > 1 else (), None, None, ())
+            return cls(
+                track.workflow, not track.after, track.after if len(track.after) > 1 else (), None, None, ()
+            )
         phase = wf.phase_of(track.name)
         gate = phase.name if phase is not None and phase.manual and not wf.auto_proceed else None
         leaves = tuple(t.name for t in wf.leaves)

@@ -19,7 +19,7 @@ from subjects import EventType, encode_event, headers, names
 
 from .publisher import EventPublisher
 
-__all__ = ["Progress", "ProgressError", "ReActivated", "progress", "proceed", "resume"]
+__all__ = ["Progress", "ProgressError", "ReActivated", "proceed", "progress", "resume"]
 
 
 class ProgressError(ValueError):
@@ -40,10 +40,15 @@ class Progress:
 
     def as_wire(self) -> dict[str, Any]:
         return {
-            "correlationId": self.correlation_id, "workflow": self.workflow, "status": self.status,
-            "currentPhase": self.current_phase, "currentStep": self.current_step,
-            "completedPhases": self.completed_phases, "canProceed": self.can_proceed,
-            "requiresManualTrigger": self.requires_manual_trigger, "steps": self.steps,
+            "correlationId": self.correlation_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "currentPhase": self.current_phase,
+            "currentStep": self.current_step,
+            "completedPhases": self.completed_phases,
+            "canProceed": self.can_proceed,
+            "requiresManualTrigger": self.requires_manual_trigger,
+            "steps": self.steps,
         }
 
 
@@ -57,16 +62,23 @@ class ReActivated:
 async def progress(pool: asyncpg.Pool, correlation_id: str) -> Progress:
     run, steps = await _load(pool, correlation_id)
     definition = run["definition"]
-    phases = definition.get("phases") or [{"name": "main", "tracks": list(definition["tracks"]), "manual": False}]
+    phases = definition.get("phases") or [
+        {"name": "main", "tracks": list(definition["tracks"]), "manual": False}
+    ]
     done = [p["name"] for p in phases if all(steps.get(t) == "completed" for t in p["tracks"])]
     current = next((p for p in phases if p["name"] not in done), None)
-    released = set(run["released_phases"]) | ({p["name"] for p in phases} if definition.get("autoProceed") else set())
+    released = set(run["released_phases"]) | (
+        {p["name"] for p in phases} if definition.get("autoProceed") else set()
+    )
     requires = bool(current and current["manual"] and current["name"] not in released)
     return Progress(
-        correlation_id=correlation_id, workflow=run["workflow"], status=run["status"],
+        correlation_id=correlation_id,
+        workflow=run["workflow"],
+        status=run["status"],
         current_phase=current["name"] if current else None,
         current_step=_current_step(current["tracks"], steps) if current else None,
-        completed_phases=done, requires_manual_trigger=requires,
+        completed_phases=done,
+        requires_manual_trigger=requires,
         can_proceed=requires and run["status"] == "running",
         steps=steps,
     )
@@ -76,25 +88,44 @@ async def proceed(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id:
     """Release the current manual phase and re-activate the steps that wait at its gate."""
     state = await progress(pool, correlation_id)
     if not state.requires_manual_trigger:
-        raise ProgressError(f"run {correlation_id} waits at no manual gate (current phase: "
-                            f"{state.current_phase or 'none, all phases completed'}, status: {state.status})")
+        raise ProgressError(
+            f"run {correlation_id} waits at no manual gate (current phase: "
+            f"{state.current_phase or 'none, all phases completed'}, status: {state.status})"
+        )
     if not state.can_proceed:
         raise ProgressError(f"run {correlation_id} is {state.status}; resume it before releasing a gate")
     phase = state.current_phase
     assert phase is not None
     await pool.execute(
         """UPDATE workflow_runs SET released_phases = array_append(released_phases, $2), updated_at = now()
-           WHERE correlation_id = $1 AND NOT ($2 = ANY (released_phases))""", correlation_id, phase)
+           WHERE correlation_id = $1 AND NOT ($2 = ANY (released_phases))""",
+        correlation_id,
+        phase,
+    )
     gated = await pool.fetch(
         """SELECT DISTINCT ON (s.track_id) s.track_id, l.details -> 'payload' AS payload
            FROM track_steps s JOIN processing_logs l
              ON l.correlation_id = s.correlation_id AND l.track_id = s.track_id AND l.event_type = 'gated'
            WHERE s.correlation_id = $1 AND s.status = 'gated'
-           ORDER BY s.track_id, l.id DESC""", correlation_id)
+           ORDER BY s.track_id, l.id DESC""",
+        correlation_id,
+    )
     for row in gated:
-        await _activate(publisher, state.workflow, correlation_id, row["track_id"], row["payload"] or {},
-                        f"proceed:{correlation_id}:{row['track_id']}:{phase}")
-    await _log(pool, correlation_id, state.workflow, "proceeded", {"phase": phase, "tracks": [r["track_id"] for r in gated]})
+        await _activate(
+            publisher,
+            state.workflow,
+            correlation_id,
+            row["track_id"],
+            row["payload"] or {},
+            f"proceed:{correlation_id}:{row['track_id']}:{phase}",
+        )
+    await _log(
+        pool,
+        correlation_id,
+        state.workflow,
+        "proceeded",
+        {"phase": phase, "tracks": [r["track_id"] for r in gated]},
+    )
     return ReActivated(correlation_id, [r["track_id"] for r in gated], phase)
 
 
@@ -105,36 +136,59 @@ async def resume(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id: 
         raise ProgressError(f"run {correlation_id} already completed; nothing to resume")
     definition = run["definition"]
     graph: dict[str, list[str]] = definition["tracks"]
-    frontier = [t for t, ups in graph.items() if steps.get(t) not in ("completed", "gated")
-                and all(steps.get(u) == "completed" for u in ups)]
+    frontier = [
+        t
+        for t, ups in graph.items()
+        if steps.get(t) not in ("completed", "gated") and all(steps.get(u) == "completed" for u in ups)
+    ]
     if run["status"] == "running" and not any(steps.get(t) == "failed" for t in frontier):
         raise ProgressError(f"run {correlation_id} is running with no failed step; nothing to resume")
     await pool.execute(
         """UPDATE workflow_runs SET status = 'running', error = NULL, finished_at = NULL, updated_at = now(),
                   deadline = CASE WHEN $2::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $2) END
-           WHERE correlation_id = $1""", correlation_id, definition.get("timeoutS"))
-    outputs = {r["track_id"]: r["output"] for r in await pool.fetch(
-        "SELECT track_id, output FROM track_steps WHERE correlation_id = $1 AND status = 'completed'", correlation_id)}
+           WHERE correlation_id = $1""",
+        correlation_id,
+        definition.get("timeoutS"),
+    )
+    outputs = {
+        r["track_id"]: r["output"]
+        for r in await pool.fetch(
+            "SELECT track_id, output FROM track_steps WHERE correlation_id = $1 AND status = 'completed'",
+            correlation_id,
+        )
+    }
     stamp = time.time_ns()
     for track in frontier:
         ups = graph[track]
         payload = run["input"] if not ups else outputs.get(ups[0]) if len(ups) == 1 else {}
-        await _activate(publisher, run["workflow"], correlation_id, track, payload or {},
-                        f"resume:{correlation_id}:{track}:{stamp}")
+        await _activate(
+            publisher,
+            run["workflow"],
+            correlation_id,
+            track,
+            payload or {},
+            f"resume:{correlation_id}:{track}:{stamp}",
+        )
     await _log(pool, correlation_id, run["workflow"], "resumed", {"tracks": frontier, "from": run["status"]})
     return ReActivated(correlation_id, frontier)
 
 
 async def _load(pool: asyncpg.Pool, correlation_id: str) -> tuple[asyncpg.Record, dict[str, str]]:
     run = await pool.fetchrow(
-        "SELECT workflow, status, input, released_phases, definition FROM workflow_runs WHERE correlation_id = $1",
-        correlation_id)
+        "SELECT workflow, status, input, released_phases, definition FROM workflow_runs "
+        "WHERE correlation_id = $1",
+        correlation_id,
+    )
     if run is None:
         raise ProgressError(f"no workflow run with correlation ID {correlation_id}")
     if not run["definition"].get("tracks"):
         raise ProgressError(f"run {correlation_id} has no stored workflow definition")
-    steps = {r["track_id"]: r["status"] for r in await pool.fetch(
-        "SELECT track_id, status FROM track_steps WHERE correlation_id = $1", correlation_id)}
+    steps = {
+        r["track_id"]: r["status"]
+        for r in await pool.fetch(
+            "SELECT track_id, status FROM track_steps WHERE correlation_id = $1", correlation_id
+        )
+    }
     return run, steps
 
 
@@ -147,14 +201,34 @@ def _current_step(tracks: list[str], steps: dict[str, str]) -> str | None:
     return next((t for t in tracks if t not in steps), None)
 
 
-async def _activate(publisher: EventPublisher, workflow: str, correlation_id: str, track: str,
-                    payload: dict[str, Any], msg_id: str) -> None:
-    body = encode_event(track, EventType.DATA_READY, payload, correlation_id=correlation_id,
-                        source_track="coordinator", target_tracks=[track], workflow=workflow)
+async def _activate(
+    publisher: EventPublisher,
+    workflow: str,
+    correlation_id: str,
+    track: str,
+    payload: dict[str, Any],
+    msg_id: str,
+) -> None:
+    body = encode_event(
+        track,
+        EventType.DATA_READY,
+        payload,
+        correlation_id=correlation_id,
+        source_track="coordinator",
+        target_tracks=[track],
+        workflow=workflow,
+    )
     await publisher.publish(names.run(track, correlation_id), body, {headers.MSG_ID: msg_id})
 
 
-async def _log(pool: asyncpg.Pool, correlation_id: str, workflow: str, event: str, details: dict[str, Any]) -> None:
+async def _log(
+    pool: asyncpg.Pool, correlation_id: str, workflow: str, event: str, details: dict[str, Any]
+) -> None:
     await pool.execute(
         """INSERT INTO processing_logs (correlation_id, track_id, event_type, attempt, details, occurred_at)
-           VALUES ($1, $2, $3, 0, $4::text::jsonb, now())""", correlation_id, workflow, event, json.dumps(details))
+           VALUES ($1, $2, $3, 0, $4::text::jsonb, now())""",
+        correlation_id,
+        workflow,
+        event,
+        json.dumps(details),
+    )

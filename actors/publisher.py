@@ -11,8 +11,7 @@ import asyncio
 import logging
 
 import nats.errors
-from nats.js import JetStreamContext
-from nats.js import api
+from nats.js import JetStreamContext, api
 from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
 from opentelemetry import trace
@@ -24,9 +23,15 @@ from tracks import telemetry
 __all__ = ["EventPublisher"]
 
 log = logging.getLogger(__name__)
-_RETRYABLE = (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.NoRespondersError,
-              nats.errors.OutboundBufferLimitError, TooManyStalledMsgsError, NoStreamResponseError,
-              asyncio.TimeoutError)
+_RETRYABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoRespondersError,
+    nats.errors.OutboundBufferLimitError,
+    TooManyStalledMsgsError,
+    NoStreamResponseError,
+    asyncio.TimeoutError,
+)
 
 
 class EventPublisher:
@@ -35,9 +40,12 @@ class EventPublisher:
         self._timeout_s = timeout_s
         self._give_up_s = give_up_s
 
-    async def publish(self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None) -> PubAck:
+    async def publish(
+        self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None
+    ) -> PubAck:
         span = telemetry.tracer().start_span(
-            f"{subject} publish", kind=SpanKind.PRODUCER,
+            f"{subject} publish",
+            kind=SpanKind.PRODUCER,
             attributes={"messaging.system": "nats", "messaging.destination.name": subject},
         )
         try:
@@ -46,7 +54,9 @@ class EventPublisher:
         finally:
             span.end()
 
-    async def _publish_retrying(self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None) -> PubAck:
+    async def _publish_retrying(
+        self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None
+    ) -> PubAck:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._give_up_s
         delay = 0.1
@@ -56,7 +66,9 @@ class EventPublisher:
             except _RETRYABLE as exc:
                 if loop.time() + delay > deadline:
                     raise
-                log.warning("publish to %s failed (%s); retrying in %.1fs", subject, type(exc).__name__, delay)
+                log.warning(
+                    "publish to %s failed (%s); retrying in %.1fs", subject, type(exc).__name__, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             except APIError as exc:
@@ -66,7 +78,9 @@ class EventPublisher:
                     continue
                 raise
 
-    async def _publish_once(self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None) -> PubAck:
+    async def _publish_once(
+        self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None
+    ) -> PubAck:
         """Pipelined publish (no request round trip per message), still confirmed by its PubAck."""
         if stream is not None:
             hdrs[api.Header.EXPECTED_STREAM] = stream
@@ -93,7 +107,15 @@ class EventPublisher:
         targets: list[str] | None = None,
     ) -> PubAck:
         """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind)."""
-        body = encode_event(track, EventType(str(kind)), payload, correlation_id=correlation_id,
-                            source_track=track, target_tracks=targets, user_id=user_id, workflow=workflow)
+        body = encode_event(
+            track,
+            EventType(str(kind)),
+            payload,
+            correlation_id=correlation_id,
+            source_track=track,
+            target_tracks=targets,
+            user_id=user_id,
+            workflow=workflow,
+        )
         hdrs = {headers.MSG_ID: f"{correlation_id}:{track}:{kind}"}
         return await self.publish(names.event(track, kind, correlation_id), body, hdrs)

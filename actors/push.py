@@ -102,7 +102,11 @@ class PushSource:
 
     async def _bind(self) -> None:
         self._sub = await self._js.subscribe_bind(
-            STREAM, self._config, self.spec.track, cb=self._deliver, manual_ack=True,
+            STREAM,
+            self._config,
+            self.spec.track,
+            cb=self._deliver,
+            manual_ack=True,
             pending_msgs_limit=max(self.spec.max_ack_pending * 2, 1024),
         )
 

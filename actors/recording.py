@@ -27,13 +27,26 @@ class LedgerMiddleware:
 
     async def __call__(self, step: Step, call_next: Next) -> None:
         ctx, plan = step.ctx, self._plan
-        result = await self._ledger.claim(Claim(
-            ctx.correlation_id, ctx.track, ctx.stream_seq, ctx.workflow, ctx.user_id, ctx.trace_id,
-            started_details={"subject": step.msg.subject, "source": step.activation.source_track,
-                             "payload": step.activation.payload},
-            fan_in=plan.fan_in, root=plan.root, gate=plan.gate,
-            run_timeout_s=plan.run_timeout_s, definition=plan.definition,
-        ))
+        result = await self._ledger.claim(
+            Claim(
+                ctx.correlation_id,
+                ctx.track,
+                ctx.stream_seq,
+                ctx.workflow,
+                ctx.user_id,
+                ctx.trace_id,
+                started_details={
+                    "subject": step.msg.subject,
+                    "source": step.activation.source_track,
+                    "payload": step.activation.payload,
+                },
+                fan_in=plan.fan_in,
+                root=plan.root,
+                gate=plan.gate,
+                run_timeout_s=plan.run_timeout_s,
+                definition=plan.definition,
+            )
+        )
         step.verdict = result.verdict
         if result.verdict is not Verdict.RUN:
             step.output = result.output
@@ -47,14 +60,23 @@ class LedgerMiddleware:
         await call_next(step)
         duration_ms = (time.monotonic() - began) * 1000
         # details=None: the ledger stores the output once as the row's {"payload": ...}
-        applied = await self._ledger.finish(StepFinish(
-            "completed", self._row(step, "completed", duration_ms=duration_ms), output=step.output,
-            fence=result.attempt,
-        ))
+        applied = await self._ledger.finish(
+            StepFinish(
+                "completed",
+                self._row(step, "completed", duration_ms=duration_ms),
+                output=step.output,
+                fence=result.attempt,
+            )
+        )
         if not applied:
             step.verdict = Verdict.SUPERSEDED
-            log.warning("%s %s: attempt %d finished after another replica took the step over; its outcome "
-                        "is recorded as superseded and not announced", ctx.track, ctx.correlation_id, result.attempt)
+            log.warning(
+                "%s %s: attempt %d finished after another replica took the step over; its outcome "
+                "is recorded as superseded and not announced",
+                ctx.track,
+                ctx.correlation_id,
+                result.attempt,
+            )
 
     def _note(self, step: Step, verdict: Verdict) -> None:
         """Say in the records why the handler did not run (gated steps are recorded by the claim)."""
@@ -65,12 +87,20 @@ class LedgerMiddleware:
         }.get(verdict)
         if reason is not None:
             event = "skipped" if verdict is Verdict.CLOSED else "duplicate"
-            self._ledger.record(self._row(step, event, details={"reason": reason, "subject": step.msg.subject}))
+            self._ledger.record(
+                self._row(step, event, details={"reason": reason, "subject": step.msg.subject})
+            )
 
     @staticmethod
     def _row(step: Step, event_type: str, **fields: object) -> LogRow:
         ctx = step.ctx
         return LogRow(
-            correlation_id=ctx.correlation_id, track=ctx.track, event_type=event_type, attempt=ctx.attempt,
-            user_id=ctx.user_id, trace_id=ctx.trace_id, stream_seq=ctx.stream_seq, **fields,  # type: ignore[arg-type]
+            correlation_id=ctx.correlation_id,
+            track=ctx.track,
+            event_type=event_type,
+            attempt=ctx.attempt,
+            user_id=ctx.user_id,
+            trace_id=ctx.trace_id,
+            stream_seq=ctx.stream_seq,
+            **fields,  # type: ignore[arg-type]
         )

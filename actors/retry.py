@@ -36,5 +36,5 @@ class RetryPolicy:
         """Delay before delivery ``deliveries + 1``; a handler's own ``delay_s`` wins."""
         if isinstance(exc, RetryableError) and exc.delay_s is not None:
             return exc.delay_s
-        raw = min(self.cap_s, self.base_s * 2 ** max(0, deliveries - 1))
+        raw: float = min(self.cap_s, self.base_s * 2.0 ** max(0, deliveries - 1))
         return raw * (1 - self.jitter * random.random())

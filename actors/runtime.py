@@ -109,8 +109,11 @@ class Runtime:
         js = self.nc.jetstream()
         await ensure_streams(
             js,
-            tracks_stream(max_age_s=s.stream_max_age_s, duplicate_window_s=s.duplicate_window_s,
-                          replicas=s.stream_replicas),
+            tracks_stream(
+                max_age_s=s.stream_max_age_s,
+                duplicate_window_s=s.duplicate_window_s,
+                replicas=s.stream_replicas,
+            ),
             dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
         )
         self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size)
@@ -127,12 +130,15 @@ class Runtime:
             self.workers[track.name] = worker
         # listening before the first fetch: a message whose last delivery died with an earlier
         # process is given up (and advised) when its ack_wait ends, maybe right now
-        self.advisories = MaxDeliveriesWatcher(self.nc, js, self.pool, self.ledger, publisher,
-                                               list(self.workers))
+        self.advisories = MaxDeliveriesWatcher(
+            self.nc, js, self.pool, self.ledger, publisher, list(self.workers)
+        )
         await self.advisories.start()
         self.alerts = AlertMonitor(js, self.pool, publisher, self._alert_settings, list(self.workers))
         self.alerts.start()
-        self._loops = [asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()]
+        self._loops = [
+            asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()
+        ]
         self._reaper = asyncio.create_task(self._reap_timeouts(), name="run-timeouts")
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
@@ -157,15 +163,23 @@ class Runtime:
         """The chain, outermost first: tracing, ledger, breaker, time limit, user middleware."""
         assert self.nc is not None and self.ledger is not None and self._announcer is not None
         config = resolve(track, self.settings)
-        spec = ConsumerSpec.for_track(track, ack_wait_s=config.ack_wait_s, max_deliver=config.max_deliver,
-                                      max_ack_pending=config.max_ack_pending)
+        spec = ConsumerSpec.for_track(
+            track,
+            ack_wait_s=config.ack_wait_s,
+            max_deliver=config.max_deliver,
+            max_ack_pending=config.max_ack_pending,
+        )
         source: MessageSource
         if track.options.delivery == "push":
             source = PushSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
         else:
             source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
-        breaker = CircuitBreaker(track.name, threshold=config.breaker_threshold,
-                                 cooldown_s=config.breaker_cooldown_s, on_transition=self._announcer)
+        breaker = CircuitBreaker(
+            track.name,
+            threshold=config.breaker_threshold,
+            cooldown_s=config.breaker_cooldown_s,
+            on_transition=self._announcer,
+        )
         chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger, StepPlan.of(track))]
         if self._failure_handling:
             chain += [BreakerMiddleware(breaker), TimeLimitMiddleware(config.time_limit_s)]
@@ -173,8 +187,9 @@ class Runtime:
         assert self.runs is not None
         targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
         assert self.payloads is not None
-        return TrackWorker(track, config, source, self.ledger, publisher, chain, breaker, self.runs,
-                           self.payloads, targets)
+        return TrackWorker(
+            track, config, source, self.ledger, publisher, chain, breaker, self.runs, self.payloads, targets
+        )
 
     async def _reap_timeouts(self) -> None:
         """Every runtime looks; the UPDATE's row locks let exactly one mark each late run."""
@@ -227,8 +242,11 @@ class Runtime:
         for worker in self.workers.values():
             abandoned += await worker.finish_inflight(self.settings.shutdown_grace_s)
         if abandoned:
-            log.warning("%d step(s) did not finish within %.0fs; they were nak'ed for redelivery",
-                        abandoned, self.settings.shutdown_grace_s)
+            log.warning(
+                "%d step(s) did not finish within %.0fs; they were nak'ed for redelivery",
+                abandoned,
+                self.settings.shutdown_grace_s,
+            )
         if self.alerts is not None:
             await self.alerts.stop()
         if self.advisories is not None:
@@ -238,9 +256,12 @@ class Runtime:
         if self.ledger is not None:  # bounded: with PostgreSQL away it would wait forever
             dropped = await self.ledger.close(timeout_s=self.settings.shutdown_grace_s)
             if dropped:
-                log.warning("%d record(s) could not be written within %.0fs (database unavailable?) and were "
-                            "dropped; no step was acked without its outcome recorded", dropped,
-                            self.settings.shutdown_grace_s)
+                log.warning(
+                    "%d record(s) could not be written within %.0fs (database unavailable?) and were "
+                    "dropped; no step was acked without its outcome recorded",
+                    dropped,
+                    self.settings.shutdown_grace_s,
+                )
         if self.pool is not None:
             await self.pool.close()
         if self.nc is not None and not self.nc.is_closed:

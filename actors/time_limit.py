@@ -23,4 +23,6 @@ class TimeLimitMiddleware:
             async with asyncio.timeout(self.limit_s):
                 await call_next(step)
         except TimeoutError:
-            raise StepTimeout(f"handler of {step.track.name} exceeded its {self.limit_s:g}s time limit") from None
+            raise StepTimeout(
+                f"handler of {step.track.name} exceeded its {self.limit_s:g}s time limit"
+            ) from None

@@ -43,8 +43,15 @@ class TrackOptions:
     def __post_init__(self) -> None:
         if self.delivery not in ("pull", "push"):
             raise WorkflowError(f"track option delivery must be 'pull' or 'push', got {self.delivery!r}")
-        for name in ("max_deliver", "ack_wait_s", "concurrency", "fetch_batch", "time_limit_s", "retry_cap_s",
-                     "breaker_cooldown_s"):
+        for name in (
+            "max_deliver",
+            "ack_wait_s",
+            "concurrency",
+            "fetch_batch",
+            "time_limit_s",
+            "retry_cap_s",
+            "breaker_cooldown_s",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise WorkflowError(f"track option {name} must be > 0, got {value}")
@@ -76,7 +83,12 @@ class Track:
 
     @classmethod
     def from_handler(
-        cls, name: str, handler: Handler, *, after: tuple[str, ...] = (), options: TrackOptions | None = None,
+        cls,
+        name: str,
+        handler: Handler,
+        *,
+        after: tuple[str, ...] = (),
+        options: TrackOptions | None = None,
         workflow: str | None = None,
     ) -> Track:
         """Read the input and output models from the handler's annotations."""
@@ -107,7 +119,9 @@ def _models_of(handler: Handler) -> tuple[type[BaseModel] | None, type[BaseModel
         hints = typing.get_type_hints(handler)
     except Exception as exc:  # a forward reference that cannot be resolved
         raise WorkflowError(f"cannot read the annotations of {handler.__qualname__}: {exc}") from exc
-    params = [p for p in inspect.signature(handler).parameters.values() if p.default is inspect.Parameter.empty]
+    params = [
+        p for p in inspect.signature(handler).parameters.values() if p.default is inspect.Parameter.empty
+    ]
     if len(params) != 2:
         raise WorkflowError(
             f"{handler.__qualname__} must take (ctx, payload), it requires {[p.name for p in params]}"

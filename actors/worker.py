@@ -147,8 +147,9 @@ class TrackWorker:
         settles the message instead: JetStream acks, naks and heartbeats by stream sequence.
         """
         self.redeliveries_ignored += 1
-        log.info("%s: stream seq %d redelivered while still in progress here; not run twice",
-                 self.track.name, seq)
+        log.info(
+            "%s: stream seq %d redelivered while still in progress here; not run twice", self.track.name, seq
+        )
         if self._probe == id(msg):
             self._probe = None
             self.breaker.probe_done()
@@ -210,7 +211,9 @@ class TrackWorker:
             raise
         except Exception:
             self.settle_errors += 1
-            log.exception("%s: could not settle %s; it stays unacked for redelivery", self.track.name, msg.subject)
+            log.exception(
+                "%s: could not settle %s; it stays unacked for redelivery", self.track.name, msg.subject
+            )
         finally:
             self._inflight.pop(id(msg), None)
             self.processed += 1
@@ -222,10 +225,17 @@ class TrackWorker:
         """``meta`` is parsed once by the caller: nats-py re-parses ``msg.metadata`` on every access."""
         upstream = {activation.source_track: activation.payload} if activation.source_track else {}
         return TrackContext(
-            track=self.track.name, correlation_id=activation.correlation_id, attempt=meta.num_delivered,
-            workflow=activation.workflow or self.track.workflow, user_id=activation.user_id, subject=msg.subject,
-            stream_seq=meta.sequence.stream, deliveries=meta.num_delivered, headers=dict(msg.headers or {}),
-            upstream=upstream, _heartbeat=msg.in_progress,
+            track=self.track.name,
+            correlation_id=activation.correlation_id,
+            attempt=meta.num_delivered,
+            workflow=activation.workflow or self.track.workflow,
+            user_id=activation.user_id,
+            subject=msg.subject,
+            stream_seq=meta.sequence.stream,
+            deliveries=meta.num_delivered,
+            headers=dict(msg.headers or {}),
+            upstream=upstream,
+            _heartbeat=msg.in_progress,
         )
 
     async def _invoke(self, step: Step) -> None:
@@ -236,17 +246,22 @@ class TrackWorker:
         """
         raw = step.input if step.input is not None else step.activation.payload
         if step.input is not None:  # fan-in: each upstream's output may be a reference
-            raw = {track: await self._payloads.resolve(out) if is_ref(out) else out for track, out in raw.items()}
+            raw = {
+                track: await self._payloads.resolve(out) if is_ref(out) else out for track, out in raw.items()
+            }
         elif is_ref(raw):
             raw = await self._payloads.resolve(raw)
         try:
             value = self.track.parse_input(raw)
         except ValidationError as exc:
-            raise PoisonMessage(f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
-                                f"{_summary(exc)}") from None
+            raise PoisonMessage(
+                f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
+                f"{_summary(exc)}"
+            ) from None
         result = await self.track.handler(step.ctx, value)
-        step.output = await self._payloads.offload(step.ctx.correlation_id, self.track.name,
-                                                   self.track.dump_output(result))
+        step.output = await self._payloads.offload(
+            step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
+        )
 
     # --- settlement ----------------------------------------------------------------------
 
@@ -259,8 +274,13 @@ class TrackWorker:
         if step.verdict in (Verdict.RUN, Verdict.ALREADY_DONE):
             ctx = step.ctx
             await self._publisher.track_event(
-                self.track.name, SubjectKind.COMPLETED, ctx.correlation_id, step.output or {},
-                user_id=ctx.user_id, workflow=ctx.workflow, targets=self._targets,
+                self.track.name,
+                SubjectKind.COMPLETED,
+                ctx.correlation_id,
+                step.output or {},
+                user_id=ctx.user_id,
+                workflow=ctx.workflow,
+                targets=self._targets,
             )
             if self._plan.leaves:
                 await self._runs.leaf_completed(ctx.correlation_id, self._plan.leaves)
@@ -273,58 +293,113 @@ class TrackWorker:
         permanent = policy.is_permanent(exc)
         if not permanent and not policy.exhausted(deliveries):
             delay = policy.delay_s(deliveries, exc)
-            self._ledger.record(self._row(step, "failed", error, exc, {"willRetry": True, "retryInS": round(delay, 3),
-                                                                          "deliveries": deliveries}))
-            log.info("%s %s attempt %d failed (%s); retry in %.1fs", self.track.name, ctx.correlation_id,
-                     ctx.attempt, error, delay)
+            self._ledger.record(
+                self._row(
+                    step,
+                    "failed",
+                    error,
+                    exc,
+                    {"willRetry": True, "retryInS": round(delay, 3), "deliveries": deliveries},
+                )
+            )
+            log.info(
+                "%s %s attempt %d failed (%s); retry in %.1fs",
+                self.track.name,
+                ctx.correlation_id,
+                ctx.attempt,
+                error,
+                delay,
+            )
             await msg.nak(delay)
             return
         # The (fenced) failure first: a replica that lost the step to another must not dead-letter it.
-        details = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
-        if not await self._ledger.finish(StepFinish("failed", self._row(step, "failed", error, exc, details),
-                                                    fence=step.claimed_attempt)):
-            log.warning("%s %s: failure of a step another replica took over; not dead-lettered",
-                        self.track.name, ctx.correlation_id)
+        details: dict[str, object] = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
+        if not await self._ledger.finish(
+            StepFinish("failed", self._row(step, "failed", error, exc, details), fence=step.claimed_attempt)
+        ):
+            log.warning(
+                "%s %s: failure of a step another replica took over; not dead-lettered",
+                self.track.name,
+                ctx.correlation_id,
+            )
             await msg.ack()
             return
         first_failure = await self._ledger.first_failure(ctx.correlation_id, self.track.name)
-        await self._dead_letters.send(msg, DeadLetter(self.track.name, ctx.correlation_id, type(exc).__name__,
-                                                      str(exc), deliveries, DeadLetters.format_traceback(exc),
-                                                      first_failure))
-        await self._publisher.track_event(self.track.name, SubjectKind.FAILED, ctx.correlation_id,
-                                          {"error": str(exc), "errorType": type(exc).__name__},
-                                          user_id=ctx.user_id, workflow=ctx.workflow)
+        await self._dead_letters.send(
+            msg,
+            DeadLetter(
+                self.track.name,
+                ctx.correlation_id,
+                type(exc).__name__,
+                str(exc),
+                deliveries,
+                DeadLetters.format_traceback(exc),
+                first_failure,
+            ),
+        )
+        await self._publisher.track_event(
+            self.track.name,
+            SubjectKind.FAILED,
+            ctx.correlation_id,
+            {"error": str(exc), "errorType": type(exc).__name__},
+            user_id=ctx.user_id,
+            workflow=ctx.workflow,
+        )
         if self._plan.workflow is not None:
             await self._runs.fail(ctx.correlation_id, self.track.name, error)
-        log.warning("%s %s dead-lettered after %d deliveries: %s", self.track.name, ctx.correlation_id,
-                    deliveries, error)
+        log.warning(
+            "%s %s dead-lettered after %d deliveries: %s",
+            self.track.name,
+            ctx.correlation_id,
+            deliveries,
+            error,
+        )
         await msg.term()
 
     async def _dead_letter_poison(self, msg: Msg, exc: PoisonMessage) -> None:
         """Unusable on arrival: straight to the DLQ, a ``failed`` record, never redelivered."""
         meta = msg.metadata
         cid = fallback_correlation_id(msg.subject, msg.headers, meta.sequence.stream)
-        await self._dead_letters.send(msg, DeadLetter(self.track.name, cid, "PoisonMessage", str(exc),
-                                                      meta.num_delivered))
-        await self._ledger.record_durably(LogRow(
-            correlation_id=cid, track=self.track.name, event_type="failed", attempt=meta.num_delivered,
-            error=str(exc), error_type="PoisonMessage", stream_seq=meta.sequence.stream,
-            details={"deadLettered": True, "permanent": True, "subject": msg.subject},
-        ))
+        await self._dead_letters.send(
+            msg, DeadLetter(self.track.name, cid, "PoisonMessage", str(exc), meta.num_delivered)
+        )
+        await self._ledger.record_durably(
+            LogRow(
+                correlation_id=cid,
+                track=self.track.name,
+                event_type="failed",
+                attempt=meta.num_delivered,
+                error=str(exc),
+                error_type="PoisonMessage",
+                stream_seq=meta.sequence.stream,
+                details={"deadLettered": True, "permanent": True, "subject": msg.subject},
+            )
+        )
         log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject, exc)
         await msg.term()
 
     @staticmethod
     def _row(step: Step, event_type: str, error: str, exc: Exception, details: dict[str, object]) -> LogRow:
         ctx = step.ctx
-        return LogRow(correlation_id=ctx.correlation_id, track=ctx.track, event_type=event_type,
-                      attempt=ctx.attempt, error=error, error_type=type(exc).__name__, user_id=ctx.user_id,
-                      trace_id=ctx.trace_id, stream_seq=ctx.stream_seq,
-                      duration_ms=(time.monotonic() - step.started) * 1000, details=details)
+        return LogRow(
+            correlation_id=ctx.correlation_id,
+            track=ctx.track,
+            event_type=event_type,
+            attempt=ctx.attempt,
+            error=error,
+            error_type=type(exc).__name__,
+            user_id=ctx.user_id,
+            trace_id=ctx.trace_id,
+            stream_seq=ctx.stream_seq,
+            duration_ms=(time.monotonic() - step.started) * 1000,
+            details=details,
+        )
 
 
 def _summary(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()[:5])
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()[:5]
+    )
 
 
 async def _quietly(awaitable: object) -> None:

@@ -6,8 +6,8 @@ an error naming it; phases must cover the tracks and respect the dependency orde
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from subjects import check_token
@@ -56,8 +56,9 @@ class Workflow:
         if len(set(names)) != len(names):
             raise WorkflowError(f"workflow {name}: phase names repeat: {names}")
         if self.phases and self.phases[0].manual:
-            raise WorkflowError(f"workflow {name}: the first phase ({self.phases[0].name}) cannot be manual; "
-                                "a run starts it")
+            raise WorkflowError(
+                f"workflow {name}: the first phase ({self.phases[0].name}) cannot be manual; a run starts it"
+            )
 
     def track(
         self,
@@ -67,7 +68,9 @@ class Workflow:
         options: TrackOptions | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.add(Track.from_handler(name, handler, after=tuple(after), options=options, workflow=self.name))
+            self.add(
+                Track.from_handler(name, handler, after=tuple(after), options=options, workflow=self.name)
+            )
             return handler
 
         return register
@@ -96,7 +99,9 @@ class Workflow:
         for i, phase in enumerate(self.phases):
             for name in phase.tracks:
                 if name not in self._tracks:
-                    raise WorkflowError(f"workflow {self.name}: phase {phase.name} names unknown track {name!r}")
+                    raise WorkflowError(
+                        f"workflow {self.name}: phase {phase.name} names unknown track {name!r}"
+                    )
                 if name in order:
                     raise WorkflowError(f"workflow {self.name}: track {name!r} is in two phases")
                 order[name] = i
@@ -152,7 +157,7 @@ def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
         path.append(node)
         for upstream in graph.get(node, ()):
             if state.get(upstream) == 1:
-                cycle = path[path.index(upstream):] + [upstream]
+                cycle = [*path[path.index(upstream) :], upstream]
                 return list(reversed(cycle))
             if upstream not in state and (found := visit(upstream)):
                 return found

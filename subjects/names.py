@@ -1,9 +1,9 @@
 """Subject names: the only place that knows how ``tracks.X.run.<cid>`` is spelled.
 
-    tracks.<track>.run[.<cid>]        trigger a track (body: payload or TrackEvent)
-    tracks.<track>.<event>.<cid>      a track's events: completed | failed | data_ready
-    tracks.workflow.<name>.<outcome>.<cid>   a workflow run ended: completed | failed | timed_out
-    dlq.<track>.<cid>                 a dead letter
+tracks.<track>.run[.<cid>]        trigger a track (body: payload or TrackEvent)
+tracks.<track>.<event>.<cid>      a track's events: completed | failed | data_ready
+tracks.workflow.<name>.<outcome>.<cid>   a workflow run ended: completed | failed | timed_out
+dlq.<track>.<cid>                 a dead letter
 """
 
 from __future__ import annotations

@@ -56,7 +56,14 @@ async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
         current = info.config
         drift = {
             field: (getattr(current, field), getattr(config, field))
-            for field in ("subjects", "max_age", "duplicate_window", "num_replicas", "discard", "allow_direct")
+            for field in (
+                "subjects",
+                "max_age",
+                "duplicate_window",
+                "num_replicas",
+                "discard",
+                "allow_direct",
+            )
             if getattr(current, field) != getattr(config, field)
         }
         if drift:

@@ -29,6 +29,7 @@ NEVER = "1000000000"
 def flaky_workflow(prefix: str) -> Workflow:
     wf = Workflow(f"alerts-{prefix}")
     for name in ("bad", "good"):
+
         @wf.track(f"{prefix}-{name}")
         async def handler(ctx: TrackContext, job: dict[str, bool]) -> dict[str, bool]:
             if job["fail"]:
@@ -39,14 +40,23 @@ def flaky_workflow(prefix: str) -> Workflow:
 
 
 async def test_failure_rate_alert_from_the_runtime(
-    settings: Settings, pool: asyncpg.Pool, nc: NATS, js: JetStreamContext, unique: str,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    nc: NATS,
+    js: JetStreamContext,
+    unique: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """3 of 4 steps of ``bad`` fail (75 % > 60 %, 4 outcomes >= min 4): the runtime publishes
     ``tracks.alerts.failure_rate`` with the numbers; ``good`` (1 of 4) does not alert. Judged from
     fewer outcomes than ``min_events`` nothing fires."""
-    for var, value in {"FAILURE_RATE": "0.6", "MIN_EVENTS": "4", "INTERVAL_S": "0.2", "WINDOW_S": "600",
-                       "DLQ_THRESHOLD": NEVER}.items():
+    for var, value in {
+        "FAILURE_RATE": "0.6",
+        "MIN_EVENTS": "4",
+        "INTERVAL_S": "0.2",
+        "WINDOW_S": "600",
+        "DLQ_THRESHOLD": NEVER,
+    }.items():
         monkeypatch.setenv(f"TRACKS_ALERT_{var}", value)
     bad, good = f"{unique}-bad", f"{unique}-good"
     seen: list[dict[str, object]] = []
@@ -73,7 +83,11 @@ async def test_failure_rate_alert_from_the_runtime(
 
     alert = next(a for a in seen if a["track"] == bad)
     assert (alert["alert"], alert["rate"], alert["failed"], alert["total"], alert["window"]) == (
-        "failure_rate", 0.75, 3, 4, 600.0
+        "failure_rate",
+        0.75,
+        3,
+        4,
+        600.0,
     )
     assert "3 of 4 steps failed" in str(alert["message"])
     assert all(a["track"] != good for a in seen)
@@ -108,8 +122,15 @@ async def _tracks(servers: Servers, *args: str, **env: str) -> subprocess.Comple
     urls = {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url}
     full = {**os.environ, **urls, **env}
     full.pop("TRACKS_LOG_LEVEL", None)
-    return await asyncio.to_thread(subprocess.run, [*tracks_command(), *args], cwd=REPO, env=full,
-                                   capture_output=True, text=True, timeout=30)
+    return await asyncio.to_thread(
+        subprocess.run,
+        [*tracks_command(), *args],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 async def test_alerts_check_cli_exits_3_when_an_alert_fires(
@@ -120,14 +141,16 @@ async def test_alerts_check_cli_exits_3_when_an_alert_fires(
     held = int((await js.stream_info("DLQ")).state.messages)
     await js.publish(f"dlq.{unique}-t.x", b"{}")
     try:
-        fired = await _tracks(servers, "alerts", "check", "--track", f"{unique}-t",
-                              TRACKS_ALERT_DLQ_THRESHOLD=str(held))
+        fired = await _tracks(
+            servers, "alerts", "check", "--track", f"{unique}-t", TRACKS_ALERT_DLQ_THRESHOLD=str(held)
+        )
     finally:
         await js.purge_stream("DLQ", subject=f"dlq.{unique}-t.>")
     assert fired.returncode == 3, fired
     assert fired.stdout.startswith(f"ALERT dlq_backlog: the DLQ stream holds {held + 1} dead letters")
-    quiet = await _tracks(servers, "alerts", "check", "--track", f"{unique}-t",
-                          TRACKS_ALERT_DLQ_THRESHOLD=NEVER)
+    quiet = await _tracks(
+        servers, "alerts", "check", "--track", f"{unique}-t", TRACKS_ALERT_DLQ_THRESHOLD=NEVER
+    )
     assert (quiet.returncode, quiet.stdout) == (0, ""), quiet
     assert quiet.stderr.startswith("ok: ")
     bad = await _tracks(servers, "alerts", "check", TRACKS_ALERT_FAILURE_RATE="2")

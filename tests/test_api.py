@@ -51,7 +51,11 @@ async def test_chain_and_deps_from_a_running_runtime(
 
     assert chain["correlationId"] == cid
     assert [(e["track"], e["eventType"]) for e in chain["events"]] == [
-        (a, "started"), (a, "completed"), (b, "started"), (b, "completed")]
+        (a, "started"),
+        (a, "completed"),
+        (b, "started"),
+        (b, "completed"),
+    ]
     assert all(e["attempt"] == 1 and e["error"] is None for e in chain["events"])
     assert chain["events"][1]["durationMs"] is not None
     steps = {s["track"]: s for s in chain["steps"]}
@@ -76,7 +80,9 @@ async def test_fan_in_dependencies_partly_met(pool: asyncpg.Pool, nc: NATS, uniq
     await pool.execute(
         "INSERT INTO track_steps (correlation_id, track_id, status, output, finished_at) "
         "VALUES ($1, $2, 'completed', '{}', now()), ($1, $3, 'running', NULL, NULL)",
-        cid, f"{unique}-y", f"{unique}-x",
+        cid,
+        f"{unique}-y",
+        f"{unique}-x",
     )
     service = ApiService(nc, pool, [wf])
     service.endpoints = {name: service.endpoints[name] for name in ("deps",)}  # one endpoint is enough here
@@ -85,8 +91,12 @@ async def test_fan_in_dependencies_partly_met(pool: asyncpg.Pool, nc: NATS, uniq
         reply = await call(nc, "deps", {"correlationId": cid, "track": f"{unique}-z"})
     finally:
         await service.stop()
-    assert reply == {"track": f"{unique}-z", "dependencies": [f"{unique}-x", f"{unique}-y"],
-                     "completed": [f"{unique}-y"], "met": False}
+    assert reply == {
+        "track": f"{unique}-z",
+        "dependencies": [f"{unique}-x", f"{unique}-y"],
+        "completed": [f"{unique}-y"],
+        "met": False,
+    }
 
 
 async def test_errors_are_clear(settings: Settings, js: JetStreamContext, nc: NATS, unique: str) -> None:

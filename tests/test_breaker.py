@@ -43,7 +43,10 @@ def test_state_machine() -> None:
     b.record(True)
     assert b.state is BreakerState.CLOSED and b.allowance(50) == 50
     assert [(m.old, m.new) for m in moves] == [
-        ("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("open", "half_open"),
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("open", "half_open"),
         ("half_open", "closed"),
     ]
     assert all(isinstance(m, Transition) for m in moves)
@@ -73,14 +76,25 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
     broken = {"on": True}
     wf = Workflow(f"breaker-{unique}")
 
-    @wf.track(track, options=TrackOptions(breaker_threshold=5, breaker_cooldown_s=0.6, concurrency=1,
-                                          fetch_batch=1, max_deliver=50, retry_base_s=0.01, retry_cap_s=0.02))
+    @wf.track(
+        track,
+        options=TrackOptions(
+            breaker_threshold=5,
+            breaker_cooldown_s=0.6,
+            concurrency=1,
+            fetch_batch=1,
+            max_deliver=50,
+            retry_base_s=0.01,
+            retry_cap_s=0.02,
+        ),
+    )
     async def flaky(ctx: TrackContext, payload: dict) -> dict:
         if broken["on"]:
             raise RuntimeError("downstream API is down")
         return payload
 
     alerts: list[dict] = []
+
     async def collect(msg) -> None:
         alerts.append(json.loads(msg.data))
 
@@ -106,8 +120,12 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
 
         await eventually(all_done, timeout=30, what="all 12 runs completed")
     await sub.unsubscribe()
-    moves = [r["event_type"] for r in await pool.fetch(
-        "SELECT event_type FROM processing_logs WHERE correlation_id = $1 ORDER BY id", f"breaker:{track}")]
+    moves = [
+        r["event_type"]
+        for r in await pool.fetch(
+            "SELECT event_type FROM processing_logs WHERE correlation_id = $1 ORDER BY id", f"breaker:{track}"
+        )
+    ]
     assert moves[0] == "breaker_open" and moves[-1] == "breaker_closed"
     assert "breaker_half_open" in moves
     await eventually(lambda: _async(any(a["payload"]["to"] == "closed" for a in alerts)), what="alert events")

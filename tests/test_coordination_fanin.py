@@ -59,22 +59,29 @@ async def test_two_replicas_of_the_join_run_it_exactly_once_per_run(settings, po
     join = tracks[f"{unique}-d"]
     upstream = [t for name, t in tracks.items() if name != join.name]
     runs = 500
-    async with Runtime(upstream, settings=settings), Runtime([join], settings=settings, name="join-1"), \
-            Runtime([join], settings=settings, name="join-2"):
+    async with (
+        Runtime(upstream, settings=settings),
+        Runtime([join], settings=settings, name="join-1"),
+        Runtime([join], settings=settings, name="join-2"),
+    ):
         client = TracksClient(nc)
         cids = await asyncio.gather(*(client.start(wf, {"n": i}) for i in range(runs)))
 
         async def all_joined() -> bool:
-            n = await pool.fetchval("SELECT count(*) FROM workflow_runs WHERE correlation_id = ANY($1) "
-                                    "AND status = 'completed'", cids)
+            n = await pool.fetchval(
+                "SELECT count(*) FROM workflow_runs WHERE correlation_id = ANY($1) AND status = 'completed'",
+                cids,
+            )
             return int(n) == runs
 
         await eventually(all_joined, timeout=120, what=f"{runs} diamond runs")
     assert len(seen) == runs
     assert set(seen.values()) == {1}, collections.Counter(seen.values())
     completed = await pool.fetchval(
-        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'completed'", join.name)
+        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'completed'", join.name
+    )
     assert completed == runs
     waiting_or_dup = await pool.fetchval(
-        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'started'", join.name)
+        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'started'", join.name
+    )
     assert waiting_or_dup == runs  # one start per run: the other upstream's event never started it

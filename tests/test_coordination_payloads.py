@@ -22,7 +22,8 @@ async def test_a_five_megabyte_output_reaches_the_next_track(settings, pool, nc,
     async with Runtime(list(wf), settings=settings):
         result = await TracksClient(nc).run(wf, {"n": 1}, timeout=60, correlation_id=f"{unique}-c")
     assert result == {"length": len(blob), "n": 1}
-    stored = await pool.fetchval("SELECT output FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
-                                 f"{unique}-c", a)
+    stored = await pool.fetchval(
+        "SELECT output FROM track_steps WHERE correlation_id = $1 AND track_id = $2", f"{unique}-c", a
+    )
     assert is_ref(stored)  # the ledger keeps the small reference, not 5 MiB
     assert stored["$tracksRef"]["size"] > 5 * 1024 * 1024

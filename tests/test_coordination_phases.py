@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 
 from actors import Phase, Runtime, TrackContext, TracksClient, Workflow
-from actors.progress import ProgressError, progress, proceed
+from actors.progress import ProgressError, proceed, progress
 from actors.publisher import EventPublisher
 from tests.support.waiting import eventually
 
 
 def reviewed(prefix: str, *, auto: bool = False) -> Workflow:
     a, b, c = f"{prefix}-scan", f"{prefix}-store", f"{prefix}-book"
-    wf = Workflow(f"{prefix}-reviewed", phases=[Phase("intake", (a, b)), Phase("review", (c,), manual=True)],
-                  auto_proceed=auto)
+    wf = Workflow(
+        f"{prefix}-reviewed",
+        phases=[Phase("intake", (a, b)), Phase("review", (c,), manual=True)],
+        auto_proceed=auto,
+    )
 
     @wf.track(a)
     async def scan(ctx: TrackContext, payload: dict) -> dict:
@@ -38,24 +41,41 @@ async def test_manual_gate_waits_then_proceeds(settings, pool, nc, js, unique):
         cid = await TracksClient(nc).start(wf, {"count": 3})
 
         async def gated() -> bool:
-            return await pool.fetchval("SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
-                                       cid, book) == "gated"
+            return (
+                await pool.fetchval(
+                    "SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, book
+                )
+                == "gated"
+            )
 
         await eventually(gated, what="the review step to wait at its gate")
         state = await progress(pool, cid)
         assert state.as_wire() | {"steps": None} == {
-            "correlationId": cid, "workflow": wf.name, "status": "running", "currentPhase": "review",
-            "currentStep": book, "completedPhases": ["intake"], "canProceed": True,
-            "requiresManualTrigger": True, "steps": None,
+            "correlationId": cid,
+            "workflow": wf.name,
+            "status": "running",
+            "currentPhase": "review",
+            "currentStep": book,
+            "completedPhases": ["intake"],
+            "canProceed": True,
+            "requiresManualTrigger": True,
+            "steps": None,
         }
-        assert await pool.fetchval("SELECT count(*) FROM processing_logs WHERE track_id = $1 "
-                                   "AND event_type = 'started'", book) == 0
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'started'", book
+            )
+            == 0
+        )
         released = await proceed(pool, EventPublisher(js), cid)
         assert released.phase == "review"
         assert released.tracks == [book]
 
         async def done() -> bool:
-            return await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "completed"
+            return (
+                await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+                == "completed"
+            )
 
         await eventually(done, what="the run to complete after proceed")
         after = await progress(pool, cid)

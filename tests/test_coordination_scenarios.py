@@ -17,7 +17,9 @@ from tracks.examples import receipts as example
 
 async def test_happy_path_books_every_receipt(settings, pool, nc):
     async with Runtime(list(example.receipts), settings=settings):
-        result = await TracksClient(nc).run(example.receipts, {"mailbox": "me@example.com", "count": 4}, timeout=30)
+        result = await TracksClient(nc).run(
+            example.receipts, {"mailbox": "me@example.com", "count": 4}, timeout=30
+        )
     assert result["total_jpy"] == 1000 + 2000 + 3000 + 4000
     assert len(result["entries"]) == 4
 
@@ -28,10 +30,20 @@ async def test_failure_with_automatic_retry_completes(settings, pool, nc, unique
     async with Runtime(list(wf), settings=settings):
         result = await TracksClient(nc).run(wf, {"count": 2}, timeout=30, correlation_id=f"{unique}-retry")
     assert result["total_jpy"] == 3000
-    attempts = await pool.fetch("SELECT event_type, attempt FROM processing_logs WHERE correlation_id = $1 "
-                                "AND track_id = $2 ORDER BY id", f"{unique}-retry", f"{unique}-drive")
+    attempts = await pool.fetch(
+        "SELECT event_type, attempt FROM processing_logs WHERE correlation_id = $1 "
+        "AND track_id = $2 ORDER BY id",
+        f"{unique}-retry",
+        f"{unique}-drive",
+    )
     assert [(r["event_type"], r["attempt"]) for r in attempts] == [
-        ("started", 1), ("failed", 1), ("started", 2), ("failed", 2), ("started", 3), ("completed", 3)]
+        ("started", 1),
+        ("failed", 1),
+        ("started", 2),
+        ("failed", 2),
+        ("started", 3),
+        ("completed", 3),
+    ]
 
 
 async def test_a_step_over_its_time_limit_is_cancelled_and_retried(settings, pool, nc, unique):
@@ -40,9 +52,12 @@ async def test_a_step_over_its_time_limit_is_cancelled_and_retried(settings, poo
     async with Runtime(list(wf), settings=settings):
         result = await TracksClient(nc).run(wf, {"count": 1}, timeout=30, correlation_id=f"{unique}-slow")
     assert result["total_jpy"] == 1000
-    failed = await pool.fetchrow("SELECT error_type, error FROM processing_logs WHERE correlation_id = $1 "
-                                 "AND track_id = $2 AND event_type = 'failed'", f"{unique}-slow",
-                                 f"{unique}-file_management")
+    failed = await pool.fetchrow(
+        "SELECT error_type, error FROM processing_logs WHERE correlation_id = $1 "
+        "AND track_id = $2 AND event_type = 'failed'",
+        f"{unique}-slow",
+        f"{unique}-file_management",
+    )
     assert failed["error_type"] == "StepTimeout"
     assert "exceeded its 0.5s time limit" in failed["error"]
 
@@ -52,12 +67,22 @@ async def test_two_hundred_runs_at_once_stay_consistent(settings, pool, nc, uniq
     wf = _copy_of_receipts(unique, collections.Counter(), record=seen)
     async with Runtime(list(wf), settings=settings):
         client = TracksClient(nc)
-        results = await asyncio.gather(*(client.run(wf, {"count": 1 + i % 5}, timeout=90,
-                                                     correlation_id=f"{unique}-{i}") for i in range(200)))
-    assert [r["total_jpy"] for r in results] == [1000 * n * (n + 1) // 2 for n in (1 + i % 5 for i in range(200))]
+        results = await asyncio.gather(
+            *(
+                client.run(wf, {"count": 1 + i % 5}, timeout=90, correlation_id=f"{unique}-{i}")
+                for i in range(200)
+            )
+        )
+    assert [r["total_jpy"] for r in results] == [
+        1000 * n * (n + 1) // 2 for n in (1 + i % 5 for i in range(200))
+    ]
     # data consistency: every track saw exactly the output its upstream recorded for the same run
-    outputs = {(r["correlation_id"], r["track_id"]): r["output"] for r in await pool.fetch(
-        "SELECT correlation_id, track_id, output FROM track_steps WHERE workflow = $1", wf.name)}
+    outputs = {
+        (r["correlation_id"], r["track_id"]): r["output"]
+        for r in await pool.fetch(
+            "SELECT correlation_id, track_id, output FROM track_steps WHERE workflow = $1", wf.name
+        )
+    }
     for track in wf:
         for upstream in track.after:
             for i in range(200):
@@ -70,9 +95,21 @@ async def test_cli_run_wait_status_and_resume(settings, servers, pool, unique, m
     monkeypatch.setenv("TRACKS_DATABASE_URL", servers.database_url)
     runner = CliRunner()
     async with Runtime(list(example.receipts), settings=settings):
-        done = await asyncio.to_thread(runner.invoke, cli, [
-            "run", "tracks.examples.receipts:receipts", "--payload", '{"count": 2}', "--wait", "--timeout", "30",
-            "--correlation-id", f"{unique}-cli"])
+        done = await asyncio.to_thread(
+            runner.invoke,
+            cli,
+            [
+                "run",
+                "tracks.examples.receipts:receipts",
+                "--payload",
+                '{"count": 2}',
+                "--wait",
+                "--timeout",
+                "30",
+                "--correlation-id",
+                f"{unique}-cli",
+            ],
+        )
         assert done.exit_code == 0, done.output
         assert json.loads(done.output)["total_jpy"] == 3000
         status = await asyncio.to_thread(runner.invoke, cli, ["status", f"{unique}-cli"])
@@ -86,9 +123,14 @@ async def test_cli_run_wait_status_and_resume(settings, servers, pool, unique, m
     assert "has no workflow 'nope'" in bad.output
 
 
-def _copy_of_receipts(prefix: str, failures: collections.Counter[str], *, fail_first: dict[str, int] | None = None,
-                      slow: dict[str, dict[str, int]] | None = None,
-                      record: dict[tuple[str, str], dict] | None = None) -> Workflow:
+def _copy_of_receipts(
+    prefix: str,
+    failures: collections.Counter[str],
+    *,
+    fail_first: dict[str, int] | None = None,
+    slow: dict[str, dict[str, int]] | None = None,
+    record: dict[tuple[str, str], dict] | None = None,
+) -> Workflow:
     """The reference workflow under fresh track names, with faults or recording wrapped around it."""
     wf = Workflow(f"{prefix}-receipts")
     for track in example.receipts:
@@ -107,11 +149,10 @@ def _copy_of_receipts(prefix: str, failures: collections.Counter[str], *, fail_f
                     await asyncio.sleep(5)
                 value = inner.parse_input(payload)
                 return inner.dump_output(await inner.handler(ctx, value))
+
             return handler
 
         after = [f"{prefix}-{u}" for u in track.after]
         wf.add(dataclasses.replace(track, name=name, handler=wrap(), after=tuple(after), options=options))
     wf.validate()
     return wf
-
-

@@ -8,13 +8,15 @@ import json
 
 import pytest
 
-from actors import PermanentError, Runtime, RunFailed, RunTimedOut, TrackContext, TracksClient, Workflow
+from actors import PermanentError, RunFailed, Runtime, RunTimedOut, TrackContext, TracksClient, Workflow
 from actors.progress import ProgressError, resume
 from actors.publisher import EventPublisher
 from tests.support.waiting import eventually
 
 
-def slow_chain(prefix: str, calls: collections.Counter[str], gate: asyncio.Event, timeout_s: float) -> Workflow:
+def slow_chain(
+    prefix: str, calls: collections.Counter[str], gate: asyncio.Event, timeout_s: float
+) -> Workflow:
     a, b, c = f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"
     wf = Workflow(f"{prefix}-late", timeout_s=timeout_s)
 
@@ -54,28 +56,50 @@ async def test_timed_out_run_stays_closed_until_resumed(settings, pool, nc, js, 
         with pytest.raises(RunTimedOut, match="tracks resume"):
             await client.run(wf, {"v": 0}, timeout=10, correlation_id=f"{unique}-run")
         cid = f"{unique}-run"
-        assert await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "timed_out"
+        assert (
+            await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+            == "timed_out"
+        )
         release.set()  # the slow step completes now, after the deadline
 
         async def late_step_done() -> bool:
-            return await pool.fetchval("SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
-                                       cid, f"{unique}-b") == "completed"
+            return (
+                await pool.fetchval(
+                    "SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
+                    cid,
+                    f"{unique}-b",
+                )
+                == "completed"
+            )
 
         await eventually(late_step_done, what="the late step to complete")
 
         async def refused() -> bool:
-            return await pool.fetchval("SELECT count(*) FROM processing_logs WHERE correlation_id = $1 "
-                                       "AND track_id = $2 AND event_type = 'skipped'", cid, f"{unique}-c") == 1
+            return (
+                await pool.fetchval(
+                    "SELECT count(*) FROM processing_logs WHERE correlation_id = $1 "
+                    "AND track_id = $2 AND event_type = 'skipped'",
+                    cid,
+                    f"{unique}-c",
+                )
+                == 1
+            )
 
         await eventually(refused, what="the downstream step to be refused")
         assert calls[f"{unique}-c"] == 0
-        assert await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "timed_out"
+        assert (
+            await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+            == "timed_out"
+        )
 
         resumed = await resume(pool, EventPublisher(js), cid)
         assert resumed.tracks == [f"{unique}-c"]
 
         async def completed() -> bool:
-            return await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "completed"
+            return (
+                await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+                == "completed"
+            )
 
         await eventually(completed, what="the resumed run to complete")
     await sub.unsubscribe()
@@ -112,13 +136,18 @@ async def test_failed_run_resumes_from_the_failed_step(settings, pool, nc, js, u
         with pytest.raises(RunFailed, match="bookkeeping API rejected the entry"):
             await client.run(wf, {"v": 4}, timeout=20, correlation_id=f"{unique}-r")
         cid = f"{unique}-r"
-        assert await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "failed"
+        assert (
+            await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "failed"
+        )
         broken["on"] = False
         resumed = await resume(pool, EventPublisher(js), cid)
         assert resumed.tracks == [b]
 
         async def completed() -> bool:
-            return await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "completed"
+            return (
+                await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+                == "completed"
+            )
 
         await eventually(completed, what="the resumed run to complete")
         with pytest.raises(ProgressError, match="already completed"):
@@ -126,6 +155,9 @@ async def test_failed_run_resumes_from_the_failed_step(settings, pool, nc, js, u
     assert dict(calls) == {a: 1, b: 2, c: 1}  # the completed first step was not redone
     step_b_input = await pool.fetchval(
         "SELECT details -> 'payload' FROM processing_logs WHERE correlation_id = $1 AND track_id = $2 "
-        "AND event_type = 'started' ORDER BY id DESC LIMIT 1", cid, b)
+        "AND event_type = 'started' ORDER BY id DESC LIMIT 1",
+        cid,
+        b,
+    )
     assert json.loads(json.dumps(step_b_input)) == {"v": 40}  # the recorded output of the first step
     assert await pool.fetchval("SELECT result FROM workflow_runs WHERE correlation_id = $1", cid) == {"v": 42}

@@ -14,7 +14,9 @@ from tests.support.waiting import eventually
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 envelope_like = st.fixed_dictionaries(
@@ -30,9 +32,14 @@ subjects = st.one_of(
     st.sampled_from(["tracks.a.run", "tracks.a.run.c1", "tracks.a.completed.c1", "tracks.a.failed.c1"]),
     st.lists(st.text(alphabet="abc.*>-_ \u00e9", max_size=6), min_size=1, max_size=5).map(".".join),
 )
-header_maps = st.one_of(st.none(), st.dictionaries(
-    st.sampled_from(["Nats-Msg-Id", "Tracks-Correlation-Id", "traceparent", "X"]), st.text(max_size=40), max_size=3,
-))
+header_maps = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["Nats-Msg-Id", "Tracks-Correlation-Id", "traceparent", "X"]),
+        st.text(max_size=40),
+        max_size=3,
+    ),
+)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,16 +82,20 @@ async def test_actor_survives_a_burst_of_garbage(settings, pool, js, unique):
 
         async def settled() -> bool:
             n = await pool.fetchval(
-                "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type IN ('completed', 'failed')",
-                track)
+                "SELECT count(*) FROM processing_logs "
+                "WHERE track_id = $1 AND event_type IN ('completed', 'failed')",
+                track,
+            )
             return int(n) >= len(garbage) + 1
 
         await eventually(settled, timeout=30, what="every message settled")
         info = await js.consumer_info("TRACKS", track)
         assert info.num_ack_pending == 0 and info.num_redelivered == 0
-    ok = await pool.fetchval("SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'completed'",
-                             track)
+    ok = await pool.fetchval(
+        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = 'completed'", track
+    )
     poisoned = await pool.fetchval(
-        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND error_type = 'PoisonMessage'", track)
+        "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND error_type = 'PoisonMessage'", track
+    )
     # some random bytes happen to be valid JSON objects ("{}"), the rest are poison
     assert ok >= 1 and ok + poisoned == len(garbage) + 1

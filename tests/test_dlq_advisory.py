@@ -58,8 +58,12 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
     failed_event = f"tracks.{track}.failed.{cid}"
     marks = tmp_path / "marks"
     marks.mkdir()
-    env = {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url,
-           "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_MARK_DIR": str(marks)}
+    env = {
+        "TRACKS_NATS_URL": servers.nats_url,
+        "TRACKS_DATABASE_URL": servers.database_url,
+        "TRACKS_TEST_PREFIX": unique,
+        "TRACKS_TEST_MARK_DIR": str(marks),
+    }
     procs = [ActorProcess(["tests.support.hang_app"], env, tmp_path / f"{n}.log") for n in "abc"]
     try:
         for p in procs[:2]:
@@ -94,7 +98,9 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
     assert await stream_subjects(js, "TRACKS", f"tracks.{track}.failed.*") == {failed_event: 1}
     failed = await pool.fetch(
         "SELECT error_type, details FROM processing_logs WHERE correlation_id = $1 AND track_id = $2 "
-        "AND event_type = 'failed'", cid, track,
+        "AND event_type = 'failed'",
+        cid,
+        track,
     )
     assert [(r["error_type"], r["details"]["via"], r["details"]["deadLettered"]) for r in failed] == [
         (ERROR_TYPE, "max_deliveries_advisory", True)
@@ -119,6 +125,8 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
     assert await stream_subjects(js, "TRACKS", f"tracks.{track}.failed.*") == {failed_event: 1}
     again = await pool.fetchval(
         "SELECT count(*) FROM processing_logs "
-        "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'failed'", cid, track,
+        "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'failed'",
+        cid,
+        track,
     )
     assert again == 1

@@ -32,17 +32,32 @@ async def _publish(js: JetStreamContext, subject: str, body: bytes = b'{"n": 1}'
     return (await js.publish(subject, body)).seq
 
 
-async def _step(pool: asyncpg.Pool, cid: str, track: str, status: str, activated_by: int,
-                output: dict[str, object] | None = None) -> None:
+async def _step(
+    pool: asyncpg.Pool,
+    cid: str,
+    track: str,
+    status: str,
+    activated_by: int,
+    output: dict[str, object] | None = None,
+) -> None:
     await pool.execute(
         "INSERT INTO track_steps (correlation_id, track_id, status, attempts, activated_by, output) "
-        "VALUES ($1, $2, $3, 1, $4, $5::jsonb)", cid, track, status, activated_by, output,
+        "VALUES ($1, $2, $3, 1, $4, $5::jsonb)",
+        cid,
+        track,
+        status,
+        activated_by,
+        output,
     )
 
 
 async def _failed_rows(pool: asyncpg.Pool, cid: str, track: str) -> list[dict[str, object]]:
-    rows = await pool.fetch("SELECT details FROM processing_logs WHERE correlation_id = $1 AND track_id = $2 "
-                            "AND event_type = 'failed'", cid, track)
+    rows = await pool.fetch(
+        "SELECT details FROM processing_logs WHERE correlation_id = $1 AND track_id = $2 "
+        "AND event_type = 'failed'",
+        cid,
+        track,
+    )
     return [dict(r["details"]) for r in rows]
 
 
@@ -104,9 +119,11 @@ async def test_message_gone_from_the_stream(watcher: MaxDeliveriesWatcher, uniqu
 
 
 def test_advisory_parsing() -> None:
-    body = (b'{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x",'
-            b'"timestamp":"2026-11-23T23:32:07Z","stream":"TRACKS","consumer":"drive","stream_seq":12,'
-            b'"deliveries":5}')
+    body = (
+        b'{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x",'
+        b'"timestamp":"2026-11-23T23:32:07Z","stream":"TRACKS","consumer":"drive","stream_seq":12,'
+        b'"deliveries":5}'
+    )
     assert MaxDeliveries.parse(body) == MaxDeliveries("TRACKS", "drive", 12, 5)
     with pytest.raises(ValueError, match="not a max_deliver advisory"):
         MaxDeliveries.parse(b'{"stream":"TRACKS"}')

@@ -35,8 +35,14 @@ async def tracks(servers: Servers, *args: str, stdin: str | None = None) -> Resu
     env = {**os.environ, "TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url}
     env.pop("TRACKS_LOG_LEVEL", None)
     done = await asyncio.to_thread(
-        subprocess.run, [*tracks_command(), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=30, input=stdin or "",
+        subprocess.run,
+        [*tracks_command(), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        input=stdin or "",
     )
     return Result(done.returncode, done.stdout, done.stderr)
 
@@ -122,7 +128,9 @@ async def test_ls_show_then_replay_after_the_fix_completes_the_workflow(
         await js.get_msg("DLQ", seq)
     replays = await pool.fetch(
         "SELECT details FROM processing_logs "
-        "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'replayed'", cid, sink,
+        "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'replayed'",
+        cid,
+        sink,
     )
     assert [(r["details"]["dlqSeq"], r["details"]["originalSubject"]) for r in replays] == [
         (seq, f"tracks.{src}.completed.{cid}")
@@ -189,8 +197,12 @@ async def test_replay_of_a_step_still_running_is_refused_unless_forced(
         await eventually(failed, timeout=30, what="the step to fail")
         seq = (await js.get_last_msg("DLQ", f"dlq.{other}.{cid}")).seq
         assert seq is not None
-        await pool.execute("UPDATE track_steps SET status = 'running', finished_at = NULL "
-                           "WHERE correlation_id = $1 AND track_id = $2", cid, other)
+        await pool.execute(
+            "UPDATE track_steps SET status = 'running', finished_at = NULL "
+            "WHERE correlation_id = $1 AND track_id = $2",
+            cid,
+            other,
+        )
         BROKEN.discard(other)
         refused = await tracks(servers, "dlq", "replay", str(seq))
         assert refused.code == 1, refused
@@ -207,7 +219,9 @@ async def test_replay_of_a_step_still_running_is_refused_unless_forced(
 
     forced_rows = await pool.fetch(
         "SELECT error_type, details FROM processing_logs "
-        "WHERE correlation_id = $1 AND track_id = $2 AND error_type = 'ForcedReplay'", cid, other,
+        "WHERE correlation_id = $1 AND track_id = $2 AND error_type = 'ForcedReplay'",
+        cid,
+        other,
     )
     assert [r["details"]["dlqSeq"] for r in forced_rows] == [seq]
 

@@ -72,7 +72,7 @@ async def test_an_edited_applied_migration_is_refused(fresh_db, tmp_path: Path):
 
 async def test_badly_named_file_is_refused(tmp_path: Path):
     (tmp_path / "1_init.sql").write_text("SELECT 1")
-    with pytest.raises(MigrationError, match="NNNN_lower_snake.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_lower_snake\.sql"):
         discover(tmp_path)
 
 

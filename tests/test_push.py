@@ -66,8 +66,11 @@ async def test_push_track_in_a_chain_completes_each_run_once(
         info = await js.consumer_info("TRACKS", second)
         assert info.config.deliver_subject == f"{DELIVER_PREFIX}.{second}"
         assert info.config.deliver_group == second and info.config.flow_control
-        assert info.config.filter_subjects == [f"tracks.{second}.run", f"tracks.{second}.run.*",
-                                               f"tracks.{first}.completed.*"]
+        assert info.config.filter_subjects == [
+            f"tracks.{second}.run",
+            f"tracks.{second}.run.*",
+            f"tracks.{first}.completed.*",
+        ]
         cids = await run_all(js, pool, first, second, 200)
         await asyncio.sleep(0.3)  # a duplicate would show up here
     await assert_exactly_once(pool, js, second, cids)
@@ -82,8 +85,10 @@ async def test_two_push_replicas_share_the_work(
 ) -> None:
     wf = pull_then_push(unique)
     first, second = f"{unique}-pull", f"{unique}-push"
-    async with Runtime(list(wf), settings=settings, name="replica-1") as one, \
-            Runtime(list(wf), settings=settings, name="replica-2") as two:
+    async with (
+        Runtime(list(wf), settings=settings, name="replica-1") as one,
+        Runtime(list(wf), settings=settings, name="replica-2") as two,
+    ):
         cids = await run_all(js, pool, first, second, 200)
 
         async def settled() -> bool:  # records come first; the publish and ack follow
@@ -98,8 +103,9 @@ async def test_two_push_replicas_share_the_work(
 async def test_fetch_is_bounded_and_close_hands_back_what_was_not_fetched(
     nc: NATS, js: JetStreamContext, unique: str
 ) -> None:
-    spec = ConsumerSpec(f"{unique}-src", (f"tracks.{unique}-src.run.*",), ack_wait_s=30, max_deliver=5,
-                        max_ack_pending=8)
+    spec = ConsumerSpec(
+        f"{unique}-src", (f"tracks.{unique}-src.run.*",), ack_wait_s=30, max_deliver=5, max_ack_pending=8
+    )
     for i in range(5):
         await js.publish(f"tracks.{unique}-src.run.c{i}", b"{}")
     source = PushSource(nc, js, spec, fetch_timeout_s=2)
@@ -134,8 +140,9 @@ async def test_a_pull_consumer_cannot_silently_become_push(js: JetStreamContext,
 
 async def test_held_messages_are_not_redelivered(nc: NATS, js: JetStreamContext, unique: str) -> None:
     """More may be pushed than the worker takes at once: waiting ones get heartbeats too."""
-    spec = ConsumerSpec(f"{unique}-held", (f"tracks.{unique}-held.run.*",), ack_wait_s=1, max_deliver=5,
-                        max_ack_pending=8)
+    spec = ConsumerSpec(
+        f"{unique}-held", (f"tracks.{unique}-held.run.*",), ack_wait_s=1, max_deliver=5, max_ack_pending=8
+    )
     source = PushSource(nc, js, spec, fetch_timeout_s=2)
     await source.start()
     try:

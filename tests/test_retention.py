@@ -56,13 +56,19 @@ async def step(pool: asyncpg.Pool, cid: str, track: str, status: str, age_days: 
         """INSERT INTO track_steps (correlation_id, track_id, status, started_at, finished_at)
            VALUES ($1, $2, $3, now() - make_interval(secs => $4),
                    CASE WHEN $5 THEN now() - make_interval(secs => $4) END)""",
-        cid, track, status, age_days * DAY, finished,
+        cid,
+        track,
+        status,
+        age_days * DAY,
+        finished,
     )
     await pool.execute(
         """INSERT INTO processing_logs (correlation_id, track_id, event_type, occurred_at)
            SELECT $1, $2, e, now() - make_interval(secs => $3)
            FROM unnest(ARRAY['started', 'completed']) e""",
-        cid, track, age_days * DAY,
+        cid,
+        track,
+        age_days * DAY,
     )
 
 
@@ -71,7 +77,9 @@ async def run(pool: asyncpg.Pool, cid: str, status: str, age_days: float) -> Non
         """INSERT INTO workflow_runs (correlation_id, workflow, status, started_at, finished_at)
            VALUES ($1, 'wf', $2, now() - make_interval(secs => $3),
                    CASE WHEN $2 <> 'running' THEN now() - make_interval(secs => $3) END)""",
-        cid, status, age_days * DAY,
+        cid,
+        status,
+        age_days * DAY,
     )
 
 
@@ -93,8 +101,10 @@ async def test_old_finished_data_goes_new_and_unfinished_stay(
     await run(pool, "old-done", "completed", 39)
     await run(pool, "old-but-running", "running", 40)
     await run(pool, "new-done", "completed", 1)
-    refs = {cid: await store.offload(cid, "a", {"blob": "x" * 100})
-            for cid in ("old-done", "old-but-running", "new-done")}
+    refs = {
+        cid: await store.offload(cid, "a", {"blob": "x" * 100})
+        for cid in ("old-done", "old-but-running", "new-done")
+    }
 
     counts = await purge(pool, older_than_s=30 * DAY, payloads=store, batch=2)
 

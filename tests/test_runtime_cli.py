@@ -30,12 +30,20 @@ class Result:
 
 async def tracks(servers: Servers, *args: str, nats_url: str | None = None) -> Result:
     """Run ``tracks ARGS`` against the test servers (never the embedded default)."""
-    env = {**os.environ, "TRACKS_NATS_URL": nats_url or servers.nats_url,
-           "TRACKS_DATABASE_URL": servers.database_url}
+    env = {
+        **os.environ,
+        "TRACKS_NATS_URL": nats_url or servers.nats_url,
+        "TRACKS_DATABASE_URL": servers.database_url,
+    }
     env.pop("TRACKS_LOG_LEVEL", None)
     done = await asyncio.to_thread(
-        subprocess.run, [*tracks_command(), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=20,
+        subprocess.run,
+        [*tracks_command(), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     return Result(done.returncode, done.stdout, done.stderr)
 
@@ -109,7 +117,8 @@ async def test_trigger_publishes_once_per_correlation_id(
     assert generated.code == 0, generated
     new_cid = generated.out.strip()
     assert await stream_subjects(js, "TRACKS", f"tracks.{track}.run.*") == {
-        f"tracks.{track}.run.{cid}": 1, f"tracks.{track}.run.{new_cid}": 1,
+        f"tracks.{track}.run.{cid}": 1,
+        f"tracks.{track}.run.{new_cid}": 1,
     }
 
 
@@ -134,8 +143,9 @@ async def test_chain_prints_the_timeline_of_a_run(
         assert triggered.code == 0, triggered
 
         async def done() -> bool:
-            return (await count_logs(pool, down, "completed") >= 1
-                    and await consumer_idle(js, down) is not None)
+            return (
+                await count_logs(pool, down, "completed") >= 1 and await consumer_idle(js, down) is not None
+            )
 
         await eventually(done, timeout=30, what="the run to finish")
 

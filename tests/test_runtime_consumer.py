@@ -34,10 +34,19 @@ async def test_a_drifted_consumer_is_updated_at_start(
     filter gets the runtime's config when the runtime starts, and then consumes with it."""
     up, down = f"{unique}-up", f"{unique}-down"
     wf = two_tracks(up, down)
-    await js.add_consumer("TRACKS", ConsumerConfig(
-        name=down, durable_name=down, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-        ack_wait=90, max_deliver=11, max_ack_pending=7, filter_subjects=[f"tracks.{down}.run"],
-    ))
+    await js.add_consumer(
+        "TRACKS",
+        ConsumerConfig(
+            name=down,
+            durable_name=down,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=90,
+            max_deliver=11,
+            max_ack_pending=7,
+            filter_subjects=[f"tracks.{down}.run"],
+        ),
+    )
     tuned = settings.model_copy(update={"ack_wait_s": 7.0, "max_deliver": 4, "max_ack_pending": 300})
     async with Runtime(list(wf), settings=tuned):
         info = await js.consumer_info("TRACKS", down)
@@ -69,9 +78,15 @@ async def test_a_consumer_that_cannot_be_updated_is_reported(
     async def handler(ctx: TrackContext, payload: dict[str, object]) -> None:
         return None
 
-    await js.add_consumer("TRACKS", ConsumerConfig(
-        name=track, durable_name=track, ack_policy=AckPolicy.ALL, filter_subject=f"tracks.{track}.run",
-    ))
+    await js.add_consumer(
+        "TRACKS",
+        ConsumerConfig(
+            name=track,
+            durable_name=track,
+            ack_policy=AckPolicy.ALL,
+            filter_subject=f"tracks.{track}.run",
+        ),
+    )
     runtime = Runtime(list(wf), settings=settings)
     try:
         with pytest.raises(RuntimeError, match=f"consumer TRACKS/{track} exists with a config that cannot"):

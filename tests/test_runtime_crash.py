@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 
 import asyncpg
-import pytest
 from nats.js import JetStreamContext
 
 from actors import TracksClient
@@ -28,9 +27,14 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing_and_completes_nothin
     the redeliveries (ack wait 2 s): every run completes both tracks, each step has exactly one
     ``completed`` record and the stream exactly one completion event per step."""
     work, nxt = track_names(unique)
-    env = {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url,
-           "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_SLEEP_S": "0.2", "TRACKS_CONCURRENCY": "30",
-           "TRACKS_ACK_WAIT_S": "2"}
+    env = {
+        "TRACKS_NATS_URL": servers.nats_url,
+        "TRACKS_DATABASE_URL": servers.database_url,
+        "TRACKS_TEST_PREFIX": unique,
+        "TRACKS_TEST_SLEEP_S": "0.2",
+        "TRACKS_CONCURRENCY": "30",
+        "TRACKS_ACK_WAIT_S": "2",
+    }
     first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
     second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
     first.start()
@@ -51,9 +55,11 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing_and_completes_nothin
         second.start()
 
         async def all_completed() -> bool:
-            return (await count_logs(pool, nxt, "completed") >= RUNS
-                    and await consumer_idle(js, work) is not None
-                    and await consumer_idle(js, nxt) is not None)
+            return (
+                await count_logs(pool, nxt, "completed") >= RUNS
+                and await consumer_idle(js, work) is not None
+                and await consumer_idle(js, nxt) is not None
+            )
 
         await eventually(all_completed, timeout=60, what=f"{RUNS} runs; log:\n{second.output()}")
     finally:
@@ -85,8 +91,13 @@ async def test_a_stalled_replica_does_not_complete_a_step_another_replica_took_o
     replica B takes them over and completes them. When A is thawed and stopped, its handlers
     finish too, but the steps already belong to B: each must keep exactly one ``completed``."""
     work, _ = track_names(unique)
-    env = {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url,
-           "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_SLEEP_S": "3", "TRACKS_ACK_WAIT_S": "1"}
+    env = {
+        "TRACKS_NATS_URL": servers.nats_url,
+        "TRACKS_DATABASE_URL": servers.database_url,
+        "TRACKS_TEST_PREFIX": unique,
+        "TRACKS_TEST_SLEEP_S": "3",
+        "TRACKS_ACK_WAIT_S": "1",
+    }
     a = ActorProcess([f"tests.support.actor_app:{work}"], env, tmp_path / "a.log")
     b = ActorProcess([f"tests.support.actor_app:{work}"], env, tmp_path / "b.log")
     a.start()

@@ -30,8 +30,9 @@ async def test_heartbeats_keep_a_step_longer_than_ack_wait_from_redelivery(
         cids = [(await client.trigger(work, {"n": n}))[0] for n in range(5)]
 
         async def done() -> bool:
-            return (await count_logs(pool, work, "completed") >= 5
-                    and await consumer_idle(js, work) is not None)
+            return (
+                await count_logs(pool, work, "completed") >= 5 and await consumer_idle(js, work) is not None
+            )
 
         await eventually(done, timeout=30, what="5 long steps")
         info = await js.consumer_info("TRACKS", work)
@@ -67,9 +68,11 @@ async def test_a_redelivery_of_a_running_step_does_not_run_it_again(
                 await asyncio.to_thread(server.start)
 
                 async def done() -> bool:
-                    return (await count_logs(pool, nxt, "completed") >= 5
-                            and await consumer_idle(js, work) is not None
-                            and await consumer_idle(js, nxt) is not None)
+                    return (
+                        await count_logs(pool, nxt, "completed") >= 5
+                        and await consumer_idle(js, work) is not None
+                        and await consumer_idle(js, nxt) is not None
+                    )
 
                 await eventually(done, timeout=40, what="5 long steps after the outage")
                 redelivered = runtime.workers[work].redeliveries_ignored
@@ -103,7 +106,8 @@ async def test_a_step_over_its_time_limit_is_retried_then_dead_lettered(
         await eventually(dead, timeout=30, what="the timed-out step to be dead-lettered")
     rows = await pool.fetch(
         "SELECT attempt, error_type, error FROM processing_logs "
-        "WHERE track_id = $1 AND event_type = 'failed' ORDER BY occurred_at, id", track,
+        "WHERE track_id = $1 AND event_type = 'failed' ORDER BY occurred_at, id",
+        track,
     )
     assert [(r["attempt"], r["error_type"]) for r in rows] == [(1, "StepTimeout"), (2, "StepTimeout")]
     assert all("exceeded its 0.2s time limit" in r["error"] for r in rows)

@@ -37,8 +37,12 @@ async def test_actor_survives_a_nats_server_restart(
             js = nc.jetstream()
             async with Runtime(list(wf), settings=tuned) as runtime:
                 client = TracksClient(js)
-                cids = {cid for cid, _ in await asyncio.gather(*(client.trigger(work, {"n": n})
-                                                                  for n in range(BEFORE)))}
+                cids = {
+                    cid
+                    for cid, _ in await asyncio.gather(
+                        *(client.trigger(work, {"n": n}) for n in range(BEFORE))
+                    )
+                }
 
                 async def under_way() -> bool:
                     return await count_logs(pool, work, "completed") >= 40
@@ -50,9 +54,11 @@ async def test_actor_survives_a_nats_server_restart(
                     cids.add((await client.trigger(work, {"n": BEFORE + n}))[0])
 
                 async def all_done() -> bool:
-                    return (await count_logs(pool, nxt, "completed") >= BEFORE + AFTER
-                            and await consumer_idle(js, work) is not None
-                            and await consumer_idle(js, nxt) is not None)
+                    return (
+                        await count_logs(pool, nxt, "completed") >= BEFORE + AFTER
+                        and await consumer_idle(js, work) is not None
+                        and await consumer_idle(js, nxt) is not None
+                    )
 
                 await eventually(all_done, timeout=60, what=f"{BEFORE + AFTER} runs after the restart")
                 rebinds = sum(w.source.rebinds for w in runtime.workers.values())
@@ -76,9 +82,14 @@ async def test_sigterm_while_nats_is_down_exits_cleanly_and_loses_nothing(
     grace period with exit code 0; once NATS is back, a new actor completes every run exactly once."""
     work, nxt = track_names(unique)
     with own_nats(tmp_path) as server:
-        env = {"TRACKS_NATS_URL": server.url, "TRACKS_DATABASE_URL": servers.database_url,
-               "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_SLEEP_S": "0.5",
-               "TRACKS_SHUTDOWN_GRACE_S": "1", "TRACKS_ACK_WAIT_S": "2"}
+        env = {
+            "TRACKS_NATS_URL": server.url,
+            "TRACKS_DATABASE_URL": servers.database_url,
+            "TRACKS_TEST_PREFIX": unique,
+            "TRACKS_TEST_SLEEP_S": "0.5",
+            "TRACKS_SHUTDOWN_GRACE_S": "1",
+            "TRACKS_ACK_WAIT_S": "2",
+        }
         first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
         second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
         settings = load_settings(nats_url=server.url, database_url=servers.database_url)
@@ -109,9 +120,11 @@ async def test_sigterm_while_nats_is_down_exits_cleanly_and_loses_nothing(
             second.start()
 
             async def all_done() -> bool:
-                return (await count_logs(pool, nxt, "completed") >= len(cids)
-                        and await consumer_idle(js, work) is not None
-                        and await consumer_idle(js, nxt) is not None)
+                return (
+                    await count_logs(pool, nxt, "completed") >= len(cids)
+                    and await consumer_idle(js, work) is not None
+                    and await consumer_idle(js, nxt) is not None
+                )
 
             await eventually(all_done, timeout=60, what=f"every run after restart; log:\n{second.output()}")
             for track in (work, nxt):

@@ -55,8 +55,9 @@ async def test_bad_bodies_are_dead_lettered_once_and_the_actor_keeps_running(
         await js.publish(f"tracks.{track}.run.{unique}-valid", b'{"n": 7}')
 
         async def valid_done_and_idle() -> bool:
-            return (await count_logs(pool, track, "completed") >= 1
-                    and await consumer_idle(js, track) is not None)
+            return (
+                await count_logs(pool, track, "completed") >= 1 and await consumer_idle(js, track) is not None
+            )
 
         await eventually(valid_done_and_idle, timeout=30, what="the valid trigger after the poison ones")
         info = await js.consumer_info("TRACKS", track)
@@ -66,7 +67,8 @@ async def test_bad_bodies_are_dead_lettered_once_and_the_actor_keeps_running(
     assert await stream_subjects(js, "DLQ", f"dlq.{track}.*") == {f"dlq.{track}.{cid}": 1 for cid in cases}
     failed = await pool.fetch(
         "SELECT correlation_id, error, error_type, details FROM processing_logs "
-        "WHERE track_id = $1 AND event_type = 'failed'", track,
+        "WHERE track_id = $1 AND event_type = 'failed'",
+        track,
     )
     assert {r["correlation_id"] for r in failed} == set(cases)
     assert len(failed) == len(cases), "a poison message was processed more than once"

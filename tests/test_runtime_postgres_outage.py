@@ -32,14 +32,17 @@ async def test_actor_rides_out_a_postgres_outage(
     wf = build_workflow(unique, sleep_s=0.3)
     work, nxt = track_names(unique)
     async with own_postgres(tmp_path) as pg:
-        tuned = settings.model_copy(update={"database_url": pg.url, "ack_wait_s": 2.0,
-                                            "concurrency": CONCURRENCY})
+        tuned = settings.model_copy(
+            update={"database_url": pg.url, "ack_wait_s": 2.0, "concurrency": CONCURRENCY}
+        )
         pool = await create_pool(pg.url, max_size=2)
         try:
             async with Runtime(list(wf), settings=tuned) as runtime:
                 client = TracksClient(js)
-                cids = {cid for cid, _ in await asyncio.gather(*(client.trigger(work, {"n": n})
-                                                                  for n in range(RUNS)))}
+                cids = {
+                    cid
+                    for cid, _ in await asyncio.gather(*(client.trigger(work, {"n": n}) for n in range(RUNS)))
+                }
 
                 async def mid_batch() -> bool:  # handlers are running: their records must wait
                     completed = await count_logs(pool, work, "completed")
@@ -57,9 +60,11 @@ async def test_actor_rides_out_a_postgres_outage(
                 await asyncio.to_thread(pg.start)
 
                 async def all_done() -> bool:
-                    return (await count_logs(pool, nxt, "completed") >= RUNS
-                            and await consumer_idle(js, work) is not None
-                            and await consumer_idle(js, nxt) is not None)
+                    return (
+                        await count_logs(pool, nxt, "completed") >= RUNS
+                        and await consumer_idle(js, work) is not None
+                        and await consumer_idle(js, nxt) is not None
+                    )
 
                 await eventually(all_done, timeout=60, what=f"{RUNS} runs after the outage")
                 assert runtime.ledger is not None
@@ -68,8 +73,10 @@ async def test_actor_rides_out_a_postgres_outage(
             for track in (work, nxt):
                 assert await event_counts(pool, track, "completed") == dict.fromkeys(cids, 1), track
                 assert await step_statuses(pool, track) == dict.fromkeys(cids, "completed"), track
-                announced_cids = {s.rsplit(".", 1)[1] for s in
-                                  await stream_subjects(js, "TRACKS", f"tracks.{track}.completed.*")}
+                announced_cids = {
+                    s.rsplit(".", 1)[1]
+                    for s in await stream_subjects(js, "TRACKS", f"tracks.{track}.completed.*")
+                }
                 assert announced_cids == cids, track
         finally:
             await pool.close()
@@ -83,9 +90,14 @@ async def test_sigterm_during_a_postgres_outage_exits_and_loses_nothing(
     the database forever. Once PostgreSQL is back, a new actor completes every run exactly once."""
     work, nxt = track_names(unique)
     async with own_postgres(tmp_path) as pg:
-        env = {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": pg.url,
-               "TRACKS_TEST_PREFIX": unique, "TRACKS_TEST_SLEEP_S": "0.3",
-               "TRACKS_SHUTDOWN_GRACE_S": "1", "TRACKS_ACK_WAIT_S": "2"}
+        env = {
+            "TRACKS_NATS_URL": servers.nats_url,
+            "TRACKS_DATABASE_URL": pg.url,
+            "TRACKS_TEST_PREFIX": unique,
+            "TRACKS_TEST_SLEEP_S": "0.3",
+            "TRACKS_SHUTDOWN_GRACE_S": "1",
+            "TRACKS_ACK_WAIT_S": "2",
+        }
         first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
         second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
         pool = await create_pool(pg.url, max_size=2)
@@ -108,9 +120,11 @@ async def test_sigterm_during_a_postgres_outage_exits_and_loses_nothing(
             second.start()
 
             async def all_done() -> bool:
-                return (await count_logs(pool, nxt, "completed") >= len(cids)
-                        and await consumer_idle(js, work) is not None
-                        and await consumer_idle(js, nxt) is not None)
+                return (
+                    await count_logs(pool, nxt, "completed") >= len(cids)
+                    and await consumer_idle(js, work) is not None
+                    and await consumer_idle(js, nxt) is not None
+                )
 
             await eventually(all_done, timeout=60, what=f"every run after restart; log:\n{second.output()}")
             for track in (work, nxt):

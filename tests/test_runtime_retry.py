@@ -16,7 +16,9 @@ FAST_RETRY = 0.05
 async def _history(pool: asyncpg.Pool, cid: str, track: str) -> list[tuple[str, int]]:
     rows = await pool.fetch(
         "SELECT event_type, attempt FROM processing_logs WHERE correlation_id = $1 AND track_id = $2 "
-        "ORDER BY occurred_at, id", cid, track,
+        "ORDER BY occurred_at, id",
+        cid,
+        track,
     )
     return [(r["event_type"], r["attempt"]) for r in rows]
 
@@ -41,6 +43,7 @@ def retry_workflow(prefix: str) -> Workflow:
         raise PermanentError("account closed")
 
     for upstream in ("flaky", "doomed", "fatal"):
+
         @wf.track(f"{prefix}-after-{upstream}", after=[f"{prefix}-{upstream}"])
         async def after(ctx: TrackContext, payload: dict[str, object]) -> None:
             return None
@@ -77,12 +80,18 @@ async def test_retries_then_success_and_dead_letters(
         doomed_info = await js.consumer_info("TRACKS", doomed)
 
     assert await _history(pool, cid, flaky) == [
-        ("started", 1), ("failed", 1), ("started", 2), ("failed", 2), ("started", 3), ("completed", 3),
+        ("started", 1),
+        ("failed", 1),
+        ("started", 2),
+        ("failed", 2),
+        ("started", 3),
+        ("completed", 3),
     ]
     retried = await pool.fetch(
         "SELECT details FROM processing_logs "
         "WHERE correlation_id = $1 AND track_id = $2 AND event_type = 'failed'",
-        cid, flaky,
+        cid,
+        flaky,
     )
     assert [r["details"]["willRetry"] for r in retried] == [True, True]
     steps = await pool.fetch(
@@ -94,7 +103,12 @@ async def test_retries_then_success_and_dead_letters(
 
     assert doomed_info.config.max_deliver == 3
     assert await _history(pool, cid, doomed) == [
-        ("started", 1), ("failed", 1), ("started", 2), ("failed", 2), ("started", 3), ("failed", 3),
+        ("started", 1),
+        ("failed", 1),
+        ("started", 2),
+        ("failed", 2),
+        ("started", 3),
+        ("failed", 3),
     ]
     assert (by_track[doomed]["status"], by_track[doomed]["attempts"]) == ("failed", 3)
     assert "the service is down" in by_track[doomed]["error"]
@@ -102,8 +116,10 @@ async def test_retries_then_success_and_dead_letters(
     assert by_track[fatal]["status"] == "failed"
     assert "account closed" in by_track[fatal]["error"]
 
-    for track, deliveries, error_type, error in ((doomed, "3", "RetryableError", "the service is down"),
-                                                 (fatal, "1", "PermanentError", "account closed")):
+    for track, deliveries, error_type, error in (
+        (doomed, "3", "RetryableError", "the service is down"),
+        (fatal, "1", "PermanentError", "account closed"),
+    ):
         assert await stream_subjects(js, "DLQ", f"dlq.{track}.*") == {f"dlq.{track}.{cid}": 1}
         letter = await js.get_last_msg("DLQ", f"dlq.{track}.{cid}")
         assert letter.headers is not None

@@ -19,8 +19,12 @@ from tests.support.waiting import count_logs, eventually
 def actor(servers: Servers, prefix: str, log: Path, **env: str) -> ActorProcess:
     return ActorProcess(
         [f"tests.support.actor_app:{track_names(prefix)[0]}"],
-        {"TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url,
-         "TRACKS_TEST_PREFIX": prefix, **env},
+        {
+            "TRACKS_NATS_URL": servers.nats_url,
+            "TRACKS_DATABASE_URL": servers.database_url,
+            "TRACKS_TEST_PREFIX": prefix,
+            **env,
+        },
         log,
     )
 
@@ -82,6 +86,7 @@ async def test_steps_still_running_after_the_grace_period_are_handed_back(
     second = actor(servers, unique, tmp_path / "second.log", **env)
     second.start()
     try:
+
         async def all_completed() -> bool:
             return await count_logs(pool, work, "completed") >= 5
 

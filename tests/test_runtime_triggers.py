@@ -121,9 +121,11 @@ async def test_same_msg_id_is_deduplicated_by_jetstream(
         assert raw2.seq == raw1.seq
 
         async def settled() -> bool:
-            return (await count_logs(pool, second, "completed") >= 2
-                    and await consumer_idle(js, first) is not None
-                    and await consumer_idle(js, second) is not None)
+            return (
+                await count_logs(pool, second, "completed") >= 2
+                and await consumer_idle(js, first) is not None
+                and await consumer_idle(js, second) is not None
+            )
 
         await eventually(settled, timeout=30, what="both runs through both tracks")
 
@@ -157,8 +159,11 @@ async def test_republished_trigger_does_not_rerun_a_completed_step(
 
         async def republished_settled() -> bool:
             info = await consumer_idle(js, first)
-            return (info is not None and info.delivered.stream_seq >= again.seq
-                    and await consumer_idle(js, second) is not None)
+            return (
+                info is not None
+                and info.delivered.stream_seq >= again.seq
+                and await consumer_idle(js, second) is not None
+            )
 
         await eventually(republished_settled, timeout=30, what="the re-published trigger to be settled")
 
@@ -171,7 +176,6 @@ async def test_republished_trigger_does_not_rerun_a_completed_step(
         }
     assert await count_logs(pool, second, "duplicate") == 0
     assert await step_statuses(pool, second) == {cid: "completed"}
-
 
 
 async def test_a_completion_seen_twice_does_not_run_downstream_twice(
@@ -191,14 +195,20 @@ async def test_a_completion_seen_twice_does_not_run_downstream_twice(
 
         await eventually(downstream_done, timeout=30, what="the first run through both tracks")
         original = await js.get_last_msg("TRACKS", f"tracks.{first}.completed.{cid}")
-        again = await js.publish(original.subject or "", original.data or b"",
-                                 headers={headers.MSG_ID: f"{unique}-after-the-window"})
+        again = await js.publish(
+            original.subject or "",
+            original.data or b"",
+            headers={headers.MSG_ID: f"{unique}-after-the-window"},
+        )
         assert not again.duplicate
 
         async def duplicate_settled() -> bool:
             info = await consumer_idle(js, second)
-            return (info is not None and info.delivered.stream_seq >= again.seq
-                    and await count_logs(pool, second, "duplicate") >= 1)
+            return (
+                info is not None
+                and info.delivered.stream_seq >= again.seq
+                and await count_logs(pool, second, "duplicate") >= 1
+            )
 
         await eventually(duplicate_settled, timeout=30, what="the repeated completion to be settled")
 

@@ -53,11 +53,15 @@ def test_diamond_as_mermaid() -> None:
     by_name = {name: node for node, name in ids.items()}
     edges = [line.strip() for line in lines if "->" in line]
     a, b, c, d, e = (by_name[n] for n in "abcde")
-    assert sorted(edges) == sorted([
-        f"{a} --> {b}", f"{a} --> {c}",
-        f"{b} -. proceed .-> {d}", f"{c} -. proceed .-> {d}",  # entering the manual phase
-        f"{d} --> {e}",
-    ])
+    assert sorted(edges) == sorted(
+        [
+            f"{a} --> {b}",
+            f"{a} --> {c}",
+            f"{b} -. proceed .-> {d}",
+            f"{c} -. proceed .-> {d}",  # entering the manual phase
+            f"{d} --> {e}",
+        ]
+    )
 
 
 def test_receipts_as_mermaid_without_phases() -> None:
@@ -70,8 +74,10 @@ def test_receipts_as_mermaid_without_phases() -> None:
 def test_module_with_several_workflows_needs_a_name() -> None:
     code, out = show("tests.support.diamond_app")
     assert code == 1
-    assert out.strip() == ("Error: tests.support.diamond_app defines several workflows (diamond, single); "
-                           "name one: tests.support.diamond_app:NAME")
+    assert out.strip() == (
+        "Error: tests.support.diamond_app defines several workflows (diamond, single); "
+        "name one: tests.support.diamond_app:NAME"
+    )
     code, out = show("tests.support.diamond_app:single")
     assert code == 0 and "  only  (starts the run)" in out
 

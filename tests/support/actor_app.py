@@ -54,5 +54,6 @@ def build_workflow(prefix: str, sleep_s: float = 0.0) -> Workflow:
     return wf
 
 
-app = build_workflow(os.environ.get("TRACKS_TEST_PREFIX", "actor-app"),
-                     float(os.environ.get("TRACKS_TEST_SLEEP_S", "0")))
+app = build_workflow(
+    os.environ.get("TRACKS_TEST_PREFIX", "actor-app"), float(os.environ.get("TRACKS_TEST_SLEEP_S", "0"))
+)

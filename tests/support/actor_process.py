@@ -38,7 +38,11 @@ class ActorProcess:
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [*tracks_command(), "actor", "run", *self.targets],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
 
     @property
@@ -49,7 +53,7 @@ class ActorProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    async def wait(self, timeout: float) -> int:  # noqa: ASYNC109 - polls a Popen
+    async def wait(self, timeout: float) -> int:
         """The exit code, waiting up to ``timeout`` seconds without blocking the event loop."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout

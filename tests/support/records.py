@@ -22,7 +22,8 @@ async def event_counts(pool: asyncpg.Pool, track: str, event_type: str) -> Count
     rows = await pool.fetch(
         "SELECT correlation_id, count(*) AS n FROM processing_logs WHERE track_id = $1 AND event_type = $2 "
         "GROUP BY correlation_id",
-        track, event_type,
+        track,
+        event_type,
     )
     return Counter({r["correlation_id"]: int(r["n"]) for r in rows})
 

@@ -12,7 +12,10 @@ __all__ = ["count_logs", "eventually"]
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "condition"  # noqa: ASYNC109
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 30.0,
+    what: str = "condition",
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

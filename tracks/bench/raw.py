@@ -71,8 +71,16 @@ async def _stages(nc: NATS, routes: dict[str, tuple[list[str], Route]], batch: i
     js = nc.jetstream()
     stop = asyncio.Event()
     for name, (filters, _) in routes.items():
-        await js.add_consumer(STREAM, ConsumerConfig(name=name, durable_name=name, ack_policy=AckPolicy.EXPLICIT,
-                                                     filter_subjects=filters, max_ack_pending=4096))
+        await js.add_consumer(
+            STREAM,
+            ConsumerConfig(
+                name=name,
+                durable_name=name,
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subjects=filters,
+                max_ack_pending=4096,
+            ),
+        )
     tasks = [asyncio.create_task(_stage(nc, name, route, batch, stop)) for name, (_, route) in routes.items()]
     try:
         yield
@@ -102,7 +110,7 @@ async def _stage(nc: NATS, durable: str, route: Route, batch: int, stop: asyncio
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             await forward(msgs)
     finally:

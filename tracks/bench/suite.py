@@ -69,28 +69,47 @@ def _envelope_payload(data: bytes) -> dict[str, Any]:
 async def _measure_raw(nc: NATS, prefix: str, cfg: BenchConfig, n: int, rate: float | None) -> Measurement:
     async with raw_chain(nc, prefix, cfg.stages) as final:
         return await drive(
-            nc, n=n, rate=rate, final_subject=final,
+            nc,
+            n=n,
+            rate=rate,
+            final_subject=final,
             trigger=lambda i, body: (f"tracks.{prefix}.s0.{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
         )
 
 
 async def _measure_runtime(
-    nc: NATS, settings: Settings, prefix: str, cfg: BenchConfig, n: int, rate: float | None,
-    *, failure_handling: bool = True,
+    nc: NATS,
+    settings: Settings,
+    prefix: str,
+    cfg: BenchConfig,
+    n: int,
+    rate: float | None,
+    *,
+    failure_handling: bool = True,
 ) -> Measurement:
     wf = linear_workflow(prefix, cfg.stages)
     first, last = f"{prefix}-s0", f"{prefix}-s{cfg.stages - 1}"
     async with Runtime(list(wf), settings=settings, name="tracks-bench", failure_handling=failure_handling):
         return await drive(
-            nc, n=n, rate=rate, final_subject=f"tracks.{last}.completed.*", final_payload=_envelope_payload,
-            trigger=lambda i, body: (f"tracks.{first}.run.{prefix}-{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+            nc,
+            n=n,
+            rate=rate,
+            final_subject=f"tracks.{last}.completed.*",
+            final_payload=_envelope_payload,
+            trigger=lambda i, body: (
+                f"tracks.{first}.run.{prefix}-{i}",
+                body,
+                {headers.MSG_ID: f"{prefix}:{i}"},
+            ),
         )
 
 
 async def _measure_raw_diamond(nc: NATS, prefix: str, n: int) -> Measurement:
     async with raw_diamond(nc, prefix) as final:
         return await drive(
-            nc, n=n, final_subject=final,
+            nc,
+            n=n,
+            final_subject=final,
             trigger=lambda i, body: (f"tracks.{prefix}.a.{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
         )
 
@@ -99,8 +118,15 @@ async def _measure_runtime_diamond(nc: NATS, settings: Settings, prefix: str, n:
     wf = diamond_workflow(prefix)
     async with Runtime(list(wf), settings=settings, name="tracks-bench"):
         return await drive(
-            nc, n=n, final_subject=f"tracks.{prefix}-d.completed.*", final_payload=_envelope_payload,
-            trigger=lambda i, body: (f"tracks.{prefix}-a.run.{prefix}-{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+            nc,
+            n=n,
+            final_subject=f"tracks.{prefix}-d.completed.*",
+            final_payload=_envelope_payload,
+            trigger=lambda i, body: (
+                f"tracks.{prefix}-a.run.{prefix}-{i}",
+                body,
+                {headers.MSG_ID: f"{prefix}:{i}"},
+            ),
         )
 
 
@@ -121,7 +147,9 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
         }
         await ensure_streams(
             nc.jetstream(),
-            tracks_stream(max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s),
+            tracks_stream(
+                max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s
+            ),
             dlq_stream(max_age_s=settings.dlq_max_age_s),
         )
         raw = await _measure_raw(nc, prefix("raw"), cfg, cfg.n, None)
@@ -135,13 +163,17 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
         finally:
             await pool.close()
         results["failures"]["happy_path"] = {
-            "with_failure_handling": full.as_dict(), "without": bare.as_dict(),
+            "with_failure_handling": full.as_dict(),
+            "without": bare.as_dict(),
             "cost_pct": round(100 * (1 - full.per_second / bare.per_second), 1) if bare.per_second else None,
         }
         raw_d = await _measure_raw_diamond(nc, prefix("rawd"), cfg.n)
         full_d = await _measure_runtime_diamond(nc, settings, prefix("rtd"), cfg.n)
-        results["diamond"] = {"raw": raw_d.as_dict(), "runtime": full_d.as_dict(),
-                              "ratio": round(full_d.per_second / raw_d.per_second, 3) if raw_d.per_second else None}
+        results["diamond"] = {
+            "raw": raw_d.as_dict(),
+            "runtime": full_d.as_dict(),
+            "ratio": round(full_d.per_second / raw_d.per_second, 3) if raw_d.per_second else None,
+        }
         results["linear"] = {
             "raw": raw.as_dict(),
             "runtime": full.as_dict(),

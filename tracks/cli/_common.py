@@ -35,7 +35,9 @@ def parse_json_object(text: str, what: str = "--payload") -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise UserError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(value, dict):
         raise UserError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value

@@ -29,8 +29,9 @@ def alerts() -> None:
 
 
 @alerts.command("check")
-@click.option("--track", "tracks", multiple=True,
-              help="Only these tracks' failure rates (default: every active one).")
+@click.option(
+    "--track", "tracks", multiple=True, help="Only these tracks' failure rates (default: every active one)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per alert.")
 @async_command
 async def check_cmd(tracks: tuple[str, ...], as_json: bool) -> None:
@@ -54,7 +55,10 @@ async def check_cmd(tracks: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(alert.payload()) if as_json else f"ALERT {alert.name}: {alert.message}")
     if not fired:
         s = alert_settings
-        click.echo(f"ok: at most {s.dlq_threshold} dead letters; no track over {s.failure_rate:.0%} "
-                   f"failed steps in the last {s.window_s:g}s (judged from {s.min_events} steps)", err=True)
+        click.echo(
+            f"ok: at most {s.dlq_threshold} dead letters; no track over {s.failure_rate:.0%} "
+            f"failed steps in the last {s.window_s:g}s (judged from {s.min_events} steps)",
+            err=True,
+        )
         return
     raise click.exceptions.Exit(ALERT_EXIT_CODE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ __all__ = ["bench"]
 @click.command()
 @click.option("-n", "--workflows", "n", default=20_000, show_default=True, help="Workflows per burst.")
 @click.option("--stages", default=4, show_default=True)
-@click.option("--paced", "paced_n", default=3_000, show_default=True, help="Workflows in the paced latency run.")
+@click.option(
+    "--paced", "paced_n", default=3_000, show_default=True, help="Workflows in the paced latency run."
+)
 @click.option("--rate", default=200.0, show_default=True, help="Workflows/s in the paced latency run.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
+)
 @async_command
 async def bench(n: int, stages: int, paced_n: int, rate: float, json_path: Path | None) -> None:
     """Run each scenario against the raw baseline and the full runtime (records and tracing on)."""
@@ -28,9 +33,13 @@ async def bench(n: int, stages: int, paced_n: int, rate: float, json_path: Path 
     results = await run_bench(get_settings(), cfg)
     _print(results)
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2))
+        await asyncio.to_thread(_write_json, json_path, results)
         click.echo(f"wrote {json_path}")
+
+
+def _write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
 
 
 def _stats(s: dict[str, float]) -> str:
@@ -43,23 +52,31 @@ def _print(results: dict[str, Any]) -> None:
     click.echo(f"{'':10} {'workflows/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'done':>7}")
     for name in ("raw", "runtime"):
         m = lin[name]
-        click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
+        click.echo(
+            f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
+        )
     click.echo(f"ratio runtime/raw: {lin['ratio']}")
     dia = results["diamond"]
     click.echo(f"diamond A -> {{B, C}} -> D, burst of {dia['raw']['n']} workflows")
     for name in ("raw", "runtime"):
         m = dia[name]
-        click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
+        click.echo(
+            f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
+        )
     click.echo(f"ratio runtime/raw: {dia['ratio']}")
     f = results["failures"]
     click.echo(f"failure path ({f['runs']} runs, zero back-off):")
     click.echo(f"  failure -> successful retry   {_stats(f['failure_to_successful_retry_ms'])}")
     click.echo(f"  last failure -> dead letter   {_stats(f['last_failure_to_dead_letter_ms'])}")
     hp = f["happy_path"]
-    click.echo(f"  happy path with / without failure handling: {hp['with_failure_handling']['per_second']:.1f}"
-               f" / {hp['without']['per_second']:.1f} workflows/s (cost {hp['cost_pct']}%)")
+    click.echo(
+        f"  happy path with / without failure handling: {hp['with_failure_handling']['per_second']:.1f}"
+        f" / {hp['without']['per_second']:.1f} workflows/s (cost {hp['cost_pct']}%)"
+    )
     paced = lin["paced"]
     click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
     for name in ("raw", "runtime"):
         m = paced[name]
-        click.echo(f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}")
+        click.echo(
+            f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
+        )

@@ -30,8 +30,13 @@ async def chain(correlation_id: str, as_json: bool) -> None:
     if not events:
         raise UserError(f"no records for correlation ID {correlation_id}")
     if as_json:
-        click.echo(json.dumps({"events": [e.__dict__ for e in events], "steps": [s.__dict__ for s in steps]},
-                              default=str, indent=2))
+        click.echo(
+            json.dumps(
+                {"events": [e.__dict__ for e in events], "steps": [s.__dict__ for s in steps]},
+                default=str,
+                indent=2,
+            )
+        )
         return
     t0 = events[0].occurred_at
     for e in events:
@@ -42,4 +47,7 @@ async def chain(correlation_id: str, as_json: bool) -> None:
     click.echo("")
     for s in steps:
         took = f"{(s.finished_at - s.started_at).total_seconds() * 1000:.1f}ms" if s.finished_at else "-"
-        click.echo(f"{s.track:24} {s.status:10} attempts={s.attempts} took={took}" + (f"  {s.error}" if s.error else ""))
+        click.echo(
+            f"{s.track:24} {s.status:10} attempts={s.attempts} took={took}"
+            + (f"  {s.error}" if s.error else "")
+        )

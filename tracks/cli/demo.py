@@ -41,13 +41,17 @@ async def demo(runs: int, timeout: float) -> None:
         assert runtime.nc is not None and runtime.pool is not None
         client = TracksClient(runtime.nc.jetstream())
         began = time.monotonic()
-        cids = [(await client.trigger("gmail", {"mailbox": f"user{i}@example.com", "count": 1 + i % 4}))[0]
-                for i in range(runs)]
+        cids = [
+            (await client.trigger("gmail", {"mailbox": f"user{i}@example.com", "count": 1 + i % 4}))[0]
+            for i in range(runs)
+        ]
         click.echo(f"triggered {runs} runs; waiting for the bookkeeping step of each ...")
         done = await _wait_for(runtime.pool, cids, timeout)
         elapsed = time.monotonic() - began
         if done < runs:
-            raise UserError(f"only {done}/{runs} runs finished within {timeout:.0f}s; see `tracks chain <cid>`")
+            raise UserError(
+                f"only {done}/{runs} runs finished within {timeout:.0f}s; see `tracks chain <cid>`"
+            )
         click.echo(f"all {runs} runs completed in {elapsed:.2f}s\n")
         booked = await runtime.pool.fetchrow(
             "SELECT output FROM track_steps WHERE correlation_id = $1 AND track_id = 'freee'", cids[0]
@@ -58,18 +62,23 @@ async def demo(runs: int, timeout: float) -> None:
             click.echo(f"  {e.occurred_at:%H:%M:%S.%f}  {e.track:16} {e.event_type:10} {took}")
         assert booked is not None
         click.echo(f"  booked: {booked['output']['entries']} total ¥{booked['output']['total_jpy']}\n")
-    click.echo("next: `tracks chain <cid>`, `tracks actor run tracks.examples.receipts`, "
-               "`tracks trigger gmail --payload '{\"count\": 2}'`; stop the servers with `tracks dev down`")
+    click.echo(
+        "next: `tracks chain <cid>`, `tracks actor run tracks.examples.receipts`, "
+        "`tracks trigger gmail --payload '{\"count\": 2}'`; stop the servers with `tracks dev down`"
+    )
 
 
 async def _wait_for(pool: asyncpg.Pool, cids: list[str], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        done = int(await pool.fetchval(
-            "SELECT count(*) FROM track_steps WHERE track_id = 'freee' AND status = 'completed' "
-            "AND correlation_id = ANY($1)", cids,
-        ))
+        done = int(
+            await pool.fetchval(
+                "SELECT count(*) FROM track_steps WHERE track_id = 'freee' AND status = 'completed' "
+                "AND correlation_id = ANY($1)",
+                cids,
+            )
+        )
         if done == len(cids):
             break
         await asyncio.sleep(0.1)

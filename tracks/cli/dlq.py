@@ -92,16 +92,28 @@ async def ls_cmd(track: str | None, limit: int, as_json: bool) -> None:
 def _line(letter: StoredLetter) -> str:
     when = letter.stored_at.strftime("%Y-%m-%d %H:%M:%S") if letter.stored_at else "-"
     cells = [
-        f"{letter.seq:>6}", when, f"{_short(letter.track, 24):24}", f"{_short(letter.correlation_id, 32):32}",
-        f"{_short(letter.error_type, 22):22}", f"{letter.deliveries or '-':>3}", _short(letter.error, 80),
+        f"{letter.seq:>6}",
+        when,
+        f"{_short(letter.track, 24):24}",
+        f"{_short(letter.correlation_id, 32):32}",
+        f"{_short(letter.error_type, 22):22}",
+        f"{letter.deliveries or '-':>3}",
+        _short(letter.error, 80),
     ]
     return "  ".join(cells)
 
 
 def _summary(letter: StoredLetter) -> dict[str, object]:
-    return {"seq": letter.seq, "time": letter.stored_at.isoformat() if letter.stored_at else None,
-            "track": letter.track, "correlationId": letter.correlation_id, "errorType": letter.error_type,
-            "error": letter.error, "deliveries": letter.deliveries, "subject": letter.original_subject}
+    return {
+        "seq": letter.seq,
+        "time": letter.stored_at.isoformat() if letter.stored_at else None,
+        "track": letter.track,
+        "correlationId": letter.correlation_id,
+        "errorType": letter.error_type,
+        "error": letter.error,
+        "deliveries": letter.deliveries,
+        "subject": letter.original_subject,
+    }
 
 
 @dlq.command("show")
@@ -135,8 +147,9 @@ def _pretty(data: bytes) -> str:
 @click.argument("seq", type=int, required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Every dead letter (of --track, if given).")
 @click.option("--track", default=None, help="With --all: only this track's dead letters.")
-@click.option("--force", is_flag=True,
-              help="Even when the step is still 'running' (it is marked failed first).")
+@click.option(
+    "--force", is_flag=True, help="Even when the step is still 'running' (it is marked failed first)."
+)
 @async_command
 async def replay_cmd(seq: int | None, replay_all: bool, track: str | None, force: bool) -> None:
     """Publish dead letter SEQ (or --all) again to its original subject as a fresh attempt.

@@ -29,8 +29,10 @@ __all__ = ["cli", "main"]
 def cli(verbose: int) -> None:
     """Durable track coordination and background jobs on NATS JetStream."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=os.environ.get("TRACKS_LOG_LEVEL", logging.getLevelName(level)),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("TRACKS_LOG_LEVEL", logging.getLevelName(level)),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 cli.add_command(dev)

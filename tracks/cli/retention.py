@@ -24,8 +24,12 @@ def retention() -> None:
 
 
 @retention.command("run")
-@click.option("--older-than-days", type=float, default=None,
-              help="Purge what finished more than N days ago (default: TRACKS_RETENTION_S).")
+@click.option(
+    "--older-than-days",
+    type=float,
+    default=None,
+    help="Purge what finished more than N days ago (default: TRACKS_RETENTION_S).",
+)
 @async_command
 async def run_cmd(older_than_days: float | None) -> None:
     """Delete finished steps, their logs, finished workflow runs and their payloads; print counts."""
@@ -37,8 +41,9 @@ async def run_cmd(older_than_days: float | None) -> None:
     nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
     pool = await create_pool(endpoints.database_url, max_size=2)
     try:
-        payloads = PayloadStore(nc.jetstream(), threshold_bytes=settings.payload_threshold_bytes,
-                                ttl_s=settings.payload_ttl_s)
+        payloads = PayloadStore(
+            nc.jetstream(), threshold_bytes=settings.payload_threshold_bytes, ttl_s=settings.payload_ttl_s
+        )
         counts = await purge(pool, older_than_s=older_than_s, payloads=payloads)
     finally:
         await pool.close()

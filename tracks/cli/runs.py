@@ -10,7 +10,7 @@ import asyncpg
 import click
 
 from actors import LoadError, RunFailed, RunTimedOut, TracksClient, WaitTimeout, Workflow, load_workflows
-from actors.progress import ProgressError, progress, proceed, resume
+from actors.progress import ProgressError, proceed, progress, resume
 from actors.publisher import EventPublisher
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
@@ -33,7 +33,9 @@ def _workflow(target: str) -> Workflow:
                 return wf
         raise UserError(f"{module} has no workflow {name!r} (it has: {', '.join(w.name for w in found)})")
     if len(found) > 1:
-        raise UserError(f"{module} defines several workflows; name one: {module}:<{'|'.join(w.name for w in found)}>")
+        raise UserError(
+            f"{module} defines several workflows; name one: {module}:<{'|'.join(w.name for w in found)}>"
+        )
     return found[0]
 
 
@@ -44,7 +46,9 @@ def _workflow(target: str) -> Workflow:
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--correlation-id", default=None)
 @async_command
-async def run_cmd(workflow: str, payload: str, wait: bool, timeout: float, correlation_id: str | None) -> None:
+async def run_cmd(
+    workflow: str, payload: str, wait: bool, timeout: float, correlation_id: str | None
+) -> None:
     """Start a run of WORKFLOW (``module:name``); print its correlation ID, or with --wait its result.
 
     Exit codes with --wait: 0 completed, 1 failed or timed out, 2 still running when the wait ended.

@@ -46,8 +46,9 @@ def resolve_workflow(name: str) -> Workflow:
                 return wf
         raise UserError(f"{module_name} has no workflow {wanted!r} (it has: {available})")
     if len(found) > 1:
-        raise UserError(f"{module_name} defines several workflows ({available}); "
-                        f"name one: {module_name}:NAME")
+        raise UserError(
+            f"{module_name} defines several workflows ({available}); name one: {module_name}:NAME"
+        )
     return found[0]
 
 
@@ -71,8 +72,11 @@ def _headline(wf: Workflow) -> str:
     parts = [f"{len(wf)} track{'s' if len(wf) != 1 else ''}"]
     parts.append(f"run timeout {wf.timeout_s:g}s" if wf.timeout_s else "no run timeout")
     if any(p.manual for p in wf.phases):
-        parts.append("manual gates release themselves (auto_proceed)" if wf.auto_proceed
-                     else "manual gates wait for `tracks proceed CID`")
+        parts.append(
+            "manual gates release themselves (auto_proceed)"
+            if wf.auto_proceed
+            else "manual gates wait for `tracks proceed CID`"
+        )
     return f"workflow {wf.name}: " + ", ".join(parts)
 
 

@@ -3,4 +3,13 @@
 from .migrate import Migration, MigrationError, discover, migrate, migrations_dir, pending
 from .pool import create_pool, init_connection
 
-__all__ = ["Migration", "MigrationError", "create_pool", "discover", "init_connection", "migrate", "migrations_dir", "pending"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "create_pool",
+    "discover",
+    "init_connection",
+    "migrate",
+    "migrations_dir",
+    "pending",
+]

@@ -17,6 +17,9 @@ import asyncpg
 
 __all__ = ["Migration", "MigrationError", "discover", "migrate", "migrations_dir", "pending"]
 
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+"""A plain connection or one lent by a pool: the migrator needs only ``execute`` and ``fetch``."""
+
 _LOCK_KEY = 0x7472_6B73  # "trks"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -58,7 +61,7 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> list[Migration]:
+async def migrate(conn: Conn, directory: Path | None = None) -> list[Migration]:
     """Apply what is pending; return the migrations applied by this call."""
     pending = discover(directory)
     applied_now: list[Migration] = []
@@ -71,7 +74,9 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"]: r for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        }
         for migration in pending:
             known = done.get(migration.version)
             if known is not None:
@@ -85,7 +90,9 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
                 await conn.execute(migration.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version, migration.name, migration.checksum,
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
                 )
             applied_now.append(migration)
     finally:
@@ -93,8 +100,10 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
     return applied_now
 
 
-async def pending(conn: asyncpg.Connection, directory: Path | None = None) -> list[Migration]:
+async def pending(conn: Conn, directory: Path | None = None) -> list[Migration]:
     """Migrations not applied yet (all of them on an empty database)."""
     known = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")} if known else set()
+    applied = (
+        {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")} if known else set()
+    )
     return [m for m in discover(directory) if m.version not in applied]

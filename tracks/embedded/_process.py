@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 __all__ = ["free_port", "pid_alive", "port_open", "spawn", "stop_pid", "wait_for_port"]
@@ -81,10 +81,8 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None
 
 
 def _reap(pid: int) -> None:
-    try:
+    with suppress(ChildProcessError):  # not our child (a daemon started by another process)
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def spawn(
@@ -103,13 +101,28 @@ def spawn(
     """
     if not daemon:
         with open(log_file, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, user=user, group=group)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                user=user,
+                group=group,
+            )
         return proc.pid, proc
     # The server's own output goes to the log, so only the shell holds the pipe it prints on.
     script = '"$@" >>"$0" 2>&1 </dev/null & echo $!'
-    launcher = subprocess.run(["/bin/sh", "-c", script, str(log_file), *cmd], capture_output=True, text=True,
-                              start_new_session=True, user=user, group=group, stdin=subprocess.DEVNULL,
-                              timeout=30, check=True)
+    launcher = subprocess.run(
+        ["/bin/sh", "-c", script, str(log_file), *cmd],
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        user=user,
+        group=group,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=True,
+    )
     pid = int(launcher.stdout.strip())
     return pid, None

@@ -51,11 +51,15 @@ class NatsServer:
         self.port = self.port or free_port()
         cmd = [
             str(nats_server_binary()),
-            "-a", "127.0.0.1",
-            "-p", str(self.port),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
             "-js",
-            "-sd", str(self.data_dir / "jetstream"),
-            "--server_name", f"tracks-{self.port}",
+            "-sd",
+            str(self.data_dir / "jetstream"),
+            "--server_name",
+            f"tracks-{self.port}",
         ]
         self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon)
         wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")

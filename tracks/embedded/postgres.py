@@ -29,7 +29,9 @@ def postgres_bin_dir() -> Path:
     """``pgserver/pginstall/bin`` without importing pgserver (its import has side effects)."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("no PostgreSQL binaries: install the embedded extra (pip install 'tracks[embedded]')")
+        raise RuntimeError(
+            "no PostgreSQL binaries: install the embedded extra (pip install 'tracks[embedded]')"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -79,19 +81,29 @@ class PostgresServer:
         self.port = self.port or free_port()
         cmd = [
             str(postgres_bin_dir() / "postgres"),
-            "-D", str(self.pgdata),
-            "-h", "127.0.0.1",
-            "-p", str(self.port),
-            "-k", str(self.pgdata),
-            "-c", "max_connections=200",
+            "-D",
+            str(self.pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.pgdata),
+            "-c",
+            "max_connections=200",
         ]
         if self.fast:
             cmd += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
         self.log_file.touch()
         if user is not None:
             os.chown(self.log_file, user.pw_uid, user.pw_gid)
-        self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon, user=user.pw_uid if user else None,
-                                     group=user.pw_gid if user else None)
+        self.pid, self._proc = spawn(
+            cmd,
+            self.log_file,
+            daemon=daemon,
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+        )
 
         wait_for_port(self.port, timeout, "PostgreSQL", f" (see {self.log_file})")
         self._wait_ready(user, timeout)
@@ -112,7 +124,9 @@ class PostgresServer:
                 return
             except subprocess.CalledProcessError:
                 if time.monotonic() > deadline or not self.running:
-                    raise RuntimeError(f"PostgreSQL did not accept connections (see {self.log_file})") from None
+                    raise RuntimeError(
+                        f"PostgreSQL did not accept connections (see {self.log_file})"
+                    ) from None
                 time.sleep(0.1)
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -139,10 +153,13 @@ class PostgresServer:
         subprocess.run(
             [
                 str(postgres_bin_dir() / "initdb"),
-                "-D", str(self.pgdata),
+                "-D",
+                str(self.pgdata),
                 "--auth=trust",
-                "-U", "postgres",
-                "-E", "UTF8",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
                 "--no-sync",
             ],
             check=True,
@@ -153,8 +170,22 @@ class PostgresServer:
 
     def _psql(self, sql: str, user: pwd.struct_passwd | None) -> str:
         done = subprocess.run(
-            [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql],
+            [
+                str(postgres_bin_dir() / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tA",
+                "-c",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -169,8 +200,9 @@ class PostgresServer:
         try:
             user = pwd.getpwnam(_SYSTEM_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True, capture_output=True
+            )
             user = pwd.getpwnam(_SYSTEM_USER)
         for path in (self.data_dir.resolve(), postgres_bin_dir().resolve()):
             _allow_traverse(path)

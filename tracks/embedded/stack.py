@@ -46,7 +46,10 @@ class EmbeddedStack:
         """Start what is not running (reusing what is); return (nats_url, database_url)."""
         with self._locked():
             state = self._read_state()
-            for name, server, preferred in (("nats", self.nats, _NATS_PORT), ("postgres", self.postgres, _PG_PORT)):
+            for name, server, preferred in (
+                ("nats", self.nats, _NATS_PORT),
+                ("postgres", self.postgres, _PG_PORT),
+            ):
                 known = state.get(name, {})
                 if pid_alive(known.get("pid")) and port_open(int(known.get("port", 0))):
                     server.pid, server.port = int(known["pid"]), int(known["port"])
@@ -55,6 +58,7 @@ class EmbeddedStack:
                 if port_open(server.port):
                     server.port = 0  # someone else's server: pick a free port
                 server.start(daemon=True)
+                assert server.pid is not None
                 state[name] = {"pid": server.pid, "port": server.port}
             self._write_state(state)
         return self.nats.url, self.postgres.url
@@ -82,8 +86,9 @@ class EmbeddedStack:
             alive = pid_alive(known.get("pid"))
             if known.get("port"):
                 server.port = int(known["port"])
-            result.append(ServerStatus(name, alive, known.get("pid") if alive else None,
-                                       server.url if alive else None))
+            result.append(
+                ServerStatus(name, alive, known.get("pid") if alive else None, server.url if alive else None)
+            )
         return result
 
     @contextmanager

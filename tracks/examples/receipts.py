@@ -69,8 +69,12 @@ async def scan_mail(ctx: TrackContext, request: ScanRequest) -> MailScan:
     """Find receipt attachments in the mailbox (stand-in: derived from the request)."""
     vendors = ["AWS", "JetBrains", "Shinkansen", "AWS"]
     found = [
-        Attachment(message_id=f"{ctx.correlation_id[:8]}-{i}", filename=f"receipt-{i}.pdf",
-                   amount_jpy=1000 * (i + 1), vendor=vendors[i % len(vendors)])
+        Attachment(
+            message_id=f"{ctx.correlation_id[:8]}-{i}",
+            filename=f"receipt-{i}.pdf",
+            amount_jpy=1000 * (i + 1),
+            vendor=vendors[i % len(vendors)],
+        )
         for i in range(request.count)
     ]
     return MailScan(mailbox=request.mailbox, attachments=found)
@@ -96,8 +100,14 @@ async def organize(ctx: TrackContext, stored: Stored) -> Organized:
             continue
         seen.add(f.sha256)
         a = f.attachment
-        named.append(NamedFile(file_id=f.file_id, name=f"{a.vendor}_{a.amount_jpy}.pdf",
-                               amount_jpy=a.amount_jpy, vendor=a.vendor))
+        named.append(
+            NamedFile(
+                file_id=f.file_id,
+                name=f"{a.vendor}_{a.amount_jpy}.pdf",
+                amount_jpy=a.amount_jpy,
+                vendor=a.vendor,
+            )
+        )
     return Organized(files=named, duplicates_removed=len(stored.files) - len(named))
 
 
