@@ -34,7 +34,11 @@ __all__ = ["Claim", "ClaimResult", "Ledger", "LogRow", "StepFinish", "Verdict"]
 class Verdict(StrEnum):
     RUN = "run"
     ALREADY_DONE = "already_done"
-    """The step completed before: its recorded output is re-announced, the handler not run."""
+    """The message that completed the step, redelivered (its ack was lost, or the process died
+    between recording and announcing): the recorded output is re-announced, the handler not run."""
+    COMPLETED_BEFORE = "completed_before"
+    """Another message for a step that completed (a duplicate trigger, a fan-in's other
+    upstream arriving late): nothing to run or announce."""
     DUPLICATE = "duplicate"
     """Another message holds the step (a concurrent duplicate, or the other upstream of a fan-in)."""
     WAITING = "waiting"
@@ -152,8 +156,8 @@ WITH req AS (
            r.details, r.trace_id, r.seq, r.at
     FROM claimed c JOIN req r ON r.cid = c.correlation_id AND r.track = c.track_id
 )
-SELECT s.cid, s.track, c.attempts, c.status AS claimed, prior.status AS prior_status,
-       prior.output::text AS prior_output, s.run_status, s.deps_met,
+SELECT s.cid, s.track, s.seq, c.attempts, c.status AS claimed, prior.status AS prior_status,
+       prior.output::text AS prior_output, prior.activated_by, s.run_status, s.deps_met,
        CASE WHEN c.status = 'running' AND cardinality(s.deps) > 0 THEN
            (SELECT jsonb_object_agg(d.track_id, d.output) FROM track_steps d
             WHERE d.correlation_id = s.cid AND d.track_id = ANY (s.deps))::text END AS inputs
@@ -195,9 +199,10 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
     if row["claimed"] == "gated":
         return ClaimResult(Verdict.GATED)
     if row["prior_status"] == "completed":
-        return ClaimResult(
-            Verdict.ALREADY_DONE, output=json.loads(row["prior_output"]) if row["prior_output"] else {}
-        )
+        if row["activated_by"] == row["seq"]:  # the completing message itself, redelivered: re-announce
+            output = json.loads(row["prior_output"]) if row["prior_output"] else {}
+            return ClaimResult(Verdict.ALREADY_DONE, output=output)
+        return ClaimResult(Verdict.COMPLETED_BEFORE)
     if row["run_status"] == "timed_out":
         return ClaimResult(Verdict.CLOSED)
     if not row["deps_met"]:

@@ -82,6 +82,7 @@ class LedgerMiddleware:
         """Say in the records why the handler did not run (gated steps are recorded by the claim)."""
         reason = {
             Verdict.ALREADY_DONE: "step already completed: its output is re-announced",
+            Verdict.COMPLETED_BEFORE: "step already completed",
             Verdict.DUPLICATE: "step claimed by another message",
             Verdict.CLOSED: "the run timed out: resume it to continue",
         }.get(verdict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import asyncpg
 
 from subjects import EventType, RunOutcome, encode_event, headers, names
 
+from .batcher import GroupCommit
 from .publisher import EventPublisher
 
 __all__ = ["RunState", "Runs"]
@@ -22,21 +24,30 @@ __all__ = ["RunState", "Runs"]
 log = logging.getLogger(__name__)
 
 _COMPLETE_SQL = """
-WITH done AS (
-    SELECT count(*) AS n,
-           CASE WHEN cardinality($2::text[]) = 1 THEN (array_agg(output))[1]
-                ELSE jsonb_object_agg(track_id, output) END AS result
-    FROM track_steps WHERE correlation_id = $1 AND track_id = ANY ($2) AND status = 'completed'
+WITH req AS (
+    SELECT DISTINCT ON (cid) *
+    FROM jsonb_to_recordset($1::text::jsonb) AS r(cid text, leaves text[])
+    ORDER BY cid
+), done AS (
+    SELECT r.cid, cardinality(r.leaves) AS need, count(s.track_id) AS n,
+           CASE WHEN cardinality(r.leaves) = 1
+                THEN (array_agg(s.output) FILTER (WHERE s.track_id IS NOT NULL))[1]
+                ELSE jsonb_object_agg(s.track_id, s.output) FILTER (WHERE s.track_id IS NOT NULL)
+           END AS result
+    FROM req r LEFT JOIN track_steps s
+        ON s.correlation_id = r.cid AND s.track_id = ANY (r.leaves) AND s.status = 'completed'
+    GROUP BY r.cid, r.leaves
 ), flipped AS (
     UPDATE workflow_runs w
-    SET status = 'completed', result = done.result, finished_at = now(), updated_at = now()
-    FROM done WHERE w.correlation_id = $1 AND w.status = 'running' AND done.n = cardinality($2::text[])
-    RETURNING w.workflow, w.status, w.result
+    SET status = 'completed', result = d.result, finished_at = now(), updated_at = now()
+    FROM done d WHERE w.correlation_id = d.cid AND w.status = 'running' AND d.n = d.need
+    RETURNING w.correlation_id, w.workflow, w.status, w.result
 )
-SELECT workflow, status, result::text FROM flipped
-UNION ALL
-SELECT workflow, status, result::text FROM workflow_runs
-WHERE correlation_id = $1 AND NOT EXISTS (SELECT 1 FROM flipped)
+SELECT r.cid, coalesce(f.workflow, w.workflow) AS workflow, coalesce(f.status, w.status) AS status,
+       coalesce(f.result, w.result)::text AS result
+FROM req r
+LEFT JOIN flipped f ON f.correlation_id = r.cid
+LEFT JOIN workflow_runs w ON w.correlation_id = r.cid
 """
 
 
@@ -48,16 +59,37 @@ class RunState:
 
 
 class Runs:
+    """Run transitions; leaf checks are group-committed (one statement per batch of leaves)."""
+
     def __init__(self, pool: asyncpg.Pool, publisher: EventPublisher) -> None:
         self._pool = pool
         self._publisher = publisher
+        self._checks: GroupCommit[tuple[str, tuple[str, ...]], RunState | None] = GroupCommit(
+            self._check_batch, name="run-completion", max_batch=500, parallel=2
+        )
+
+    def start(self) -> None:
+        self._checks.start()
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        await self._checks.close(timeout_s=timeout_s)
+
+    async def _check_batch(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> list[RunState | None]:
+        batch = [{"cid": cid, "leaves": list(leaves)} for cid, leaves in items]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_COMPLETE_SQL, json.dumps(batch))
+        states = {
+            r["cid"]: RunState(r["workflow"], r["status"], json.loads(r["result"]) if r["result"] else None)
+            for r in rows
+            if r["workflow"] is not None
+        }
+        return [states.get(cid) for cid, _ in items]
 
     async def leaf_completed(self, correlation_id: str, leaves: tuple[str, ...]) -> RunState | None:
         """After a leaf step completed (or was re-announced): complete and announce the run if done."""
-        row = await self._pool.fetchrow(_COMPLETE_SQL, correlation_id, list(leaves))
-        if row is None:
+        state = await self._checks.submit((correlation_id, leaves))
+        if state is None:
             return None  # not a workflow run (a track triggered on its own)
-        state = RunState(row["workflow"], row["status"], json.loads(row["result"]) if row["result"] else None)
         if state.status == RunOutcome.COMPLETED:
             await self._announce(
                 state.workflow, RunOutcome.COMPLETED, correlation_id, {"result": state.result}

@@ -123,6 +123,7 @@ class Runtime:
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
         self._announcer = BreakerAnnouncer(self.ledger, publisher)
         self.runs = Runs(self.pool, publisher)
+        self.runs.start()
         self.payloads = PayloadStore(js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s)
         for track in self.tracks:
             worker = self._worker(track, publisher)
@@ -253,6 +254,8 @@ class Runtime:
             await self.advisories.stop()
         if self._announcer is not None:
             await self._announcer.close()
+        if self.runs is not None:  # leaf checks still queued; bounded like the ledger below
+            await self.runs.close(timeout_s=self.settings.shutdown_grace_s)
         if self.ledger is not None:  # bounded: with PostgreSQL away it would wait forever
             dropped = await self.ledger.close(timeout_s=self.settings.shutdown_grace_s)
             if dropped:

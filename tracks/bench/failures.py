@@ -57,7 +57,7 @@ async def measure_failures(
     retry_ms = [
         r["ms"]
         for r in await pool.fetch(
-            """SELECT extract(epoch FROM c.occurred_at - f.occurred_at) * 1000 AS ms
+            """SELECT (extract(epoch FROM c.occurred_at - f.occurred_at) * 1000)::float8 AS ms
            FROM processing_logs f JOIN processing_logs c USING (correlation_id, track_id)
            WHERE f.track_id = $1 AND f.event_type = 'failed' AND c.event_type = 'completed'""",
             retry_track,
