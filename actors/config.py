@@ -30,6 +30,7 @@ class TrackConfig:
     retry: RetryPolicy
     breaker_threshold: int
     breaker_cooldown_s: float
+    priority_aging_s: float
 
     @property
     def heartbeat_s(self) -> float:
@@ -55,6 +56,7 @@ def resolve(track: Track, settings: Settings) -> TrackConfig:
         time_limit_s=pick(o.time_limit_s, s.time_limit_s),
         breaker_threshold=int(pick(o.breaker_threshold, s.breaker_threshold)),
         breaker_cooldown_s=pick(o.breaker_cooldown_s, s.breaker_cooldown_s),
+        priority_aging_s=s.priority_aging_s,
     )
     problems = _problems(values, base_s, cap_s, s.stream_max_age_s)
     if problems:

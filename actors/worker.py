@@ -20,9 +20,9 @@ from contextlib import suppress
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from subjects import SubjectKind
+from subjects import SubjectKind, headers
 
-from .breaker import CircuitBreaker
+from .breaker import BreakerState, CircuitBreaker
 from .config import TrackConfig
 from .consumer import MessageSource
 from .context import TrackContext
@@ -33,6 +33,7 @@ from .ledger import Ledger, LogRow, StepFinish, Verdict
 from .middleware import Middleware, Next, Step, compose
 from .payloads import PayloadStore, is_ref
 from .plan import StepPlan
+from .priority import PriorityBuffer, level_of
 from .publisher import EventPublisher
 from .runs import Runs
 from .track import Track
@@ -69,6 +70,7 @@ class TrackWorker:
         self._payloads = payloads
         self._plan = StepPlan.of(track)
         self._probe: int | None = None  # id() of the half-open probe message
+        self._waiting: PriorityBuffer[Msg] = PriorityBuffer(aging_s=config.priority_aging_s)
         self._background: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
@@ -83,35 +85,71 @@ class TrackWorker:
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Fetch whenever at least half a batch of slots is free.
+        """Start waiting messages most urgent first; fetch ahead when half the look-ahead is free.
 
-        Fetching as soon as one slot frees would mean many one-message pulls, each a round
-        trip; waiting for half a batch keeps pulls large without leaving slots idle for long.
+        Messages are fetched a batch ahead of the free slots, so that among those pending the
+        higher-priority ones start first (:mod:`actors.priority`); fetching only when half the
+        look-ahead is free keeps pulls large (each pull is a round trip).
         """
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.track.name}-heartbeats")
-        batch = min(self.config.fetch_batch, self.config.concurrency)
-        low_water = max(1, batch // 2)
+        c = self.config
+        lookahead = max(1, min(c.fetch_batch, c.max_ack_pending - c.concurrency))
+        low_water = max(1, lookahead // 2)
         try:
             while not self._stopping.is_set():
-                free = self.config.concurrency - len(self._tasks)
-                if free < low_water and self._tasks:
+                if self._waiting and self.breaker.state is not BreakerState.CLOSED:
+                    await self._release_waiting(keep=self._probe)
+                self._dispatch()
+                room = lookahead - len(self._waiting)
+                if room < low_water and (self._tasks or self._waiting):
                     await self._wait_for_slot()
                     continue
-                allowed = self.breaker.allowance(min(free, batch))
+                allowed = self.breaker.allowance(room)
                 if allowed == 0:
                     await self._wait_for_breaker()
                     continue
-                self.fetches += 1
-                msgs = await self.source.fetch(allowed)
-                if allowed == 1 and self.breaker.state != "closed":
-                    if msgs:
-                        self._probe = id(msgs[0])
-                    else:
-                        self.breaker.probe_done()
-                for msg in msgs:
-                    self._spawn(msg)
+                self._hold(await self._fetch(allowed))
+                self._dispatch()
         finally:
             heartbeats.cancel()
+
+    def _dispatch(self) -> None:
+        """Start waiting messages in free slots, most urgent first (also run as each step ends,
+        so a freed slot never idles while the loop is inside a fetch)."""
+        if self._stopping.is_set() or not self._waiting:
+            return
+        if self.breaker.state is not BreakerState.CLOSED and (self._probe is None or len(self._waiting) > 1):
+            return  # only the half-open probe may start; the rest is handed back by the loop
+        free = self.config.concurrency - len(self._tasks)
+        if free > 0:
+            for msg in self._waiting.take(free):
+                self._spawn(msg)
+
+    async def _release_waiting(self, keep: int | None) -> None:
+        """The breaker opened: hand back what was fetched but not started (all but the probe)."""
+        for msg in self._waiting.drain():
+            if id(msg) == keep:
+                self._waiting.add(msg, 0)
+                continue
+            self._inflight.pop(id(msg), None)
+            await _quietly(msg.nak())
+
+    async def _fetch(self, allowed: int) -> list[Msg]:
+        self.fetches += 1
+        msgs = await self.source.fetch(allowed)
+        if allowed == 1 and self.breaker.state != "closed":
+            if msgs:
+                self._probe = id(msgs[0])
+            else:
+                self.breaker.probe_done()
+        return msgs
+
+    def _hold(self, msgs: list[Msg]) -> None:
+        """Fetched messages wait by priority; held from now on (heartbeats cover them)."""
+        now = time.monotonic()
+        for msg in msgs:
+            self._inflight[id(msg)] = (msg, now)
+            self._waiting.add(msg, level_of((msg.headers or {}).get(headers.PRIORITY)))
 
     async def _wait_for_slot(self) -> None:
         self._slot_freed.clear()
@@ -132,7 +170,6 @@ class TrackWorker:
             self._ignore_redelivery(msg, seq)
             return
         self._running_seqs.add(seq)
-        self._inflight[id(msg)] = (msg, time.monotonic())
         task = asyncio.create_task(self._process(msg))
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -147,6 +184,7 @@ class TrackWorker:
         settles the message instead: JetStream acks, naks and heartbeats by stream sequence.
         """
         self.redeliveries_ignored += 1
+        self._inflight.pop(id(msg), None)
         log.info(
             "%s: stream seq %d redelivered while still in progress here; not run twice", self.track.name, seq
         )
@@ -156,6 +194,7 @@ class TrackWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._dispatch()
         self._slot_freed.set()
 
     def stop_fetching(self) -> None:
@@ -163,7 +202,13 @@ class TrackWorker:
         self._slot_freed.set()
 
     async def finish_inflight(self, grace_s: float) -> int:
-        """Let in-flight steps finish; cancel (and nak) what is still running after ``grace_s``."""
+        """Let in-flight steps finish; cancel (and nak) what is still running after ``grace_s``.
+
+        Messages fetched but not started are nak'ed at once, for another replica to take.
+        """
+        for msg in self._waiting.drain():
+            self._inflight.pop(id(msg), None)
+            await _quietly(msg.nak())
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         left = list(self._tasks)
