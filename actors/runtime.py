@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -21,6 +23,7 @@ from subjects import dlq_stream, ensure_streams, tracks_stream
 from tracks import telemetry
 from tracks.connections import Endpoints, connect_nats, resolve_endpoints
 from tracks.db import create_pool, migrate, pending
+from tracks.monitoring import ResourceMonitor, report_resources
 from tracks.settings import Settings, load_settings
 
 from .advisories import MaxDeliveriesWatcher
@@ -83,6 +86,7 @@ class Runtime:
         self.runs: Runs | None = None
         self.payloads: PayloadStore | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._resources: asyncio.Task[None] | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
         self.api: ApiService | None = None
@@ -141,6 +145,10 @@ class Runtime:
             asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()
         ]
         self._reaper = asyncio.create_task(self._reap_timeouts(), name="run-timeouts")
+        monitor = ResourceMonitor("actor", f"{socket.gethostname()}-{os.getpid()}")
+        self._resources = asyncio.create_task(
+            report_resources(self.nc, monitor, s.metrics_interval_s, self._stop), name="resources"
+        )
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
         self.api = ApiService(self.nc, self.pool, workflows_of(self.tracks))
@@ -235,6 +243,8 @@ class Runtime:
             await self.api.stop()
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._resources is not None:
+            self._resources.cancel()
         for worker in self.workers.values():
             worker.stop_fetching()
         if self._loops:

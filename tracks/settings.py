@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     breaker_cooldown_s: PositiveFloat = 30.0
     """How long an open breaker waits before it lets one probe message through."""
 
+    metrics_interval_s: PositiveFloat = 30.0
+    """How often an actor reports CPU, RSS and open connections (log line + tracksapi.metrics.*)."""
     priority_aging_s: PositiveFloat = 10.0
     """Waiting this long lifts a pending message one priority level (low never starves)."""
     run_timeout_check_s: PositiveFloat = 5.0
