@@ -166,6 +166,9 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             "with_failure_handling": full.as_dict(),
             "without": bare.as_dict(),
             "cost_pct": round(100 * (1 - full.per_second / bare.per_second), 1) if bare.per_second else None,
+            "cpu_cost_pct": round(100 * (full.cpu_ms_per_workflow / bare.cpu_ms_per_workflow - 1), 1)
+            if bare.cpu_ms_per_workflow
+            else None,
         }
         raw_d = await _measure_raw_diamond(nc, prefix("rawd"), cfg.n)
         full_d = await _measure_runtime_diamond(nc, settings, prefix("rtd"), cfg.n)

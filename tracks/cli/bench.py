@@ -42,6 +42,13 @@ def _write_json(path: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=2))
 
 
+def _row(name: str, m: dict[str, Any]) -> str:
+    return (
+        f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
+        f" {m['cpu_ms_per_workflow']:10.3f}"
+    )
+
+
 def _stats(s: dict[str, float]) -> str:
     return f"p50 {s['p50']:.1f} ms  p99 {s['p99']:.1f} ms  (n={s['n']:.0f})" if s.get("n") else "no samples"
 
@@ -49,20 +56,16 @@ def _stats(s: dict[str, float]) -> str:
 def _print(results: dict[str, Any]) -> None:
     lin = results["linear"]
     click.echo(f"linear chain, {results['config']['stages']} tracks, burst of {lin['raw']['n']} workflows")
-    click.echo(f"{'':10} {'workflows/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'done':>7}")
+    click.echo(f"{'':10} {'workflows/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'done':>7} {'cpu ms/wf':>10}")
     for name in ("raw", "runtime"):
         m = lin[name]
-        click.echo(
-            f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
-        )
+        click.echo(_row(name, m))
     click.echo(f"ratio runtime/raw: {lin['ratio']}")
     dia = results["diamond"]
     click.echo(f"diamond A -> {{B, C}} -> D, burst of {dia['raw']['n']} workflows")
     for name in ("raw", "runtime"):
         m = dia[name]
-        click.echo(
-            f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
-        )
+        click.echo(_row(name, m))
     click.echo(f"ratio runtime/raw: {dia['ratio']}")
     f = results["failures"]
     click.echo(f"failure path ({f['runs']} runs, zero back-off):")
@@ -71,12 +74,13 @@ def _print(results: dict[str, Any]) -> None:
     hp = f["happy_path"]
     click.echo(
         f"  happy path with / without failure handling: {hp['with_failure_handling']['per_second']:.1f}"
-        f" / {hp['without']['per_second']:.1f} workflows/s (cost {hp['cost_pct']}%)"
+        f" / {hp['without']['per_second']:.1f} workflows/s (cost {hp['cost_pct']}%); CPU per workflow"
+        f" {hp['with_failure_handling']['cpu_ms_per_workflow']:.3f}"
+        f" / {hp['without']['cpu_ms_per_workflow']:.3f} ms"
+        f" (cost {hp['cpu_cost_pct']}%)"
     )
     paced = lin["paced"]
     click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
     for name in ("raw", "runtime"):
         m = paced[name]
-        click.echo(
-            f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
-        )
+        click.echo(_row(name, m))
