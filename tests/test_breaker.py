@@ -79,8 +79,7 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
     @wf.track(
         track,
         options=TrackOptions(
-            breaker_threshold=5,
-            breaker_cooldown_s=0.6,
+            breaker_cooldown_s=0.6,  # threshold: the default, 25
             concurrency=1,
             fetch_batch=1,
             max_deliver=50,
@@ -102,23 +101,23 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
     async with Runtime(list(wf), settings=settings) as runtime:
         worker = runtime.workers[track]
         client = TracksClient(js)
-        for i in range(12):
+        for i in range(30):
             await client.trigger(track, {"i": i})
         await eventually(lambda: _state(worker, BreakerState.OPEN), what="breaker open")
         failed_when_open = await count_logs(pool, track, "failed")
-        assert failed_when_open == 5  # concurrency 1: exactly the threshold, then no more fetches
+        assert failed_when_open == 25  # concurrency 1: exactly the threshold, then no more fetches
         await asyncio.sleep(0.3)  # within the cool-down: nothing fetched, nothing attempted
         assert await count_logs(pool, track, "failed") == failed_when_open
         info = await js.consumer_info("TRACKS", track)
-        assert info.num_pending + info.num_ack_pending >= 11  # still in the stream, nothing lost
+        assert info.num_pending + info.num_ack_pending >= 25  # still in the stream, nothing lost
 
         broken["on"] = False
         await eventually(lambda: _state(worker, BreakerState.CLOSED), what="breaker closed")
 
         async def all_done() -> bool:
-            return await count_logs(pool, track, "completed") == 12
+            return await count_logs(pool, track, "completed") == 30
 
-        await eventually(all_done, timeout=30, what="all 12 runs completed")
+        await eventually(all_done, timeout=30, what="all 30 runs completed")
     await sub.unsubscribe()
     moves = [
         r["event_type"]
