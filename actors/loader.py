@@ -6,10 +6,11 @@ import importlib
 import os
 import sys
 
+from .errors import WorkflowError
 from .track import Track
 from .workflow import Workflow
 
-__all__ = ["LoadError", "load_tracks", "load_workflows"]
+__all__ = ["LoadError", "load_tracks", "load_workflow", "load_workflows"]
 
 
 class LoadError(ValueError):
@@ -44,3 +45,25 @@ def load_tracks(targets: list[str]) -> list[Track]:
                 )
             chosen[name] = available[name]
     return list(chosen.values())
+
+
+def load_workflow(target: str) -> Workflow:
+    """``pkg.module:name``, or ``pkg.module`` when the module defines exactly one workflow."""
+    module_name, _, wanted = target.partition(":")
+    try:
+        found = load_workflows(module_name)
+    except (LoadError, WorkflowError):
+        raise
+    except Exception as exc:  # the module itself failed to import (syntax error, bad import, ...)
+        raise LoadError(f"cannot load {module_name!r}: {type(exc).__name__}: {exc}") from None
+    available = ", ".join(sorted(w.name for w in found))
+    if wanted:
+        for wf in found:
+            if wf.name == wanted:
+                return wf
+        raise LoadError(f"{module_name} has no workflow {wanted!r} (it has: {available})")
+    if len(found) > 1:
+        raise LoadError(
+            f"{module_name} defines several workflows ({available}); name one: {module_name}:NAME"
+        )
+    return found[0]

@@ -12,9 +12,12 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from actors.errors import WorkflowError
+from actors.loader import LoadError, load_workflow
+from actors.workflow import Workflow
 from tracks.settings import Settings, SettingsError, load_settings
 
-__all__ = ["UserError", "async_command", "get_settings", "parse_json_object"]
+__all__ = ["UserError", "async_command", "get_settings", "parse_json_object", "resolve_workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,3 +65,11 @@ def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
             raise UserError(f"{type(exc).__name__}: {exc}") from None
 
     return wrapper
+
+
+def resolve_workflow(target: str) -> Workflow:
+    """A workflow named on the command line (``pkg.module[:name]``), or one clear error line."""
+    try:
+        return load_workflow(target)
+    except (LoadError, WorkflowError) as exc:
+        raise UserError(str(exc)) from None

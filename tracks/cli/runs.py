@@ -9,34 +9,15 @@ from contextlib import asynccontextmanager
 import asyncpg
 import click
 
-from actors import LoadError, RunFailed, RunTimedOut, TracksClient, WaitTimeout, Workflow, load_workflows
+from actors import RunFailed, RunTimedOut, TracksClient, WaitTimeout
 from actors.progress import ProgressError, proceed, progress, resume
 from actors.publisher import EventPublisher
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
 
-from ._common import UserError, async_command, get_settings, parse_json_object
+from ._common import UserError, async_command, get_settings, parse_json_object, resolve_workflow
 
 __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
-
-
-def _workflow(target: str) -> Workflow:
-    """``module:name`` or ``module`` (when it defines exactly one workflow)."""
-    module, _, name = target.partition(":")
-    try:
-        found = load_workflows(module)
-    except LoadError as exc:
-        raise UserError(str(exc)) from None
-    if name:
-        for wf in found:
-            if wf.name == name:
-                return wf
-        raise UserError(f"{module} has no workflow {name!r} (it has: {', '.join(w.name for w in found)})")
-    if len(found) > 1:
-        raise UserError(
-            f"{module} defines several workflows; name one: {module}:<{'|'.join(w.name for w in found)}>"
-        )
-    return found[0]
 
 
 @click.command("run")
@@ -53,7 +34,7 @@ async def run_cmd(
 
     Exit codes with --wait: 0 completed, 1 failed or timed out, 2 still running when the wait ended.
     """
-    wf, body = _workflow(workflow), parse_json_object(payload)
+    wf, body = resolve_workflow(workflow), parse_json_object(payload)
     settings = get_settings()
     nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
     try:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import click
 
-from actors import LoadError, Workflow, WorkflowError, load_workflows
+from actors import Workflow, WorkflowError
 from actors.track import Track
 
-from ._common import UserError
+from ._common import resolve_workflow
 
-__all__ = ["mermaid", "render_text", "resolve_workflow", "topological", "workflow"]
+__all__ = ["mermaid", "render_text", "topological", "workflow"]
 
 
 @click.group()
@@ -29,27 +29,6 @@ def show(name: str, as_mermaid: bool) -> None:
     """Show NAME (``pkg.module:workflow``, or ``pkg.module`` when it defines one workflow)."""
     wf = resolve_workflow(name)
     click.echo(mermaid(wf) if as_mermaid else render_text(wf))
-
-
-def resolve_workflow(name: str) -> Workflow:
-    module_name, _, wanted = name.partition(":")
-    try:
-        found = load_workflows(module_name)
-    except (LoadError, WorkflowError) as exc:
-        raise UserError(str(exc)) from None
-    except Exception as exc:  # the module itself failed to import (syntax error, bad import, ...)
-        raise UserError(f"cannot load {module_name!r}: {type(exc).__name__}: {exc}") from None
-    available = ", ".join(sorted(w.name for w in found))
-    if wanted:
-        for wf in found:
-            if wf.name == wanted:
-                return wf
-        raise UserError(f"{module_name} has no workflow {wanted!r} (it has: {available})")
-    if len(found) > 1:
-        raise UserError(
-            f"{module_name} defines several workflows ({available}); name one: {module_name}:NAME"
-        )
-    return found[0]
 
 
 def topological(wf: Workflow) -> list[Track]:
