@@ -1,13 +1,8 @@
-"""One track's consume loop: fetch, run the middleware chain, settle the message.
+"""One track's consume loop: fetch ahead, start the most urgent, run the chain, settle.
 
-The worker owns every ack, nak and term; handlers only return or raise. Settlement order
-makes each outcome durable before the message is let go:
-
-- success: ``completed`` recorded (ledger middleware) → completion event published → ack
-- duplicate of a completed step: recorded output re-published (same ``Nats-Msg-Id``) → ack
-- retryable failure: ``failed`` attempt recorded → nak with back-off delay
-- permanent failure or last delivery: dead letter acknowledged by the DLQ stream →
-  step marked failed (durable) → ``failed`` event → term
+The worker owns every message while it is held (heartbeats, shutdown hand-back); what
+becomes of it after the chain ran — ack, nak, term, dead letter — is :mod:`actors.settlement`.
+Handlers only return or raise.
 """
 
 from __future__ import annotations
@@ -20,22 +15,22 @@ from contextlib import suppress
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from subjects import SubjectKind, headers
+from subjects import headers
 
 from .breaker import BreakerState, CircuitBreaker
 from .config import TrackConfig
 from .consumer import MessageSource
 from .context import TrackContext
-from .dead_letter import DeadLetter, DeadLetters
-from .decode import Activation, decode, fallback_correlation_id
+from .decode import Activation, decode
 from .errors import PoisonMessage
-from .ledger import Ledger, LogRow, StepFinish, Verdict
+from .ledger import Ledger
 from .middleware import Middleware, Next, Step, compose
 from .payloads import PayloadStore, is_ref
 from .plan import StepPlan
 from .priority import PriorityBuffer, level_of
 from .publisher import EventPublisher
 from .runs import Runs
+from .settlement import Settlement
 from .track import Track
 
 __all__ = ["TrackWorker"]
@@ -60,15 +55,10 @@ class TrackWorker:
         self.track = track
         self.config = config
         self.source = source
-        self._ledger = ledger
-        self._publisher = publisher
-        self._dead_letters = DeadLetters(publisher)
         self._chain: Next = compose(middleware, self._invoke)
-        self._targets = targets
+        self._settle = Settlement(track, config.retry, ledger, publisher, runs, StepPlan.of(track), targets)
         self.breaker = breaker
-        self._runs = runs
         self._payloads = payloads
-        self._plan = StepPlan.of(track)
         self._probe: int | None = None  # id() of the half-open probe message
         self._waiting: PriorityBuffer[Msg] = PriorityBuffer(aging_s=config.priority_aging_s)
         self._background: set[asyncio.Task[None]] = set()
@@ -240,7 +230,7 @@ class TrackWorker:
             try:
                 activation = decode(msg.subject, msg.data, msg.headers, meta.sequence.stream)
             except PoisonMessage as exc:
-                await self._dead_letter_poison(msg, exc)
+                await self._settle.poison(msg, exc)
                 return
             step = Step(self.track, msg, activation, self._context(msg, meta, activation))
             try:
@@ -248,9 +238,9 @@ class TrackWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._settle_failure(step, exc)
+                await self._settle.failure(step, exc)
                 return
-            await self._settle_success(step)
+            await self._settle.success(step)
         except asyncio.CancelledError:
             await _quietly(msg.nak())  # shutting down: hand it to another replica now
             raise
@@ -306,138 +296,6 @@ class TrackWorker:
         result = await self.track.handler(step.ctx, value)
         step.output = await self._payloads.offload(
             step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
-        )
-
-    # --- settlement ----------------------------------------------------------------------
-
-    async def _settle_success(self, step: Step) -> None:
-        """Completed (or re-announced): publish, settle the run if this was a leaf, ack.
-
-        Gated, waiting, closed and duplicate deliveries are simply acked: the ledger recorded
-        why, and the step is re-activated by ``proceed`` / the last upstream / ``resume``.
-        """
-        if step.verdict in (Verdict.RUN, Verdict.ALREADY_DONE):
-            ctx = step.ctx
-            await self._publisher.track_event(
-                self.track.name,
-                SubjectKind.COMPLETED,
-                ctx.correlation_id,
-                step.output or {},
-                user_id=ctx.user_id,
-                workflow=ctx.workflow,
-                targets=self._targets,
-            )
-            if self._plan.leaves:
-                await self._runs.leaf_completed(ctx.correlation_id, self._plan.leaves)
-        await step.msg.ack()
-
-    async def _settle_failure(self, step: Step, exc: Exception) -> None:
-        policy, ctx, msg = self.config.retry, step.ctx, step.msg
-        deliveries = ctx.deliveries
-        error = f"{type(exc).__name__}: {exc}"
-        permanent = policy.is_permanent(exc)
-        if not permanent and not policy.exhausted(deliveries):
-            delay = policy.delay_s(deliveries, exc)
-            self._ledger.record(
-                self._row(
-                    step,
-                    "failed",
-                    error,
-                    exc,
-                    {"willRetry": True, "retryInS": round(delay, 3), "deliveries": deliveries},
-                )
-            )
-            log.info(
-                "%s %s attempt %d failed (%s); retry in %.1fs",
-                self.track.name,
-                ctx.correlation_id,
-                ctx.attempt,
-                error,
-                delay,
-            )
-            await msg.nak(delay)
-            return
-        # The (fenced) failure first: a replica that lost the step to another must not dead-letter it.
-        details: dict[str, object] = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
-        if not await self._ledger.finish(
-            StepFinish("failed", self._row(step, "failed", error, exc, details), fence=step.claimed_attempt)
-        ):
-            log.warning(
-                "%s %s: failure of a step another replica took over; not dead-lettered",
-                self.track.name,
-                ctx.correlation_id,
-            )
-            await msg.ack()
-            return
-        first_failure = await self._ledger.first_failure(ctx.correlation_id, self.track.name)
-        await self._dead_letters.send(
-            msg,
-            DeadLetter(
-                self.track.name,
-                ctx.correlation_id,
-                type(exc).__name__,
-                str(exc),
-                deliveries,
-                DeadLetters.format_traceback(exc),
-                first_failure,
-            ),
-        )
-        await self._publisher.track_event(
-            self.track.name,
-            SubjectKind.FAILED,
-            ctx.correlation_id,
-            {"error": str(exc), "errorType": type(exc).__name__},
-            user_id=ctx.user_id,
-            workflow=ctx.workflow,
-        )
-        if self._plan.workflow is not None:
-            await self._runs.fail(ctx.correlation_id, self.track.name, error)
-        log.warning(
-            "%s %s dead-lettered after %d deliveries: %s",
-            self.track.name,
-            ctx.correlation_id,
-            deliveries,
-            error,
-        )
-        await msg.term()
-
-    async def _dead_letter_poison(self, msg: Msg, exc: PoisonMessage) -> None:
-        """Unusable on arrival: straight to the DLQ, a ``failed`` record, never redelivered."""
-        meta = msg.metadata
-        cid = fallback_correlation_id(msg.subject, msg.headers, meta.sequence.stream)
-        await self._dead_letters.send(
-            msg, DeadLetter(self.track.name, cid, "PoisonMessage", str(exc), meta.num_delivered)
-        )
-        await self._ledger.record_durably(
-            LogRow(
-                correlation_id=cid,
-                track=self.track.name,
-                event_type="failed",
-                attempt=meta.num_delivered,
-                error=str(exc),
-                error_type="PoisonMessage",
-                stream_seq=meta.sequence.stream,
-                details={"deadLettered": True, "permanent": True, "subject": msg.subject},
-            )
-        )
-        log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject, exc)
-        await msg.term()
-
-    @staticmethod
-    def _row(step: Step, event_type: str, error: str, exc: Exception, details: dict[str, object]) -> LogRow:
-        ctx = step.ctx
-        return LogRow(
-            correlation_id=ctx.correlation_id,
-            track=ctx.track,
-            event_type=event_type,
-            attempt=ctx.attempt,
-            error=error,
-            error_type=type(exc).__name__,
-            user_id=ctx.user_id,
-            trace_id=ctx.trace_id,
-            stream_seq=ctx.stream_seq,
-            duration_ms=(time.monotonic() - step.started) * 1000,
-            details=details,
         )
 
 
