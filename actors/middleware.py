@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nats.aio.msg import Msg
+from opentelemetry import context as otel_context
 
 from .context import TrackContext
 from .decode import Activation
@@ -32,6 +33,8 @@ class Step:
     activation: Activation
     ctx: TrackContext
     verdict: Verdict = Verdict.RUN
+    trace_context: otel_context.Context | None = None
+    """The step's span, for what happens after the chain (settlement publishes in its trace)."""
     claimed_attempt: int | None = None
     """The attempt the ledger granted (``None`` until the claim): fences this step's outcome."""
     input: dict[str, Any] | None = None

@@ -34,7 +34,8 @@ class TracingMiddleware:
                 "messaging.nats.delivery_count": step.ctx.deliveries,
             },
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        step.trace_context = trace.set_span_in_context(span)
+        token = otel_context.attach(step.trace_context)
         try:
             step.ctx.trace_id = telemetry.trace_id_of(span)
             await call_next(step)

@@ -8,11 +8,14 @@ Handlers only return or raise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 
 from nats.aio.msg import Msg
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from subjects import headers
@@ -238,9 +241,11 @@ class TrackWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._settle.failure(step, exc)
+                with _in_trace(step):
+                    await self._settle.failure(step, exc)
                 return
-            await self._settle.success(step)
+            with _in_trace(step):  # its events continue the step's trace: one trace per run
+                await self._settle.success(step)
         except asyncio.CancelledError:
             await _quietly(msg.nak())  # shutting down: hand it to another replica now
             raise
@@ -297,6 +302,16 @@ class TrackWorker:
         step.output = await self._payloads.offload(
             step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
         )
+
+
+@contextlib.contextmanager
+def _in_trace(step: Step) -> Iterator[None]:
+    token = otel_context.attach(step.trace_context) if step.trace_context is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            otel_context.detach(token)
 
 
 def _summary(exc: ValidationError) -> str:
