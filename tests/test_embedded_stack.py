@@ -28,6 +28,7 @@ async def test_up_reuses_adopts_and_stops(stack):
     again = EmbeddedStack(stack.data_dir)
     _, db_url_again = again.up()
     assert again.postgres.pid == first["postgres"]
+    assert again.nats.pid == first["nats"]  # adopted, not a second server beside an orphan
     conn = await asyncpg.connect(db_url_again)
     assert await conn.fetchval("SELECT current_database()") == "tracks"
     await conn.close()
@@ -35,4 +36,5 @@ async def test_up_reuses_adopts_and_stops(stack):
     stopped = again.down()
     assert "postgres" in stopped
     assert not pid_alive(first["postgres"])
+    assert not pid_alive(first["nats"])
     assert all(not s.running for s in again.status())

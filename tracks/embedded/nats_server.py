@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._process import free_port, pid_alive, spawn, stop_pid, wait_for_port
+from ._process import free_port, pid_alive, port_open, spawn, stop_pid, wait_for_port
 
 __all__ = ["NatsServer", "nats_server_binary"]
 
@@ -46,8 +47,26 @@ class NatsServer:
     def log_file(self) -> Path:
         return self.data_dir / "nats-server.log"
 
+    @property
+    def _info_file(self) -> Path:
+        return self.data_dir / "server.json"
+
+    def adopt_running(self) -> bool:
+        """Take over a server already running on this data dir (e.g. after a lost state file)."""
+        try:
+            info = json.loads(self._info_file.read_text())
+            pid, port = int(info["pid"]), int(info["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not (pid_alive(pid) and port_open(port)):
+            return False
+        self.pid, self.port = pid, port
+        return True
+
     def start(self, timeout: float = 20.0, *, daemon: bool = False) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.adopt_running():
+            return
         self.port = self.port or free_port()
         cmd = [
             str(nats_server_binary()),
@@ -63,6 +82,7 @@ class NatsServer:
         ]
         self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon)
         wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
+        self._info_file.write_text(json.dumps({"pid": self.pid, "port": self.port}))
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.pid is not None:
