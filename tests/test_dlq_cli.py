@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -15,36 +11,13 @@ from nats.js.errors import NotFoundError
 
 from actors import PermanentError, Runtime, TrackContext, TracksClient, Workflow
 from tests.conftest import Servers
-from tests.support.actor_process import REPO, tracks_command
+from tests.support.cli import run_tracks
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.waiting import eventually
 from tracks.settings import Settings
 
 BROKEN: set[str] = set()
 """Tracks whose handler fails (the "bug"); a test fixes one by removing it."""
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def tracks(servers: Servers, *args: str, stdin: str | None = None) -> Result:
-    env = {**os.environ, "TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url}
-    env.pop("TRACKS_LOG_LEVEL", None)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [*tracks_command(), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        input=stdin or "",
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def bookkeeping(prefix: str) -> Workflow:
@@ -95,13 +68,13 @@ async def test_ls_show_then_replay_after_the_fix_completes_the_workflow(
         seq = (await js.get_last_msg("DLQ", f"dlq.{sink}.{cid}")).seq
         assert seq is not None
 
-        listed = await tracks(servers, "dlq", "ls", "--track", sink)
+        listed = await run_tracks(servers, "dlq", "ls", "--track", sink)
         assert listed.code == 0, listed
         [line] = listed.out.splitlines()
         for part in (str(seq), sink, cid, "PermanentError", "the bookkeeping API rejected the entry"):
             assert part in line, line
 
-        shown = await tracks(servers, "dlq", "show", str(seq))
+        shown = await run_tracks(servers, "dlq", "show", str(seq))
         assert shown.code == 0, shown
         assert f"Tracks-Original-Subject: tracks.{src}.completed.{cid}" in shown.out
         assert "Tracks-Error: the bookkeeping API rejected the entry" in shown.out
@@ -110,7 +83,7 @@ async def test_ls_show_then_replay_after_the_fix_completes_the_workflow(
         assert 'raise PermanentError("the bookkeeping API rejected the entry")' in shown.out
 
         BROKEN.discard(sink)
-        replayed = await tracks(servers, "dlq", "replay", str(seq))
+        replayed = await run_tracks(servers, "dlq", "replay", str(seq))
         assert replayed.code == 0, replayed
         assert replayed.out.startswith(f"{seq} → tracks.{src}.completed.{cid}")
 
@@ -118,7 +91,7 @@ async def test_ls_show_then_replay_after_the_fix_completes_the_workflow(
             return (await step_statuses(pool, sink)).get(cid) == "completed"
 
         await eventually(booked, timeout=30, what="the replayed step to complete")
-        again = await tracks(servers, "dlq", "replay", str(seq))
+        again = await run_tracks(servers, "dlq", "replay", str(seq))
 
     output = await pool.fetchval(
         "SELECT output FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, sink
@@ -155,11 +128,11 @@ async def test_replay_all_of_one_track_and_purge_another(
             await client.trigger(other, {"n": n})
         await _dead_letters(js, src, 3)
         await _dead_letters(js, other, 2)
-        listed = await tracks(servers, "dlq", "ls", "--track", other, "--json")
+        listed = await run_tracks(servers, "dlq", "ls", "--track", other, "--json")
         assert [json.loads(line)["track"] for line in listed.out.splitlines()] == [other, other]
 
         BROKEN.discard(src)
-        replayed = await tracks(servers, "dlq", "replay", "--all", "--track", src)
+        replayed = await run_tracks(servers, "dlq", "replay", "--all", "--track", src)
         assert replayed.code == 0, replayed
         assert len(replayed.out.splitlines()) == 3
 
@@ -170,11 +143,11 @@ async def test_replay_all_of_one_track_and_purge_another(
 
     assert await stream_subjects(js, "DLQ", f"dlq.{src}.*") == {}
     assert len(await stream_subjects(js, "DLQ", f"dlq.{other}.*")) == 2
-    refused = await tracks(servers, "dlq", "purge", "--track", other)
+    refused = await run_tracks(servers, "dlq", "purge", "--track", other)
     assert refused.code == 1
     assert "Aborted" in refused.err
     assert len(await stream_subjects(js, "DLQ", f"dlq.{other}.*")) == 2
-    purged = await tracks(servers, "dlq", "purge", "--track", other, "--yes")
+    purged = await run_tracks(servers, "dlq", "purge", "--track", other, "--yes")
     assert purged.code == 0, purged
     assert purged.out.strip() == "purged 2 dead letter(s)"
     assert await stream_subjects(js, "DLQ", f"dlq.{other}.*") == {}
@@ -204,12 +177,12 @@ async def test_replay_of_a_step_still_running_is_refused_unless_forced(
             other,
         )
         BROKEN.discard(other)
-        refused = await tracks(servers, "dlq", "replay", str(seq))
+        refused = await run_tracks(servers, "dlq", "replay", str(seq))
         assert refused.code == 1, refused
         [line] = refused.err.strip().splitlines()
         assert f"step {other} of run {cid} is still 'running'" in line
         assert (await js.get_msg("DLQ", seq)).seq == seq
-        forced = await tracks(servers, "dlq", "replay", str(seq), "--force")
+        forced = await run_tracks(servers, "dlq", "replay", str(seq), "--force")
         assert forced.code == 0, forced
 
         async def completed() -> bool:
@@ -240,7 +213,7 @@ async def test_replay_of_a_step_still_running_is_refused_unless_forced(
 async def test_dlq_user_errors_are_one_line_and_exit_1(
     servers: Servers, migrated: None, js: JetStreamContext, args: list[str], expected: str
 ) -> None:
-    result = await tracks(servers, *args)
+    result = await run_tracks(servers, *args)
     assert result.code == 1, result
     assert "Traceback" not in result.err
     [line] = result.err.strip().splitlines()

@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import subprocess
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
-from actors import Runtime, TrackContext, Workflow
+from actors import Runtime
 from tests.conftest import Servers
-from tests.support.actor_process import REPO, tracks_command
+from tests.support.cli import Result, run_tracks
 from tests.support.records import consumer_idle, stream_subjects
 from tests.support.waiting import count_logs, eventually
+from tests.support.workflows import passthrough_pair
 from tracks.embedded._process import free_port
 from tracks.settings import Settings
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def tracks(servers: Servers, *args: str, nats_url: str | None = None) -> Result:
-    """Run ``tracks ARGS`` against the test servers (never the embedded default)."""
-    env = {
-        **os.environ,
-        "TRACKS_NATS_URL": nats_url or servers.nats_url,
-        "TRACKS_DATABASE_URL": servers.database_url,
-    }
-    env.pop("TRACKS_LOG_LEVEL", None)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [*tracks_command(), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def assert_one_line_error(result: Result, expected: str) -> None:
@@ -74,7 +44,7 @@ async def test_user_errors_are_one_line_and_exit_1(
     servers: Servers, migrated: None, args: list[str], expected: str
 ) -> None:
     """Bad JSON, bad names, an unknown module, track or run: one ``Error:`` line, exit 1, no traceback."""
-    assert_one_line_error(await tracks(servers, *args), expected)
+    assert_one_line_error(await run_tracks(servers, *args), expected)
 
 
 @pytest.mark.parametrize(
@@ -90,14 +60,14 @@ async def test_bad_names_are_refused_before_any_server_is_contacted(
 ) -> None:
     """A name that can never be valid is reported as such, not as "cannot reach a server"."""
     unreachable = f"nats://127.0.0.1:{free_port()}"
-    assert_one_line_error(await tracks(servers, *args, nats_url=unreachable), expected)
+    assert_one_line_error(await run_tracks(servers, *args, nats_url=unreachable), expected)
 
 
 async def test_trigger_without_a_reachable_server_fails_fast(servers: Servers) -> None:
     """With NATS unreachable, ``tracks trigger`` says so in one line and exits 1 (within the
     subprocess timeout) instead of retrying the connection forever."""
     unreachable = f"nats://127.0.0.1:{free_port()}"
-    result = await tracks(servers, "trigger", "x", "--payload", "{}", nats_url=unreachable)
+    result = await run_tracks(servers, "trigger", "x", "--payload", "{}", nats_url=unreachable)
     assert result.code == 1, result
     assert "Traceback" not in result.err
     assert result.err.startswith("Error: cannot reach a server"), result.err
@@ -109,9 +79,9 @@ async def test_trigger_publishes_once_per_correlation_id(
 ) -> None:
     """``tracks trigger`` prints the correlation ID; the same ID again is reported as a duplicate."""
     track, cid = f"{unique}-cli", f"{unique}-cid"
-    first = await tracks(servers, "trigger", track, "--payload", '{"n": 1}', "--correlation-id", cid)
-    again = await tracks(servers, "trigger", track, "--payload", '{"n": 1}', "--correlation-id", cid)
-    generated = await tracks(servers, "trigger", track)
+    first = await run_tracks(servers, "trigger", track, "--payload", '{"n": 1}', "--correlation-id", cid)
+    again = await run_tracks(servers, "trigger", track, "--payload", '{"n": 1}', "--correlation-id", cid)
+    generated = await run_tracks(servers, "trigger", track)
     assert (first.code, first.out.strip(), first.err) == (0, cid, ""), first
     assert (again.code, again.out.strip()) == (0, f"{cid} (duplicate: already triggered)"), again
     assert generated.code == 0, generated
@@ -127,19 +97,11 @@ async def test_chain_prints_the_timeline_of_a_run(
 ) -> None:
     """``tracks chain CID`` lists every recorded event in order, then each step's status."""
     up, down = f"{unique}-up", f"{unique}-down"
-    wf = Workflow(f"cli-{unique}")
-
-    @wf.track(up)
-    async def first(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
-        return payload
-
-    @wf.track(down, after=[up])
-    async def second(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
-        return payload
+    wf = passthrough_pair(f"cli-{unique}", up, down)
 
     cid = f"{unique}-run"
     async with Runtime(list(wf), settings=settings):
-        triggered = await tracks(servers, "trigger", up, "--payload", '{"n": 1}', "--correlation-id", cid)
+        triggered = await run_tracks(servers, "trigger", up, "--payload", '{"n": 1}', "--correlation-id", cid)
         assert triggered.code == 0, triggered
 
         async def done() -> bool:
@@ -149,7 +111,7 @@ async def test_chain_prints_the_timeline_of_a_run(
 
         await eventually(done, timeout=30, what="the run to finish")
 
-    result = await tracks(servers, "chain", cid)
+    result = await run_tracks(servers, "chain", cid)
     assert result.code == 0, result
     assert result.err == ""
     timeline, _, summary = result.out.partition("\n\n")

@@ -10,21 +10,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from actors import Runtime, TrackContext, TracksClient, Workflow
 from tests.support.records import step_statuses
 from tests.support.waiting import count_logs, eventually
+from tests.support.workflows import passthrough_pair
 from tracks.settings import Settings
-
-
-def two_tracks(up: str, down: str) -> Workflow:
-    wf = Workflow(f"consumer-{down}")
-
-    @wf.track(up)
-    async def first(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
-        return payload
-
-    @wf.track(down, after=[up])
-    async def second(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
-        return payload
-
-    return wf
 
 
 async def test_a_drifted_consumer_is_updated_at_start(
@@ -33,7 +20,7 @@ async def test_a_drifted_consumer_is_updated_at_start(
     """A durable left behind with other ack_wait / max_deliver / max_ack_pending and a narrower
     filter gets the runtime's config when the runtime starts, and then consumes with it."""
     up, down = f"{unique}-up", f"{unique}-down"
-    wf = two_tracks(up, down)
+    wf = passthrough_pair(f"consumer-{down}", up, down)
     await js.add_consumer(
         "TRACKS",
         ConsumerConfig(

@@ -13,8 +13,8 @@ from actors import TracksClient
 from tests.conftest import Servers
 from tests.support.actor_app import track_names
 from tests.support.actor_process import ActorProcess
-from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
-from tests.support.waiting import count_logs, eventually
+from tests.support.records import event_counts, step_statuses, stream_subjects
+from tests.support.waiting import chain_settled, count_logs, eventually
 
 RUNS = 300
 
@@ -54,14 +54,9 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing_and_completes_nothin
 
         second.start()
 
-        async def all_completed() -> bool:
-            return (
-                await count_logs(pool, nxt, "completed") >= RUNS
-                and await consumer_idle(js, work) is not None
-                and await consumer_idle(js, nxt) is not None
-            )
-
-        await eventually(all_completed, timeout=60, what=f"{RUNS} runs; log:\n{second.output()}")
+        await chain_settled(
+            pool, js, (work, nxt), RUNS, timeout=60, what=f"{RUNS} runs; log:\n{second.output()}"
+        )
     finally:
         first.kill()
         second.kill()

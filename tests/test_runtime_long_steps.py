@@ -12,7 +12,7 @@ from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
-from tests.support.waiting import count_logs, eventually
+from tests.support.waiting import chain_settled, count_logs, eventually
 from tracks.connections import connect_nats
 from tracks.settings import Settings
 
@@ -67,14 +67,9 @@ async def test_a_redelivery_of_a_running_step_does_not_run_it_again(
                 await asyncio.sleep(1.5)  # the outage: longer than the ack wait
                 await asyncio.to_thread(server.start)
 
-                async def done() -> bool:
-                    return (
-                        await count_logs(pool, nxt, "completed") >= 5
-                        and await consumer_idle(js, work) is not None
-                        and await consumer_idle(js, nxt) is not None
-                    )
-
-                await eventually(done, timeout=40, what="5 long steps after the outage")
+                await chain_settled(
+                    pool, js, (work, nxt), 5, timeout=40, what="5 long steps after the outage"
+                )
                 redelivered = runtime.workers[work].redeliveries_ignored
             assert redelivered > 0, "the outage did not cause redeliveries; the test proves nothing"
             for track in (work, nxt):

@@ -13,9 +13,9 @@ from actors import Runtime, TracksClient
 from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
-from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
+from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
-from tests.support.waiting import count_logs, eventually
+from tests.support.waiting import chain_settled, count_logs, eventually
 from tracks.connections import connect_nats
 from tracks.settings import Settings, load_settings
 
@@ -53,14 +53,14 @@ async def test_actor_survives_a_nats_server_restart(
                 for n in range(AFTER):
                     cids.add((await client.trigger(work, {"n": BEFORE + n}))[0])
 
-                async def all_done() -> bool:
-                    return (
-                        await count_logs(pool, nxt, "completed") >= BEFORE + AFTER
-                        and await consumer_idle(js, work) is not None
-                        and await consumer_idle(js, nxt) is not None
-                    )
-
-                await eventually(all_done, timeout=60, what=f"{BEFORE + AFTER} runs after the restart")
+                await chain_settled(
+                    pool,
+                    js,
+                    (work, nxt),
+                    BEFORE + AFTER,
+                    timeout=60,
+                    what=f"{BEFORE + AFTER} runs after the restart",
+                )
                 rebinds = sum(w.source.rebinds for w in runtime.workers.values())
 
             assert len(cids) == BEFORE + AFTER
@@ -119,14 +119,14 @@ async def test_sigterm_while_nats_is_down_exits_cleanly_and_loses_nothing(
             await asyncio.to_thread(server.start)
             second.start()
 
-            async def all_done() -> bool:
-                return (
-                    await count_logs(pool, nxt, "completed") >= len(cids)
-                    and await consumer_idle(js, work) is not None
-                    and await consumer_idle(js, nxt) is not None
-                )
-
-            await eventually(all_done, timeout=60, what=f"every run after restart; log:\n{second.output()}")
+            await chain_settled(
+                pool,
+                js,
+                (work, nxt),
+                len(cids),
+                timeout=60,
+                what=f"every run after restart; log:\n{second.output()}",
+            )
             for track in (work, nxt):
                 assert await event_counts(pool, track, "completed") == dict.fromkeys(cids, 1), track
         finally:

@@ -12,9 +12,9 @@ from actors import Runtime, TracksClient
 from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
-from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
+from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_postgres
-from tests.support.waiting import count_logs, eventually
+from tests.support.waiting import chain_settled, count_logs, eventually
 from tracks.db import create_pool
 from tracks.settings import Settings
 
@@ -59,14 +59,9 @@ async def test_actor_rides_out_a_postgres_outage(
                 assert announced < RUNS, "all runs finished before the outage; it proves nothing"
                 await asyncio.to_thread(pg.start)
 
-                async def all_done() -> bool:
-                    return (
-                        await count_logs(pool, nxt, "completed") >= RUNS
-                        and await consumer_idle(js, work) is not None
-                        and await consumer_idle(js, nxt) is not None
-                    )
-
-                await eventually(all_done, timeout=60, what=f"{RUNS} runs after the outage")
+                await chain_settled(
+                    pool, js, (work, nxt), RUNS, timeout=60, what=f"{RUNS} runs after the outage"
+                )
                 assert runtime.ledger is not None
                 assert runtime.ledger.transient_failures > 0, "the runtime never noticed the outage"
 
@@ -119,14 +114,14 @@ async def test_sigterm_during_a_postgres_outage_exits_and_loses_nothing(
             await asyncio.to_thread(pg.start)
             second.start()
 
-            async def all_done() -> bool:
-                return (
-                    await count_logs(pool, nxt, "completed") >= len(cids)
-                    and await consumer_idle(js, work) is not None
-                    and await consumer_idle(js, nxt) is not None
-                )
-
-            await eventually(all_done, timeout=60, what=f"every run after restart; log:\n{second.output()}")
+            await chain_settled(
+                pool,
+                js,
+                (work, nxt),
+                len(cids),
+                timeout=60,
+                what=f"every run after restart; log:\n{second.output()}",
+            )
             for track in (work, nxt):
                 assert await event_counts(pool, track, "completed") == dict.fromkeys(cids, 1), track
         finally:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
+from nats.js import JetStreamContext
 
-__all__ = ["count_logs", "eventually"]
+__all__ = ["chain_settled", "count_logs", "eventually"]
 
 
 async def eventually(
@@ -30,3 +31,23 @@ async def count_logs(pool: asyncpg.Pool, track: str, event_type: str) -> int:
         "SELECT count(*) FROM processing_logs WHERE track_id = $1 AND event_type = $2", track, event_type
     )
     return int(value)
+
+
+async def chain_settled(
+    pool: asyncpg.Pool,
+    js: JetStreamContext,
+    tracks: Sequence[str],
+    runs: int,
+    *,
+    timeout: float = 60.0,
+    what: str = "",
+) -> None:
+    """Wait until the last of ``tracks`` completed ``runs`` steps and every track's consumer is idle."""
+    from tests.support.records import consumer_idle
+
+    async def settled() -> bool:
+        if await count_logs(pool, tracks[-1], "completed") < runs:
+            return False
+        return all([await consumer_idle(js, t) is not None for t in tracks])
+
+    await eventually(settled, timeout=timeout, what=what or f"{runs} runs through {', '.join(tracks)}")
