@@ -23,6 +23,7 @@ from subjects import dlq_stream, ensure_streams, tracks_stream
 from tracks import telemetry
 from tracks.connections import Endpoints, connect_nats, resolve_endpoints
 from tracks.db import create_pool, migrate, pending
+from tracks.gc_tuning import tune_gc
 from tracks.monitoring import ResourceMonitor, report_resources
 from tracks.settings import Settings, load_settings
 
@@ -108,6 +109,8 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         telemetry.configure_tracing(self.name)
+        if s.gc_tuning:
+            tune_gc()
         self.endpoints = await asyncio.to_thread(resolve_endpoints, s)
         self.nc = await connect_nats(s, self.endpoints.nats_url, name=self.name)
         js = self.nc.jetstream()

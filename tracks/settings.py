@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     """Waiting this long lifts a pending message one priority level (low never starves)."""
     run_timeout_check_s: PositiveFloat = 5.0
     """How often each runtime looks for workflow runs past their deadline."""
+    gc_tuning: bool = True
+    """Freeze the start-up heap and raise the collector's thresholds (see :mod:`tracks.gc_tuning`)."""
 
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500

@@ -16,6 +16,7 @@ from actors import Runtime, TrackContext, Workflow
 from subjects import STREAM, dlq_stream, ensure_streams, headers, tracks_stream
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
+from tracks.gc_tuning import tune_gc
 from tracks.settings import Settings
 
 from .driver import Measurement, drive
@@ -131,6 +132,8 @@ async def _measure_runtime_diamond(nc: NATS, settings: Settings, prefix: str, n:
 
 
 async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
+    if settings.gc_tuning:  # before the baseline too: every contender runs in the same process
+        tune_gc()
     endpoints = resolve_endpoints(settings)
     nc = await connect_nats(settings, endpoints.nats_url, name="tracks-bench")
     run_id = uuid.uuid4().hex[:6]
