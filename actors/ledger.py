@@ -26,6 +26,8 @@ from typing import Any
 
 import asyncpg
 
+from subjects.jsonwire import dumps
+
 from .batcher import GroupCommit
 
 __all__ = ["Claim", "ClaimResult", "Ledger", "LogRow", "StepFinish", "Verdict"]
@@ -211,8 +213,8 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
 
 
 def _dumps(rows: list[dict[str, Any]]) -> str:
-    """A whole batch as one JSON document: one C-level encode instead of per-element array encoding."""
-    return json.dumps(rows, separators=(",", ":"), default=str)
+    """A whole batch as one JSON document: one native encode instead of per-element array encoding."""
+    return dumps(rows)
 
 
 class Ledger:

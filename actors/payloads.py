@@ -28,6 +28,8 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, DigestMismatchError, NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
+from subjects.jsonwire import dumpb
+
 from .errors import PoisonMessage
 
 __all__ = ["REF_KEY", "PayloadCorrupt", "PayloadMissing", "PayloadRef", "PayloadStore", "encoded", "is_ref"]
@@ -67,7 +69,7 @@ class PayloadRef:
 
 def encoded(payload: dict[str, Any]) -> bytes:
     """The payload's compact JSON: what is measured against the threshold and what is stored."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumpb(payload)
 
 
 def is_ref(payload: object) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from subjects import EventType, RunOutcome, encode_event, headers, names
+from subjects.jsonwire import dumps
 
 from .batcher import GroupCommit
 from .publisher import EventPublisher
@@ -77,7 +78,7 @@ class Runs:
     async def _check_batch(self, items: Sequence[tuple[str, tuple[str, ...]]]) -> list[RunState | None]:
         batch = [{"cid": cid, "leaves": list(leaves)} for cid, leaves in items]
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_COMPLETE_SQL, json.dumps(batch))
+            rows = await conn.fetch(_COMPLETE_SQL, dumps(batch))
         states = {
             r["cid"]: RunState(r["workflow"], r["status"], json.loads(r["result"]) if r["result"] else None)
             for r in rows

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from .jsonwire import dumpb
 
 __all__ = ["EventMetadata", "EventType", "TrackEvent", "encode_event"]
 
@@ -82,4 +83,4 @@ def encode_event(
     if workflow is not None:
         metadata["workflow"] = workflow
     event = {"trackId": track_id, "eventType": str(event_type), "payload": payload, "metadata": metadata}
-    return json.dumps(event, separators=(",", ":"), default=str).encode()
+    return dumpb(event)
