@@ -14,11 +14,12 @@ import nats.errors
 from nats.js import JetStreamContext, api
 from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from subjects import EventType, SubjectKind, encode_event, headers, names
 from tracks import telemetry
+
+from .deadlines import Deadlines
 
 __all__ = ["EventPublisher"]
 
@@ -43,13 +44,13 @@ class EventPublisher:
     async def publish(
         self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None
     ) -> PubAck:
-        span = telemetry.tracer().start_span(
+        span = telemetry.start_span(
             f"{subject} publish",
             kind=SpanKind.PRODUCER,
             attributes={"messaging.system": "nats", "messaging.destination.name": subject},
         )
         try:
-            telemetry.inject(hdrs, trace.set_span_in_context(span))
+            telemetry.inject_span(hdrs, span)
             return await self._publish_retrying(subject, body, hdrs, stream)
         finally:
             span.end()
@@ -87,12 +88,16 @@ class EventPublisher:
         # wait_stall=None: nats-py would wrap the semaphore in wait_for (a Task per publish);
         # the PubAck wait below is bounded by our own timeout.
         future = await self._js.publish_async(subject, body, headers=hdrs, wait_stall=None)
+        deadlines = Deadlines.current()
+        deadline = deadlines.arm(future, self._timeout_s)
         try:
-            async with asyncio.timeout(self._timeout_s):
-                ack: PubAck = await future
-        except TimeoutError:
-            future.cancel()
-            raise nats.errors.TimeoutError from None
+            ack: PubAck = await future
+        except asyncio.CancelledError:
+            if deadline.fired:
+                raise nats.errors.TimeoutError from None
+            raise
+        finally:
+            deadlines.disarm(deadline)
         return ack
 
     async def track_event(

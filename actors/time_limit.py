@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .deadlines import Deadlines
 from .errors import RetryableError
 from .middleware import Next, Step
 
@@ -15,14 +16,31 @@ class StepTimeout(RetryableError):
 
 
 class TimeLimitMiddleware:
+    """Like ``asyncio.timeout`` around the rest of the chain, on the loop's shared deadline timer.
+
+    A cancellation that did not come from the deadline (shutdown) goes on as a cancellation.
+    """
+
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
 
     async def __call__(self, step: Step, call_next: Next) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines = Deadlines.current()
+        deadline = deadlines.arm(task, self.limit_s)
+        uncancelled = False
         try:
-            async with asyncio.timeout(self.limit_s):
-                await call_next(step)
-        except TimeoutError:
-            raise StepTimeout(
-                f"handler of {step.track.name} exceeded its {self.limit_s:g}s time limit"
-            ) from None
+            await call_next(step)
+        except asyncio.CancelledError:
+            if deadline.fired:
+                uncancelled = True
+                if task.uncancel() == 0:
+                    raise StepTimeout(
+                        f"handler of {step.track.name} exceeded its {self.limit_s:g}s time limit"
+                    ) from None
+            raise
+        finally:
+            deadlines.disarm(deadline)
+            if deadline.fired and not uncancelled:  # the handler swallowed the cancellation
+                task.uncancel()
