@@ -19,9 +19,25 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is, without asyncpg's reset query.
+
+    The default reset (``UNLISTEN *; RESET ALL; pg_advisory_unlock_all() ...``) is a round
+    trip on every release, i.e. once per group-commit batch on the hot path. Nothing here
+    changes session state on a pooled connection: LISTEN has its own connection, advisory
+    locks are transaction-scoped or released in ``finally``, and nothing runs ``SET``.
+    asyncpg still rolls back a transaction left open and drops client-side listeners.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        reset=keep_session,
+        command_timeout=60,
     )
     assert pool is not None
     return pool
