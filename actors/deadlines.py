@@ -44,12 +44,19 @@ class Deadlines:
         self._armed: set[Deadline] = set()
         self._timer: asyncio.TimerHandle | None = None
 
+    _last: Deadlines | None = None
+    """The most recently used loop's, checked first (a weak-dict lookup per wait is measurable)."""
+
     @classmethod
     def current(cls) -> Deadlines:
         loop = asyncio.get_running_loop()
+        last = cls._last
+        if last is not None and last._loop is loop:
+            return last
         deadlines = cls._by_loop.get(loop)
         if deadlines is None:
             deadlines = cls._by_loop[loop] = cls(loop)
+        cls._last = deadlines
         return deadlines
 
     def arm(self, target: Cancellable, after_s: float) -> Deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 import nats.errors
 from nats.js import JetStreamContext, api
@@ -51,33 +52,32 @@ class EventPublisher:
         )
         try:
             telemetry.inject_span(hdrs, span)
-            return await self._publish_retrying(subject, body, hdrs, stream)
+            try:
+                return await self._publish_once(subject, body, hdrs, stream)
+            except (*_RETRYABLE, APIError) as exc:
+                return await self._retry(subject, body, hdrs, stream, exc)
         finally:
             span.end()
 
-    async def _publish_retrying(
-        self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None
+    async def _retry(
+        self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None, error: Exception
     ) -> PubAck:
+        """The first attempt failed: retry with back-off while the error says NATS may come back."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._give_up_s
         delay = 0.1
         while True:
+            if isinstance(error, APIError) and error.code != 503:  # 503: JetStream not ready after a restart
+                raise error
+            if loop.time() + delay > deadline:
+                raise error
+            log.warning("publish to %s failed (%s); retrying in %.1fs", subject, type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
             try:
                 return await self._publish_once(subject, body, hdrs, stream)
-            except _RETRYABLE as exc:
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning(
-                    "publish to %s failed (%s); retrying in %.1fs", subject, type(exc).__name__, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except APIError as exc:
-                if exc.code == 503 and loop.time() + delay < deadline:  # JetStream not ready after a restart
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                raise
+            except (*_RETRYABLE, APIError) as exc:
+                error = exc
 
     async def _publish_once(
         self, subject: str, body: bytes, hdrs: dict[str, str], stream: str | None
@@ -100,7 +100,7 @@ class EventPublisher:
             deadlines.disarm(deadline)
         return ack
 
-    async def track_event(
+    def track_event(
         self,
         track: str,
         kind: SubjectKind,
@@ -110,8 +110,8 @@ class EventPublisher:
         user_id: str | None = None,
         workflow: str | None = None,
         targets: list[str] | None = None,
-    ) -> PubAck:
-        """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind)."""
+    ) -> Awaitable[PubAck]:
+        """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind) (a coroutine to await)."""
         body = encode_event(
             track,
             EventType(str(kind)),
@@ -123,4 +123,4 @@ class EventPublisher:
             workflow=workflow,
         )
         hdrs = {headers.MSG_ID: f"{correlation_id}:{track}:{kind}"}
-        return await self.publish(names.event(track, kind, correlation_id), body, hdrs)
+        return self.publish(names.event(track, kind, correlation_id), body, hdrs)
