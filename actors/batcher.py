@@ -1,6 +1,6 @@
 """Group commit: many concurrent callers, one database round trip per batch.
 
-Callers ``await submit(item)`` and get their item's result once the batch holding it was
+Callers ``await enqueue(item)`` and get their item's result once the batch holding it was
 written. While one batch is written the next one fills up, so batches grow with load and
 latency stays one round trip when idle. Transient database failures are retried with
 back-off, forever, while callers wait. Memory stays bounded without a buffer limit here:
@@ -66,11 +66,8 @@ class GroupCommit(Generic[T, R]):
             asyncio.create_task(self._run(), name=f"{self.name}-{i}") for i in range(self._parallel)
         ]
 
-    async def submit(self, item: T) -> R:
-        return await self.enqueue(item)
-
     def enqueue(self, item: T) -> asyncio.Future[R]:
-        """Queue without waiting for the write; the future resolves once it is durable."""
+        """Queue ``item``; the future resolves once it is written (await it, or not)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         self._ready.set()

@@ -240,21 +240,23 @@ class Ledger:
     def transient_failures(self) -> int:
         return self._claims.failures + self._writes.failures
 
-    async def claim(self, claim: Claim) -> ClaimResult:
-        return await self._claims.submit(claim)
+    # The futures are returned, not awaited here: a step's await resumes one coroutine fewer.
+
+    def claim(self, claim: Claim) -> asyncio.Future[ClaimResult]:
+        return self._claims.enqueue(claim)
 
     def record(self, row: LogRow) -> None:
         self._writes.enqueue(row)
 
-    async def record_durably(self, row: LogRow) -> None:
-        await self._writes.submit(row)
+    def record_durably(self, row: LogRow) -> asyncio.Future[bool]:
+        return self._writes.enqueue(row)
 
-    async def finish(self, outcome: StepFinish) -> bool:
+    def finish(self, outcome: StepFinish) -> asyncio.Future[bool]:
         """Durably record a step's outcome (and, by ordering, every row recorded before it).
 
-        ``False`` when the outcome was fenced off: the step moved on to a later attempt.
+        Resolves to ``False`` when the outcome was fenced off: the step moved on to a later attempt.
         """
-        return await self._writes.submit(outcome)
+        return self._writes.enqueue(outcome)
 
     async def first_failure(self, correlation_id: str, track: str) -> datetime | None:
         """When this step first failed (for a dead letter's ``Tracks-First-Failure``); failure path only."""

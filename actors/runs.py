@@ -88,7 +88,7 @@ class Runs:
 
     async def leaf_completed(self, correlation_id: str, leaves: tuple[str, ...]) -> RunState | None:
         """After a leaf step completed (or was re-announced): complete and announce the run if done."""
-        state = await self._checks.submit((correlation_id, leaves))
+        state = await self._checks.enqueue((correlation_id, leaves))
         if state is None:
             return None  # not a workflow run (a track triggered on its own)
         if state.status == RunOutcome.COMPLETED:
