@@ -65,7 +65,7 @@ class TrackWorker:
         self._probe: int | None = None  # id() of the half-open probe message
         self._waiting: PriorityBuffer[Msg] = PriorityBuffer(aging_s=config.priority_aging_s)
         self._background: set[asyncio.Task[None]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # running steps, by their stream sequence
         self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
         self._running_seqs: set[int] = set()  # stream sequences being processed
         self._slot_freed = asyncio.Event()
@@ -158,15 +158,15 @@ class TrackWorker:
             await asyncio.wait_for(self._stopping.wait(), timeout=wait)
 
     def _spawn(self, msg: Msg) -> None:
-        seq = msg.metadata.sequence.stream
+        meta = msg.metadata  # parsed from the reply subject on every access: once per message here
+        seq = meta.sequence.stream
         if seq in self._running_seqs:
             self._ignore_redelivery(msg, seq)
             return
         self._running_seqs.add(seq)
-        task = asyncio.create_task(self._process(msg))
-        self._tasks.add(task)
+        task = asyncio.create_task(self._process(msg, meta))
+        self._tasks[task] = seq
         task.add_done_callback(self._done)
-        task.add_done_callback(lambda _: self._running_seqs.discard(seq))
 
     def _ignore_redelivery(self, msg: Msg, seq: int) -> None:
         """A redelivery of a message this worker is still processing: never run it twice.
@@ -186,7 +186,7 @@ class TrackWorker:
             self.breaker.probe_done()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._running_seqs.discard(self._tasks.pop(task))
         self._dispatch()
         self._slot_freed.set()
 
@@ -227,9 +227,8 @@ class TrackWorker:
 
     # --- one message -----------------------------------------------------------------------
 
-    async def _process(self, msg: Msg) -> None:
+    async def _process(self, msg: Msg, meta: Msg.Metadata) -> None:
         try:
-            meta = msg.metadata
             try:
                 activation = decode(msg.subject, msg.data, msg.headers, meta.sequence.stream)
             except PoisonMessage as exc:
