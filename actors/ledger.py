@@ -11,7 +11,9 @@ as one JSON document expanded by ``jsonb_to_recordset`` (cheaper to build than m
 - :meth:`Ledger.record` — append a ``processing_logs`` row (not waited for).
 - :meth:`Ledger.finish` — mark the step completed/failed with its output or error, plus a
   log row, and wait until it is durable. Writes are written in order, so once a finish is
-  durable, every row recorded before it is too.
+  durable, every row recorded before it is too. The completion of a workflow's only leaf
+  completes the run in the same statement (several leaves are checked by :mod:`actors.runs`
+  once each is durable: one statement could not see another replica's leaf committing).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from subjects.jsonwire import dumps
 
 from .batcher import GroupCommit
 
-__all__ = ["Claim", "ClaimResult", "Ledger", "LogRow", "StepFinish", "Verdict"]
+__all__ = ["Claim", "ClaimResult", "Ledger", "LogRow", "StepFinish", "Verdict", "Written"]
 
 
 class Verdict(StrEnum):
@@ -112,6 +114,18 @@ class StepFinish:
     row: LogRow
     output: dict[str, Any] | None = None
     fence: int | None = None
+    ends_run: bool = False
+    """The workflow's only leaf completing: the same statement completes the run (if running)."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :meth:`Ledger.finish` did (a plain row record is always ``Written(True)``)."""
+
+    applied: bool
+    """``False``: fenced off, the step had moved on to a later attempt."""
+    completed_run: str | None = None
+    """The workflow whose run this outcome completed (``ends_run``), to be announced."""
 
 
 _CLAIM_SQL = """
@@ -171,13 +185,20 @@ LEFT JOIN track_steps prior ON prior.correlation_id = s.cid AND prior.track_id =
 _WRITE_SQL = """
 WITH fin AS (
     SELECT * FROM jsonb_to_recordset($2::text::jsonb)
-        AS x(cid text, track text, status text, output jsonb, error text, at timestamptz, fence int)
+        AS x(cid text, track text, status text, output jsonb, error text, at timestamptz, fence int,
+             ends_run boolean)
 ), steps AS (
     UPDATE track_steps s
     SET status = x.status, output = x.output, error = x.error, finished_at = x.at, updated_at = now()
     FROM fin x
     WHERE s.correlation_id = x.cid AND s.track_id = x.track AND (x.fence IS NULL OR s.attempts = x.fence)
-    RETURNING s.correlation_id, s.track_id
+    RETURNING s.correlation_id, s.track_id, x.ends_run, x.output
+), runs AS (
+    UPDATE workflow_runs w
+    SET status = 'completed', result = st.output, finished_at = now(), updated_at = now()
+    FROM steps st
+    WHERE st.ends_run AND w.correlation_id = st.correlation_id AND w.status = 'running'
+    RETURNING w.correlation_id, w.workflow
 ), logs AS (
     INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, error,
                                  error_type, trace_id, stream_seq, duration_ms, occurred_at)
@@ -190,7 +211,8 @@ WITH fin AS (
         AS x(u text, c text, t text, e text, a int, d jsonb, er text, et text, tr text, sq bigint,
              du float8, oc timestamptz, f boolean)
 )
-SELECT correlation_id, track_id FROM steps
+SELECT s.correlation_id, s.track_id, r.workflow AS completed_run
+FROM steps s LEFT JOIN runs r ON r.correlation_id = s.correlation_id AND s.ends_run
 """
 
 
@@ -212,6 +234,19 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
     return ClaimResult(Verdict.DUPLICATE)
 
 
+def _written(item: LogRow | StepFinish, applied: dict[tuple[str, str], str | None]) -> Written:
+    if not isinstance(item, StepFinish):
+        return _WRITTEN
+    key = (item.row.correlation_id, item.row.track)
+    if key not in applied:
+        return Written(item.fence is None)  # no row to update (unfenced) counts as written
+    run = applied[key]
+    return Written(True, run) if run is not None else _WRITTEN
+
+
+_WRITTEN = Written(True)
+
+
 def _dumps(rows: list[dict[str, Any]]) -> str:
     """A whole batch as one JSON document: one native encode instead of per-element array encoding."""
     return dumps(rows)
@@ -223,7 +258,7 @@ class Ledger:
         self._claims: GroupCommit[Claim, ClaimResult] = GroupCommit(
             self._claim_batch, name="ledger-claims", max_batch=max_batch, parallel=2, linger_s=linger_s
         )
-        self._writes: GroupCommit[LogRow | StepFinish, bool] = GroupCommit(
+        self._writes: GroupCommit[LogRow | StepFinish, Written] = GroupCommit(
             self._write_batch, name="ledger-writes", max_batch=max_batch, parallel=1, linger_s=linger_s
         )
 
@@ -248,14 +283,11 @@ class Ledger:
     def record(self, row: LogRow) -> None:
         self._writes.enqueue(row)
 
-    def record_durably(self, row: LogRow) -> asyncio.Future[bool]:
+    def record_durably(self, row: LogRow) -> asyncio.Future[Written]:
         return self._writes.enqueue(row)
 
-    def finish(self, outcome: StepFinish) -> asyncio.Future[bool]:
-        """Durably record a step's outcome (and, by ordering, every row recorded before it).
-
-        Resolves to ``False`` when the outcome was fenced off: the step moved on to a later attempt.
-        """
+    def finish(self, outcome: StepFinish) -> asyncio.Future[Written]:
+        """Durably record a step's outcome (and, by ordering, every row recorded before it)."""
         return self._writes.enqueue(outcome)
 
     async def first_failure(self, correlation_id: str, track: str) -> datetime | None:
@@ -305,7 +337,7 @@ class Ledger:
             results.append(_verdict(by_key[key]))
         return results
 
-    async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[bool]:
+    async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[Written]:
         logs = []
         steps = []
         for item in items:
@@ -323,6 +355,7 @@ class Ledger:
                         "error": row.error,
                         "at": row.occurred_at.isoformat(),
                         "fence": item.fence,
+                        "ends_run": item.ends_run,
                     }
                 )
             fenced = isinstance(item, StepFinish) and item.fence is not None
@@ -345,11 +378,7 @@ class Ledger:
             )
         async with self._pool.acquire() as conn:
             applied = {
-                (r["correlation_id"], r["track_id"])
+                (r["correlation_id"], r["track_id"]): r["completed_run"]
                 for r in await conn.fetch(_WRITE_SQL, _dumps(logs), _dumps(steps))
             }
-        return [
-            not (isinstance(i, StepFinish) and i.fence is not None)
-            or (i.row.correlation_id, i.row.track) in applied
-            for i in items
-        ]
+        return [_written(item, applied) for item in items]

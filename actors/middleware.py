@@ -41,6 +41,8 @@ class Step:
     """The handler's input when it is not the message's payload (fan-in: outputs by upstream)."""
     output: dict[str, Any] | None = None
     """The handler's result, or the recorded output of an already completed step."""
+    completed_run: str | None = None
+    """The workflow whose run this step's outcome completed (its only leaf), to announce."""
     started: float = field(default_factory=time.monotonic)
 
 

@@ -60,15 +60,17 @@ class LedgerMiddleware:
         await call_next(step)
         duration_ms = (time.monotonic() - began) * 1000
         # details=None: the ledger stores the output once as the row's {"payload": ...}
-        applied = await self._ledger.finish(
+        written = await self._ledger.finish(
             StepFinish(
                 "completed",
                 self._row(step, "completed", duration_ms=duration_ms),
                 output=step.output,
                 fence=result.attempt,
+                ends_run=plan.leaves == (ctx.track,),
             )
         )
-        if not applied:
+        step.completed_run = written.completed_run
+        if not written.applied:
             step.verdict = Verdict.SUPERSEDED
             log.warning(
                 "%s %s: attempt %d finished after another replica took the step over; its outcome "

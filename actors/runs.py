@@ -97,6 +97,12 @@ class Runs:
             )
         return state
 
+    async def announce_completed(
+        self, workflow: str, correlation_id: str, result: dict[str, Any] | None
+    ) -> None:
+        """A run the ledger completed with its only leaf's outcome (one statement, no check needed)."""
+        await self._announce(workflow, RunOutcome.COMPLETED, correlation_id, {"result": result})
+
     async def fail(self, correlation_id: str, track: str, error: str) -> None:
         """A step was dead-lettered: the run failed (until a replay or ``tracks resume`` reopens it)."""
         row = await self._pool.fetchrow(

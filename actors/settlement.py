@@ -71,7 +71,9 @@ class Settlement:
                 workflow=ctx.workflow,
                 targets=self._targets,
             )
-            if self._plan.leaves:
+            if step.completed_run is not None:  # the workflow's only leaf completed the run
+                await self._runs.announce_completed(step.completed_run, ctx.correlation_id, step.output)
+            elif self._plan.leaves and (len(self._plan.leaves) > 1 or step.verdict is Verdict.ALREADY_DONE):
                 await self._runs.leaf_completed(ctx.correlation_id, self._plan.leaves)
         await step.msg.ack()
 
@@ -103,9 +105,10 @@ class Settlement:
             return
         # The (fenced) failure first: a replica that lost the step to another must not dead-letter it.
         details: dict[str, object] = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
-        if not await self._ledger.finish(
+        written = await self._ledger.finish(
             StepFinish("failed", self._row(step, "failed", error, exc, details), fence=step.claimed_attempt)
-        ):
+        )
+        if not written.applied:
             log.warning(
                 "%s %s: failure of a step another replica took over; not dead-lettered",
                 self.track.name,
