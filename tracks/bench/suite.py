@@ -8,12 +8,12 @@ import logging
 import platform
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 
 from actors import Runtime, TrackContext, Workflow
-from subjects import STREAM, dlq_stream, ensure_streams, headers, tracks_stream
+from subjects import DLQ_STREAM, STREAM, dlq_stream, ensure_streams, headers, names, tracks_stream
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
 from tracks.gc_tuning import tune_gc
@@ -26,6 +26,7 @@ from .raw import raw_chain, raw_diamond
 __all__ = ["BenchConfig", "run_bench"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,24 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
     endpoints = resolve_endpoints(settings)
     nc = await connect_nats(settings, endpoints.nats_url, name="tracks-bench")
     run_id = uuid.uuid4().hex[:6]
-    prefixes: list[str] = []
+    left: list[Traffic] = []
 
-    def prefix(kind: str) -> str:
-        prefixes.append(f"b{run_id}{kind}")
-        return prefixes[-1]
+    def prefix(kind: str, tracks: tuple[str, ...] = (), workflow: str | None = None) -> str:
+        """A fresh name prefix, remembered with the tracks and workflow a scenario will create."""
+        p = f"b{run_id}{kind}"
+        left.append(Traffic(p, tuple(f"{p}-{t}" for t in tracks), f"{p}-{workflow}" if workflow else p))
+        return p
 
+    async def measured(result: T) -> T:
+        """Each scenario starts on a stream without the previous ones' messages."""
+        while left:
+            await _clean_up(nc, endpoints.database_url, left.pop())
+        return result
+
+    linear = tuple(f"s{i}" for i in range(cfg.stages))
     try:
         results: dict[str, Any] = {
+            "run": f"b{run_id}",
             "config": cfg.__dict__,
             "machine": {"python": platform.python_version(), "cpus": _cpus(), "embedded": endpoints.embedded},
         }
@@ -155,14 +166,25 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             ),
             dlq_stream(max_age_s=settings.dlq_max_age_s),
         )
-        raw = await _measure_raw(nc, prefix("raw"), cfg, cfg.n, None)
-        full = await _measure_runtime(nc, settings, prefix("rt"), cfg, cfg.n, None)
-        raw_paced = await _measure_raw(nc, prefix("rawp"), cfg, cfg.paced_n, cfg.paced_rate)
-        full_paced = await _measure_runtime(nc, settings, prefix("rtp"), cfg, cfg.paced_n, cfg.paced_rate)
-        bare = await _measure_runtime(nc, settings, prefix("rtoff"), cfg, cfg.n, None, failure_handling=False)
+        raw = await measured(await _measure_raw(nc, prefix("raw"), cfg, cfg.n, None))
+        full = await measured(
+            await _measure_runtime(nc, settings, prefix("rt", linear, "linear"), cfg, cfg.n, None)
+        )
+        raw_paced = await measured(await _measure_raw(nc, prefix("rawp"), cfg, cfg.paced_n, cfg.paced_rate))
+        full_paced = await measured(
+            await _measure_runtime(
+                nc, settings, prefix("rtp", linear, "linear"), cfg, cfg.paced_n, cfg.paced_rate
+            )
+        )
+        bare = await measured(
+            await _measure_runtime(
+                nc, settings, prefix("rtoff", linear, "linear"), cfg, cfg.n, None, failure_handling=False
+            )
+        )
         pool = await create_pool(endpoints.database_url, max_size=2)
         try:
-            results["failures"] = await measure_failures(nc, settings, pool, prefix("fail"))
+            failures = prefix("fail", ("flaky", "broken"))
+            results["failures"] = await measured(await measure_failures(nc, settings, pool, failures))
         finally:
             await pool.close()
         results["failures"]["happy_path"] = {
@@ -173,8 +195,10 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             if bare.cpu_ms_per_workflow
             else None,
         }
-        raw_d = await _measure_raw_diamond(nc, prefix("rawd"), cfg.n)
-        full_d = await _measure_runtime_diamond(nc, settings, prefix("rtd"), cfg.n)
+        raw_d = await measured(await _measure_raw_diamond(nc, prefix("rawd"), cfg.n))
+        full_d = await measured(
+            await _measure_runtime_diamond(nc, settings, prefix("rtd", tuple("abcd"), "diamond"), cfg.n)
+        )
         results["diamond"] = {
             "raw": raw_d.as_dict(),
             "runtime": full_d.as_dict(),
@@ -188,27 +212,45 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
         }
         return results
     finally:
-        await _clean_up(nc, endpoints.database_url, prefixes)
+        for traffic in left:
+            await _clean_up(nc, endpoints.database_url, traffic)
         await nc.drain()
 
 
-async def _clean_up(nc: NATS, database_url: str, prefixes: list[str]) -> None:
+@dataclass(frozen=True)
+class Traffic:
+    """What one scenario leaves behind: everything is named after ``prefix``."""
+
+    prefix: str
+    tracks: tuple[str, ...]
+    workflow: str
+
+    def subjects(self) -> list[tuple[str, str]]:
+        """(stream, subject filter) pairs holding its messages (``*`` cannot match part of a token)."""
+        return [
+            (STREAM, f"{names.ROOT}.{self.prefix}.>"),  # the raw chains
+            (STREAM, f"{names.ROOT}.workflow.{self.workflow}.>"),
+            *((STREAM, f"{names.ROOT}.{t}.>") for t in self.tracks),
+            *((DLQ_STREAM, f"{names.DLQ_ROOT}.{t}.>") for t in self.tracks),
+        ]
+
+
+async def _clean_up(nc: NATS, database_url: str, traffic: Traffic) -> None:
     """Leave no benchmark traffic behind in a user's streams, consumers or tables."""
     js = nc.jetstream()
-    for p in prefixes:
+    with contextlib.suppress(Exception):
+        for info in await js.consumers_info(STREAM):
+            if info.name.startswith(traffic.prefix):
+                await js.delete_consumer(STREAM, info.name)
+    for stream, subject in traffic.subjects():
         with contextlib.suppress(Exception):
-            for info in await js.consumers_info(STREAM):
-                if info.name.startswith(p):
-                    await js.delete_consumer(STREAM, info.name)
-        for pattern in (f"tracks.{p}.>", f"tracks.{p}-*.>"):
-            with contextlib.suppress(Exception):
-                await js.purge_stream(STREAM, subject=pattern)
+            await js.purge_stream(stream, subject=subject)
     pool = await create_pool(database_url, max_size=2)
     try:
-        for p in prefixes:
-            await pool.execute("DELETE FROM processing_logs WHERE track_id LIKE $1", f"{p}%")
-            await pool.execute("DELETE FROM track_steps WHERE track_id LIKE $1", f"{p}%")
-            await pool.execute("DELETE FROM workflow_runs WHERE workflow LIKE $1", f"{p}%")
+        p = f"{traffic.prefix}%"
+        await pool.execute("DELETE FROM processing_logs WHERE track_id LIKE $1", p)
+        await pool.execute("DELETE FROM track_steps WHERE track_id LIKE $1", p)
+        await pool.execute("DELETE FROM workflow_runs WHERE workflow LIKE $1", p)
     finally:
         await pool.close()
 

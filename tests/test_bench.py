@@ -1,0 +1,41 @@
+"""``tracks bench`` runs end to end at a tiny size and leaves nothing behind in streams or tables."""
+
+from __future__ import annotations
+
+import asyncpg
+from nats.js import JetStreamContext
+
+from subjects import DLQ_STREAM, STREAM
+from tracks.bench import BenchConfig, run_bench
+from tracks.settings import Settings
+
+
+async def _left_behind(js: JetStreamContext, run: str) -> list[str]:
+    """Subjects still holding a message of this benchmark run, in either stream."""
+    left = []
+    for stream, root in ((STREAM, "tracks.>"), (DLQ_STREAM, "dlq.>")):
+        info = await js.stream_info(stream, subjects_filter=root)
+        left += [subject for subject in info.state.subjects or {} if run in subject]
+    return left
+
+
+async def test_bench_measures_every_scenario_and_cleans_up(
+    settings: Settings, pool: asyncpg.Pool, js: JetStreamContext
+) -> None:
+    results = await run_bench(settings, BenchConfig(n=300, paced_n=40, paced_rate=100.0))
+    for scenario in (results["linear"], results["diamond"]):
+        assert scenario["raw"]["completed"] == 300 and scenario["runtime"]["completed"] == 300
+        assert scenario["ratio"] > 0
+    assert results["linear"]["paced"]["runtime"]["completed"] == 40
+    failures = results["failures"]
+    assert failures["failure_to_successful_retry_ms"]["n"] == failures["runs"]
+    assert failures["last_failure_to_dead_letter_ms"]["n"] == failures["runs"]
+    assert await _left_behind(js, results["run"]) == []
+    prefix = f"{results['run']}%"
+    for table, column in (
+        ("processing_logs", "track_id"),
+        ("track_steps", "track_id"),
+        ("workflow_runs", "workflow"),
+    ):
+        assert await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {column} LIKE $1", prefix) == 0
+    assert not [c.name for c in await js.consumers_info(STREAM) if c.name.startswith(results["run"])]
