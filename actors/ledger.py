@@ -155,6 +155,7 @@ WITH req AS (
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
            seq, trace_id
     FROM state WHERE deps_met AND run_status IS DISTINCT FROM 'timed_out'
+    ORDER BY cid, track
     ON CONFLICT (correlation_id, track_id) DO UPDATE
         SET status = EXCLUDED.status,
             attempts = s.attempts + EXCLUDED.attempts,
@@ -306,7 +307,10 @@ class Ledger:
         first: dict[tuple[str, str], Claim] = {}
         for c in claims:
             first.setdefault((c.correlation_id, c.track), c)
-        unique = list(first.values())
+        # In key order, as the statement's writes: concurrent batches then lock rows in one
+        # order and wait for each other instead of deadlocking (a fan-in's upstreams' events
+        # arrive in different batches and claim the same step).
+        unique = sorted(first.values(), key=lambda c: (c.correlation_id, c.track))
         batch = [
             {
                 "cid": c.correlation_id,
@@ -376,6 +380,7 @@ class Ledger:
                     "f": fenced,
                 }
             )
+        steps.sort(key=lambda x: (x["cid"], x["track"]))  # row locks in key order, as claims take them
         async with self._pool.acquire() as conn:
             applied = {
                 (r["correlation_id"], r["track_id"]): r["completed_run"]
