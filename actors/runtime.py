@@ -124,7 +124,7 @@ class Runtime:
             dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
         )
         self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size, key_lookups=True)
-        await self._check_schema(self.pool, migrate_if_behind=self.endpoints.embedded)
+        await self.check_schema(self.pool, migrate_if_behind=self.endpoints.embedded)
         self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
@@ -159,7 +159,7 @@ class Runtime:
         log.info("runtime %s started tracks %s", self.name, ", ".join(self.workers))
 
     @staticmethod
-    async def _check_schema(pool: asyncpg.Pool, *, migrate_if_behind: bool) -> None:
+    async def check_schema(pool: asyncpg.Pool, *, migrate_if_behind: bool) -> None:
         """Embedded (development) databases are migrated; others must be, explicitly, first."""
         async with pool.acquire() as conn:
             missing = await pending(conn)

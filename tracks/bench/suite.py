@@ -166,6 +166,11 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             ),
             dlq_stream(max_age_s=settings.dlq_max_age_s),
         )
+        pool = await create_pool(endpoints.database_url, max_size=2)
+        try:  # the clean-up after the first (raw) scenario needs the tables
+            await Runtime.check_schema(pool, migrate_if_behind=endpoints.embedded)
+        finally:
+            await pool.close()
         raw = await measured(await _measure_raw(nc, prefix("raw"), cfg, cfg.n, None))
         full = await measured(
             await _measure_runtime(nc, settings, prefix("rt", linear, "linear"), cfg, cfg.n, None)
