@@ -21,6 +21,7 @@ from subjects import EventType, SubjectKind, encode_event, headers, names
 from tracks import telemetry
 
 from .deadlines import Deadlines
+from .pubacks import PubAckInbox
 
 __all__ = ["EventPublisher"]
 
@@ -39,6 +40,7 @@ _RETRYABLE = (
 class EventPublisher:
     def __init__(self, js: JetStreamContext, *, timeout_s: float = 5.0, give_up_s: float = 30.0) -> None:
         self._js = js
+        self._acks = PubAckInbox(js._nc)  # nats.py's JetStreamContext keeps the connection it was made from
         self._timeout_s = timeout_s
         self._give_up_s = give_up_s
 
@@ -85,9 +87,7 @@ class EventPublisher:
         """Pipelined publish (no request round trip per message), still confirmed by its PubAck."""
         if stream is not None:
             hdrs[api.Header.EXPECTED_STREAM] = stream
-        # wait_stall=None: nats-py would wrap the semaphore in wait_for (a Task per publish);
-        # the PubAck wait below is bounded by our own timeout.
-        future = await self._js.publish_async(subject, body, headers=hdrs, wait_stall=None)
+        future = await self._acks.publish(subject, body, hdrs)
         deadlines = Deadlines.current()
         deadline = deadlines.arm(future, self._timeout_s)
         try:
