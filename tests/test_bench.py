@@ -22,11 +22,12 @@ async def _left_behind(js: JetStreamContext, run: str) -> list[str]:
 async def test_bench_measures_every_scenario_and_cleans_up(
     settings: Settings, pool: asyncpg.Pool, js: JetStreamContext
 ) -> None:
-    results = await run_bench(settings, BenchConfig(n=300, paced_n=40, paced_rate=100.0))
+    results = await run_bench(settings, BenchConfig(n=300, paced_n=40, paced_rate=100.0, repeat=2))
     for scenario in (results["linear"], results["diamond"]):
         assert scenario["raw"]["completed"] == 300 and scenario["runtime"]["completed"] == 300
         assert scenario["ratio"] > 0
     assert results["linear"]["paced"]["runtime"]["completed"] == 40
+    assert len(results["linear"]["ratios"]) == 2 and results["linear"]["ratio"] in results["linear"]["ratios"]
     failures = results["failures"]
     assert failures["failure_to_successful_retry_ms"]["n"] == failures["runs"]
     assert failures["last_failure_to_dead_letter_ms"]["n"] == failures["runs"]

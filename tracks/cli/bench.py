@@ -24,12 +24,19 @@ __all__ = ["bench"]
 )
 @click.option("--rate", default=200.0, show_default=True, help="Workflows/s in the paced latency run.")
 @click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Linear bursts to run, raw and runtime alternately; the median pair is reported, with every ratio.",
+)
+@click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
 )
 @async_command
-async def bench(n: int, stages: int, paced_n: int, rate: float, json_path: Path | None) -> None:
+async def bench(n: int, stages: int, paced_n: int, rate: float, repeat: int, json_path: Path | None) -> None:
     """Run each scenario against the raw baseline and the full runtime (records and tracing on)."""
-    cfg = BenchConfig(n=n, stages=stages, paced_n=paced_n, paced_rate=rate)
+    cfg = BenchConfig(n=n, stages=stages, paced_n=paced_n, paced_rate=rate, repeat=repeat)
     results = await run_bench(get_settings(), cfg)
     _print(results)
     if json_path:
@@ -60,7 +67,8 @@ def _print(results: dict[str, Any]) -> None:
     for name in ("raw", "runtime"):
         m = lin[name]
         click.echo(_row(name, m))
-    click.echo(f"ratio runtime/raw: {lin['ratio']}")
+    more = f" (median of {len(lin['ratios'])} runs: {', '.join(map(str, lin['ratios']))})"
+    click.echo(f"ratio runtime/raw: {lin['ratio']}{more if len(lin['ratios']) > 1 else ''}")
     dia = results["diamond"]
     click.echo(f"diamond A -> {{B, C}} -> D, burst of {dia['raw']['n']} workflows")
     for name in ("raw", "runtime"):
