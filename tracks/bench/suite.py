@@ -7,13 +7,23 @@ import json
 import logging
 import platform
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 
 from actors import Runtime, TrackContext, Workflow
-from subjects import DLQ_STREAM, STREAM, dlq_stream, ensure_streams, headers, names, tracks_stream
+from subjects import (
+    DLQ_STREAM,
+    STREAM,
+    SubjectKind,
+    dlq_stream,
+    ensure_streams,
+    headers,
+    names,
+    tracks_stream,
+)
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
 from tracks.gc_tuning import tune_gc
@@ -70,66 +80,46 @@ def _envelope_payload(data: bytes) -> dict[str, Any]:
     return body
 
 
-async def _measure_raw(nc: NATS, prefix: str, cfg: BenchConfig, n: int, rate: float | None) -> Measurement:
-    async with raw_chain(nc, prefix, cfg.stages) as final:
+async def _measure_raw(
+    nc: NATS,
+    stages: contextlib.AbstractAsyncContextManager[str],
+    entry: str,
+    n: int,
+    rate: float | None = None,
+) -> Measurement:
+    """A raw nats-py graph (it yields its final subject filter), triggered on ``<entry>.<i>``."""
+    async with stages as final:
         return await drive(
             nc,
             n=n,
             rate=rate,
             final_subject=final,
-            trigger=lambda i, body: (f"tracks.{prefix}.s0.{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
+            trigger=lambda i, body: (f"{entry}.{i}", body, {headers.MSG_ID: f"{entry}:{i}"}),
         )
 
 
 async def _measure_runtime(
     nc: NATS,
     settings: Settings,
-    prefix: str,
-    cfg: BenchConfig,
+    wf: Workflow,
     n: int,
-    rate: float | None,
+    rate: float | None = None,
     *,
     failure_handling: bool = True,
 ) -> Measurement:
-    wf = linear_workflow(prefix, cfg.stages)
-    first, last = f"{prefix}-s0", f"{prefix}-s{cfg.stages - 1}"
+    """A workflow on the full runtime, triggered at its root, timed at its (only) leaf."""
+    (first,), (last,) = wf.roots, wf.leaves
     async with Runtime(list(wf), settings=settings, name="tracks-bench", failure_handling=failure_handling):
         return await drive(
             nc,
             n=n,
             rate=rate,
-            final_subject=f"tracks.{last}.completed.*",
+            final_subject=names.event(last.name, SubjectKind.COMPLETED, "*"),
             final_payload=_envelope_payload,
             trigger=lambda i, body: (
-                f"tracks.{first}.run.{prefix}-{i}",
+                names.run(first.name, f"{wf.name}-{i}"),
                 body,
-                {headers.MSG_ID: f"{prefix}:{i}"},
-            ),
-        )
-
-
-async def _measure_raw_diamond(nc: NATS, prefix: str, n: int) -> Measurement:
-    async with raw_diamond(nc, prefix) as final:
-        return await drive(
-            nc,
-            n=n,
-            final_subject=final,
-            trigger=lambda i, body: (f"tracks.{prefix}.a.{i}", body, {headers.MSG_ID: f"{prefix}:{i}"}),
-        )
-
-
-async def _measure_runtime_diamond(nc: NATS, settings: Settings, prefix: str, n: int) -> Measurement:
-    wf = diamond_workflow(prefix)
-    async with Runtime(list(wf), settings=settings, name="tracks-bench"):
-        return await drive(
-            nc,
-            n=n,
-            final_subject=f"tracks.{prefix}-d.completed.*",
-            final_payload=_envelope_payload,
-            trigger=lambda i, body: (
-                f"tracks.{prefix}-a.run.{prefix}-{i}",
-                body,
-                {headers.MSG_ID: f"{prefix}:{i}"},
+                {headers.MSG_ID: f"{wf.name}:{i}"},
             ),
         )
 
@@ -142,11 +132,17 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
     left: list[Traffic] = []
 
-    def prefix(kind: str, tracks: tuple[str, ...] = (), workflow: str | None = None) -> str:
-        """A fresh name prefix, remembered with the tracks and workflow a scenario will create."""
+    def prefix(kind: str, tracks: tuple[str, ...] = ()) -> str:
+        """A fresh name prefix for a scenario, remembered (with its tracks) for the clean-up."""
         p = f"b{run_id}{kind}"
-        left.append(Traffic(p, tuple(f"{p}-{t}" for t in tracks), f"{p}-{workflow}" if workflow else p))
+        left.append(Traffic(p, tuple(f"{p}-{t}" for t in tracks), p))
         return p
+
+    def workflow(kind: str, build: Callable[[str], Workflow]) -> Workflow:
+        """A runtime scenario's workflow, remembered with its tracks for the clean-up."""
+        wf = build(f"b{run_id}{kind}")
+        left.append(Traffic(f"b{run_id}{kind}", tuple(t.name for t in wf), wf.name))
+        return wf
 
     async def measured(result: T) -> T:
         """Each scenario starts on a stream without the previous ones' messages."""
@@ -154,7 +150,14 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             await _clean_up(nc, endpoints.database_url, left.pop())
         return result
 
-    linear = tuple(f"s{i}" for i in range(cfg.stages))
+    def linear(p: str) -> Workflow:
+        return linear_workflow(p, cfg.stages)
+
+    def raw_chain_of(kind: str) -> tuple[contextlib.AbstractAsyncContextManager[str], str]:
+        """A raw chain scenario: the stages, and the subject its triggers go to."""
+        p = prefix(kind)
+        return raw_chain(nc, p, cfg.stages), f"tracks.{p}.s0"
+
     try:
         results: dict[str, Any] = {
             "run": f"b{run_id}",
@@ -173,25 +176,20 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             await Runtime.check_schema(pool, migrate_if_behind=endpoints.embedded)
         finally:
             await pool.close()
+
         pairs = []
         for r in range(cfg.repeat):  # raw and runtime alternately, under the same conditions
-            raw = await measured(await _measure_raw(nc, prefix(f"raw{r}-"), cfg, cfg.n, None))
-            full = await measured(
-                await _measure_runtime(nc, settings, prefix(f"rt{r}-", linear, "linear"), cfg, cfg.n, None)
-            )
+            raw = await measured(await _measure_raw(nc, *raw_chain_of(f"raw{r}-"), cfg.n))
+            full = await measured(await _measure_runtime(nc, settings, workflow(f"rt{r}-", linear), cfg.n))
             pairs.append((raw, full))
         ratios = [_ratio(full, raw) for raw, full in pairs]
         raw, full = sorted(pairs, key=lambda p: _ratio(p[1], p[0]))[len(pairs) // 2]  # the median pair
-        raw_paced = await measured(await _measure_raw(nc, prefix("rawp"), cfg, cfg.paced_n, cfg.paced_rate))
+        raw_paced = await measured(await _measure_raw(nc, *raw_chain_of("rawp"), cfg.paced_n, cfg.paced_rate))
         full_paced = await measured(
-            await _measure_runtime(
-                nc, settings, prefix("rtp", linear, "linear"), cfg, cfg.paced_n, cfg.paced_rate
-            )
+            await _measure_runtime(nc, settings, workflow("rtp", linear), cfg.paced_n, cfg.paced_rate)
         )
         bare = await measured(
-            await _measure_runtime(
-                nc, settings, prefix("rtoff", linear, "linear"), cfg, cfg.n, None, failure_handling=False
-            )
+            await _measure_runtime(nc, settings, workflow("rtoff", linear), cfg.n, failure_handling=False)
         )
         pool = await create_pool(endpoints.database_url, max_size=2)
         try:
@@ -207,14 +205,14 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             if bare.cpu_ms_per_workflow
             else None,
         }
-        raw_d = await measured(await _measure_raw_diamond(nc, prefix("rawd"), cfg.n))
-        full_d = await measured(
-            await _measure_runtime_diamond(nc, settings, prefix("rtd", tuple("abcd"), "diamond"), cfg.n)
-        )
+        rawd = prefix("rawd")
+        raw_d = await measured(await _measure_raw(nc, raw_diamond(nc, rawd), f"tracks.{rawd}.a", cfg.n))
+        diamond = workflow("rtd", diamond_workflow)
+        full_d = await measured(await _measure_runtime(nc, settings, diamond, cfg.n))
         results["diamond"] = {
             "raw": raw_d.as_dict(),
             "runtime": full_d.as_dict(),
-            "ratio": round(full_d.per_second / raw_d.per_second, 3) if raw_d.per_second else None,
+            "ratio": _ratio(full_d, raw_d),
         }
         results["linear"] = {
             "raw": raw.as_dict(),
