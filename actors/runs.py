@@ -24,6 +24,7 @@ __all__ = ["RunState", "Runs"]
 
 log = logging.getLogger(__name__)
 
+# Bounded by the batch's keys and joined by hash, as the ledger's statements (see actors.ledger).
 _COMPLETE_SQL = """
 WITH req AS (
     SELECT DISTINCT ON (cid) *
@@ -37,18 +38,21 @@ WITH req AS (
            END AS result
     FROM req r LEFT JOIN track_steps s
         ON s.correlation_id = r.cid AND s.track_id = ANY (r.leaves) AND s.status = 'completed'
+           AND s.correlation_id = ANY (ARRAY(SELECT cid FROM req))
     GROUP BY r.cid, r.leaves
 ), flipped AS (
     UPDATE workflow_runs w
     SET status = 'completed', result = d.result, finished_at = now(), updated_at = now()
-    FROM done d WHERE w.correlation_id = d.cid AND w.status = 'running' AND d.n = d.need
+    FROM done d
+    WHERE w.correlation_id = ANY (ARRAY(SELECT cid FROM req)) AND w.correlation_id = d.cid
+      AND w.status = 'running' AND d.n = d.need
     RETURNING w.correlation_id, w.workflow, w.status, w.result
 )
 SELECT r.cid, coalesce(f.workflow, w.workflow) AS workflow, coalesce(f.status, w.status) AS status,
        coalesce(f.result, w.result)::text AS result
 FROM req r
 LEFT JOIN flipped f ON f.correlation_id = r.cid
-LEFT JOIN workflow_runs w ON w.correlation_id = r.cid
+LEFT JOIN workflow_runs w ON w.correlation_id = r.cid AND w.correlation_id = ANY (ARRAY(SELECT cid FROM req))
 """
 
 

@@ -123,7 +123,7 @@ class Runtime:
             ),
             dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
         )
-        self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size, key_lookups=True)
+        self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size, batch_joins=True)
         await self.check_schema(self.pool, migrate_if_behind=self.endpoints.embedded)
         self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
         self.ledger.start()

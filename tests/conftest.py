@@ -101,6 +101,20 @@ async def js(nc: NATS, settings: Settings) -> JetStreamContext:
 
 
 @pytest.fixture
+async def fresh_db(servers: Servers) -> AsyncIterator[str]:
+    """A new, empty database on the suite's PostgreSQL; its DSN."""
+    name = f"fresh_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    dsn = servers.database_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield dsn
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture
 def unique() -> str:
     """A suffix that keeps one test's tracks, schedules and subjects apart from another's."""
     return uuid.uuid4().hex[:8]

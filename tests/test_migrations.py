@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -14,20 +13,6 @@ import pytest
 from actors import Runtime, Workflow
 from actors.runtime import SchemaError
 from tracks.db import MigrationError, discover, migrate, migrations_dir, pending
-
-
-@pytest.fixture
-async def fresh_db(servers) -> AsyncIterator[str]:
-    """A new, empty database on the suite's PostgreSQL; its DSN."""
-    name = f"fresh_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.database_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = servers.database_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        yield dsn
-    finally:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.close()
 
 
 async def test_applies_all_in_order_then_nothing(fresh_db):

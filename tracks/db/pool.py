@@ -30,15 +30,27 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+_BATCH_JOINS = {"enable_nestloop": "off", "enable_seqscan": "off"}
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 8, key_lookups: bool = False
+    dsn: str, *, min_size: int = 1, max_size: int = 8, batch_joins: bool = False
 ) -> asyncpg.Pool:
-    """``key_lookups``: connections for the runtime's hot path, whose statements all find rows by
-    key. They run with ``enable_seqscan=off`` because a table that grows from empty within
-    seconds (a new deployment's first burst, ``tracks bench``) has statistics that still say
-    "empty", and the planner then joins each batch by scanning the whole table: measured in
-    one 20,000-run benchmark, 8,500 sequential scans read 355 million ``track_steps`` rows and
-    the leaf track ran at half speed. PostgreSQL still scans where no index applies.
+    """``batch_joins``: connections for the runtime, whose hot statements each take a batch of
+    hundreds of keys (ledger claims and outcomes, run completions; see :mod:`actors.ledger`) and
+    bound every table access by them. Two planner settings keep those plans right whatever the
+    statistics say and however long a cached plan lives (a connection keeps a generic plan made
+    when the tables were small):
+
+    - ``enable_nestloop=off``: a batch is joined to the rows its keys found by hash, never by
+      looping over one side once per row of the other. On statistics that said "empty" (taken
+      just after a bulk delete) the planner chose such loops: 160,000 comparisons for a batch
+      of 400 (measured).
+    - ``enable_seqscan=off``: a plan cached while a table had a few pages scanned it whole
+      later, at 80,000 rows (measured).
+
+    PostgreSQL still loops or scans where nothing else can do, and a correlated subquery (one
+    keyed lookup per row) is not a join.
     """
     pool = await asyncpg.create_pool(
         dsn,
@@ -47,7 +59,7 @@ async def create_pool(
         init=init_connection,
         reset=keep_session,
         command_timeout=60,
-        server_settings={"enable_seqscan": "off"} if key_lookups else None,
+        server_settings=_BATCH_JOINS if batch_joins else None,
     )
     assert pool is not None
     return pool
