@@ -22,6 +22,10 @@ table is bounded by the batch's own keys (``correlation_id = ANY (ARRAY(SELECT c
 no index leads with ``status`` (migration 0006), and the runtime's connections join a batch to
 the rows its keys found by hash, never by a loop per row (``create_pool(batch_joins=True)``).
 ``tests/test_ledger_plans.py`` checks the plans on such statistics.
+
+Both statements lock ``track_steps`` rows in key order (claims insert in key order, outcomes lock
+``FOR UPDATE`` in key order; a claim of a step whose outcome is being written waits for it), so
+concurrent batches wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -165,7 +169,7 @@ WITH req AS (
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
            seq, trace_id
     FROM state WHERE deps_met AND run_status IS DISTINCT FROM 'timed_out'
-    ORDER BY cid, track
+    ORDER BY cid, track  -- rows are locked in key order by every statement: batches never deadlock
     ON CONFLICT (correlation_id, track_id) DO UPDATE
         SET status = EXCLUDED.status,
             attempts = s.attempts + EXCLUDED.attempts,
@@ -201,12 +205,21 @@ WITH fin AS (
     SELECT * FROM jsonb_to_recordset($2::text::jsonb)
         AS x(cid text, track text, status text, output jsonb, error text, at timestamptz, fence int,
              ends_run boolean)
+), locked AS (
+    -- Locked in key order, as the claim statement locks them (a claim of a completing step waits
+    -- for its outcome): concurrent batches wait for each other instead of deadlocking.
+    SELECT s.correlation_id, s.track_id
+    FROM track_steps s JOIN fin x ON s.correlation_id = x.cid AND s.track_id = x.track
+    WHERE s.correlation_id = ANY (ARRAY(SELECT cid FROM fin))
+    ORDER BY s.correlation_id, s.track_id
+    FOR UPDATE OF s
 ), steps AS (
     UPDATE track_steps s
     SET status = x.status, output = x.output, error = x.error, finished_at = x.at, updated_at = now()
-    FROM fin x
+    FROM fin x JOIN locked l ON l.correlation_id = x.cid AND l.track_id = x.track
     WHERE s.correlation_id = ANY (ARRAY(SELECT cid FROM fin))
-      AND s.correlation_id = x.cid AND s.track_id = x.track AND (x.fence IS NULL OR s.attempts = x.fence)
+      AND s.correlation_id = l.correlation_id AND s.track_id = l.track_id
+      AND (x.fence IS NULL OR s.attempts = x.fence)
     RETURNING s.correlation_id, s.track_id, x.ends_run, x.output
 ), runs AS (
     UPDATE workflow_runs w
@@ -265,9 +278,7 @@ _WRITTEN = Written(True)
 
 def claim_params(claims: Iterable[Claim]) -> tuple[str]:
     """``_CLAIM_SQL``'s parameter: the batch as one JSON document (one native encode, cheaper than
-    an array per column), in key order, the order the statement writes in. Concurrent batches
-    then lock rows in one order and wait for each other instead of deadlocking (a fan-in's
-    upstreams' events arrive in different batches and claim the same step)."""
+    an array per column)."""
     batch = [
         {
             "cid": c.correlation_id,
@@ -284,14 +295,13 @@ def claim_params(claims: Iterable[Claim]) -> tuple[str]:
             "timeout_s": c.run_timeout_s,
             "definition": c.definition if c.root else None,
         }
-        for c in sorted(claims, key=lambda c: (c.correlation_id, c.track))
+        for c in claims
     ]
     return (dumps(batch),)
 
 
 def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
-    """``_WRITE_SQL``'s parameters: every log row, and the step outcomes in key order (row locks
-    in the order claims take them)."""
+    """``_WRITE_SQL``'s parameters: every log row, and the step outcomes."""
     logs = []
     steps = []
     for item in items:
@@ -330,7 +340,6 @@ def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
                 "f": fenced,
             }
         )
-    steps.sort(key=lambda x: (x["cid"], x["track"]))  # row locks in key order, as claims take them
     return dumps(logs), dumps(steps)
 
 
