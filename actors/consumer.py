@@ -28,6 +28,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from subjects import STREAM, SubjectKind, names
 
+from .inbox import subscribe_inbox
 from .track import Track
 
 __all__ = ["ConsumerSpec", "MessageSource", "PullSource"]
@@ -129,11 +130,11 @@ class PullSource:
             except Exception as exc:  # the old inbox may already be gone with its connection
                 log.debug("unsubscribe of stale pull inbox failed: %s", exc)
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_reply)
+        self._sub = await subscribe_inbox(self._nc, self._inbox, self._on_reply)
         self._reconnects_seen = self._nc.stats["reconnects"]
         self._empty_fetches = 0
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         """A delivery (it has an ack subject) or the status that ends the request."""
         if msg.reply:
             self._received.append(msg)

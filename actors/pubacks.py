@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.errors import APIError, NoStreamResponseError
+
+from subjects.jsonwire import loads
+
+from .inbox import subscribe_inbox
 
 __all__ = ["PubAckInbox"]
 
@@ -38,7 +41,7 @@ class PubAckInbox:
         """Publish with a reply subject of our inbox; the future resolves with the PubAck."""
         if self._sub is None:
             self._prefix = self._nc.new_inbox()
-            self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+            self._sub = await subscribe_inbox(self._nc, f"{self._prefix}.*", self._on_ack)
         n = next(self._tokens)
         if n % _SWEEP_EVERY == 0:  # futures cancelled by a timeout never see their PubAck
             self._waiting = {t: f for t, f in self._waiting.items() if not f.done()}
@@ -48,7 +51,7 @@ class PubAckInbox:
         await self._nc.publish(subject, body, reply=f"{self._prefix}.{token}", headers=headers)
         return future
 
-    async def _on_ack(self, msg: Msg) -> None:
+    def _on_ack(self, msg: Msg) -> None:
         future = self._waiting.pop(msg.subject[len(self._prefix) + 1 :], None)
         if future is None or future.done():
             return
@@ -56,7 +59,7 @@ class PubAckInbox:
             future.set_exception(NoStreamResponseError())
             return
         try:
-            resp = json.loads(msg.data)
+            resp = loads(msg.data)
         except ValueError as exc:
             future.set_exception(APIError(description=f"unreadable PubAck: {exc}"))
             return

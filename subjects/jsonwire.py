@@ -1,4 +1,5 @@
-"""Compact JSON for everything the runtime writes on its hot path (events, ledger batches, payloads).
+"""Compact JSON for everything the runtime writes on its hot path (events, ledger batches, payloads),
+and a fast reader for what it parses there (PubAcks).
 
 pydantic-core's encoder (Rust) is about six times faster than ``json.dumps`` for the small
 documents of a step, and each step encodes several. Values JSON has no type for are written
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
-__all__ = ["dumpb", "dumps"]
+__all__ = ["dumpb", "dumps", "loads"]
 
 
 def dumpb(value: Any) -> bytes:
@@ -20,3 +21,8 @@ def dumpb(value: Any) -> bytes:
 
 def dumps(value: Any) -> str:
     return to_json(value, fallback=str).decode()
+
+
+def loads(data: bytes | str) -> Any:
+    """Raises ``ValueError`` on invalid JSON, as ``json.loads`` does."""
+    return from_json(data)
