@@ -28,6 +28,7 @@ async def test_bench_measures_every_scenario_and_cleans_up(
         assert scenario["ratio"] > 0
     assert results["linear"]["paced"]["runtime"]["completed"] == 40
     assert len(results["linear"]["ratios"]) == 2 and results["linear"]["ratio"] in results["linear"]["ratios"]
+    assert [run["ratio"] for run in results["linear"]["runs"]] == results["linear"]["ratios"]
     failures = results["failures"]
     assert failures["failure_to_successful_retry_ms"]["n"] == failures["runs"]
     assert failures["last_failure_to_dead_letter_ms"]["n"] == failures["runs"]

@@ -219,6 +219,7 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             "runtime": full.as_dict(),
             "ratio": _ratio(full, raw),
             "ratios": ratios,
+            "runs": [{"raw": r.as_dict(), "runtime": f.as_dict(), "ratio": _ratio(f, r)} for r, f in pairs],
             "paced": {"rate": cfg.paced_rate, "raw": raw_paced.as_dict(), "runtime": full_paced.as_dict()},
         }
         return results
