@@ -24,7 +24,7 @@ __all__ = ["RunState", "Runs"]
 
 log = logging.getLogger(__name__)
 
-# Bounded by the batch's keys and joined by hash, as the ledger's statements (see actors.ledger).
+# Bounded by the batch's keys and joined by hash, as the ledger's statements (see actors.ledger_sql).
 _COMPLETE_SQL = """
 WITH req AS (
     SELECT DISTINCT ON (cid) *

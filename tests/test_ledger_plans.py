@@ -22,7 +22,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from actors.ledger import _CLAIM_SQL, _WRITE_SQL, Claim, LogRow, StepFinish, claim_params, write_params
+from actors.ledger import Claim, LogRow, StepFinish, claim_params, write_params
+from actors.ledger_sql import CLAIM_SQL, WRITE_SQL
 from actors.runs import _COMPLETE_SQL
 from tracks.db import create_pool, migrate
 
@@ -90,9 +91,9 @@ def _statements() -> dict[str, tuple[str, tuple[str, ...]]]:
     ]
     leaves = json.dumps([{"cid": cid, "leaves": ["a", "b"]} for cid in _runs()])
     return {
-        "claim_step": (_CLAIM_SQL, claim_params(fresh)),
-        "claim_fan_in": (_CLAIM_SQL, claim_params(fan_in)),
-        "record_outcomes": (_WRITE_SQL, write_params(outcomes)),
+        "claim_step": (CLAIM_SQL, claim_params(fresh)),
+        "claim_fan_in": (CLAIM_SQL, claim_params(fan_in)),
+        "record_outcomes": (WRITE_SQL, write_params(outcomes)),
         "complete_runs": (_COMPLETE_SQL, (leaves,)),
     }
 

@@ -37,7 +37,7 @@ async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 8, batch_joins: bool = False
 ) -> asyncpg.Pool:
     """``batch_joins``: connections for the runtime, whose hot statements each take a batch of
-    hundreds of keys (ledger claims and outcomes, run completions; see :mod:`actors.ledger`) and
+    hundreds of keys (ledger claims and outcomes, run completions; see :mod:`actors.ledger_sql`) and
     bound every table access by them. Two planner settings keep those plans right whatever the
     statistics say and however long a cached plan lives (a connection keeps a generic plan made
     when the tables were small):
