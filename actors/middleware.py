@@ -18,7 +18,7 @@ from opentelemetry import context as otel_context
 
 from .context import TrackContext
 from .decode import Activation
-from .ledger import Verdict
+from .ledger import LogRow, Verdict
 from .track import Track
 
 __all__ = ["Middleware", "Next", "Step", "compose"]
@@ -44,6 +44,20 @@ class Step:
     completed_run: str | None = None
     """The workflow whose run this step's outcome completed (its only leaf), to announce."""
     started: float = field(default_factory=time.monotonic)
+
+    def log_row(self, event_type: str, **fields: Any) -> LogRow:
+        """A ``processing_logs`` row about this step (its run, track, attempt, trace, message)."""
+        ctx = self.ctx
+        return LogRow(
+            correlation_id=ctx.correlation_id,
+            track=ctx.track,
+            event_type=event_type,
+            attempt=ctx.attempt,
+            user_id=ctx.user_id,
+            trace_id=ctx.trace_id,
+            stream_seq=ctx.stream_seq,
+            **fields,
+        )
 
 
 Next = Callable[[Step], Awaitable[None]]

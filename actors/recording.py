@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .ledger import Claim, Ledger, LogRow, StepFinish, Verdict
+from .ledger import Claim, Ledger, StepFinish, Verdict
 from .middleware import Next, Step
 from .plan import StepPlan
 
@@ -63,7 +63,7 @@ class LedgerMiddleware:
         written = await self._ledger.finish(
             StepFinish(
                 "completed",
-                self._row(step, "completed", duration_ms=duration_ms),
+                step.log_row("completed", duration_ms=duration_ms),
                 output=step.output,
                 fence=result.attempt,
                 ends_run=plan.leaves == (ctx.track,),
@@ -90,20 +90,4 @@ class LedgerMiddleware:
         }.get(verdict)
         if reason is not None:
             event = "skipped" if verdict is Verdict.CLOSED else "duplicate"
-            self._ledger.record(
-                self._row(step, event, details={"reason": reason, "subject": step.msg.subject})
-            )
-
-    @staticmethod
-    def _row(step: Step, event_type: str, **fields: object) -> LogRow:
-        ctx = step.ctx
-        return LogRow(
-            correlation_id=ctx.correlation_id,
-            track=ctx.track,
-            event_type=event_type,
-            attempt=ctx.attempt,
-            user_id=ctx.user_id,
-            trace_id=ctx.trace_id,
-            stream_seq=ctx.stream_seq,
-            **fields,  # type: ignore[arg-type]
-        )
+            self._ledger.record(step.log_row(event, details={"reason": reason, "subject": step.msg.subject}))

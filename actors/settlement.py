@@ -172,17 +172,10 @@ class Settlement:
 
     @staticmethod
     def _row(step: Step, event_type: str, error: str, exc: Exception, details: dict[str, object]) -> LogRow:
-        ctx = step.ctx
-        return LogRow(
-            correlation_id=ctx.correlation_id,
-            track=ctx.track,
-            event_type=event_type,
-            attempt=ctx.attempt,
+        return step.log_row(
+            event_type,
             error=error,
             error_type=type(exc).__name__,
-            user_id=ctx.user_id,
-            trace_id=ctx.trace_id,
-            stream_seq=ctx.stream_seq,
             duration_ms=(time.monotonic() - step.started) * 1000,
             details=details,
         )
