@@ -25,6 +25,8 @@ from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER, Request, ServiceError
 from nats.micro.service import Service
 
+from subjects import check_token, headers
+
 from .chain import execution_chain
 from .progress import ProgressError, proceed, progress, resume
 from .publisher import EventPublisher
@@ -36,6 +38,12 @@ __all__ = ["PREFIX", "ApiError", "ApiService", "Endpoint", "call", "workflows_of
 log = logging.getLogger(__name__)
 
 PREFIX = "tracksapi"
+ECHO_CHARS = 200
+"""At most this much of a request's own text is quoted back in an error."""
+ERROR_CHARS = 1000
+"""Every error description (a response header) is cut to this length."""
+_HEADROOM = 1024
+"""Room kept under ``max_payload`` for a reply's headers (the server counts them too)."""
 Endpoint = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 T = TypeVar("T")
 
@@ -78,7 +86,7 @@ class ApiService:
         )
         for name, handler in self.endpoints.items():
             await self._service.add_endpoint(
-                name=name, subject=f"{PREFIX}.{name}", handler=_wrap(name, handler)
+                name=name, subject=f"{PREFIX}.{name}", handler=_wrap(self._nc, name, handler)
             )
         await self._nc.flush()
 
@@ -97,7 +105,7 @@ class ApiService:
 
     async def chain(self, body: dict[str, Any]) -> dict[str, Any]:
         """Every event of a run in order, and each step's state with its output size."""
-        cid = _required(body, "correlationId")
+        cid = _correlation_id(body)
         events = await execution_chain(self._pool, cid)
         steps = await self._pool.fetch(
             """SELECT track_id, status, attempts, started_at, finished_at, error,
@@ -136,11 +144,11 @@ class ApiService:
 
     async def deps(self, body: dict[str, Any]) -> dict[str, Any]:
         """Which of a track's upstreams completed for a run, and whether that is all of them."""
-        cid = _required(body, "correlationId")
-        name = _required(body, "track")
+        cid = _correlation_id(body)
+        name = _token(body, "track", "a track name")
         track = self._tracks.get(name)
         if track is None:
-            known = ", ".join(sorted(self._tracks)) or "none"
+            known = _cut(", ".join(sorted(self._tracks)) or "none", ECHO_CHARS)
             raise ApiError(404, f"unknown track {name!r} (this service knows: {known})")
         rows = await self._pool.fetch(
             "SELECT track_id FROM track_steps WHERE correlation_id = $1 AND track_id = ANY($2) "
@@ -159,16 +167,16 @@ class ApiService:
 
     async def status(self, body: dict[str, Any]) -> dict[str, Any]:
         """``{currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}`` of a run."""
-        return (await _progress_call(progress(self._pool, _required(body, "correlationId")))).as_wire()
+        return (await _progress_call(progress(self._pool, _correlation_id(body)))).as_wire()
 
     async def proceed(self, body: dict[str, Any]) -> dict[str, Any]:
         """Release the manual gate a run waits at."""
-        done = await _progress_call(proceed(self._pool, self._publisher, _required(body, "correlationId")))
+        done = await _progress_call(proceed(self._pool, self._publisher, _correlation_id(body)))
         return {"correlationId": done.correlation_id, "releasedPhase": done.phase, "started": done.tracks}
 
     async def resume(self, body: dict[str, Any]) -> dict[str, Any]:
         """Continue a failed or timed-out run from its last successful steps."""
-        done = await _progress_call(resume(self._pool, self._publisher, _required(body, "correlationId")))
+        done = await _progress_call(resume(self._pool, self._publisher, _correlation_id(body)))
         return {"correlationId": done.correlation_id, "reactivated": done.tracks}
 
 
@@ -182,27 +190,88 @@ async def _progress_call(call: Awaitable[T]) -> T:
 def _required(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise ApiError(400, f"{key} is required (a non-empty string)")
+        got = "missing" if value is None else f"got {_echo(value)}"
+        raise ApiError(400, f"{key} is required (a non-empty string; {got})")
     return value
 
 
-def _wrap(name: str, handler: Endpoint) -> Callable[[Request], Awaitable[None]]:
-    """JSON in, JSON out; an :class:`ApiError` or a failure becomes a micro error reply."""
+def _token(body: dict[str, Any], key: str, what: str) -> str:
+    """A field that becomes a subject token (a correlation ID, a track name): :func:`check_token`'s rule."""
+    value = _required(body, key)
+    try:
+        return check_token(value, what)
+    except ValueError:  # its message quotes the whole value: say it again, bounded
+        raise ApiError(
+            400, f"{key} {_echo(value)} must be 1-128 characters of letters, digits, '_' or '-'"
+        ) from None
+
+
+def _correlation_id(body: dict[str, Any]) -> str:
+    return _token(body, "correlationId", "correlation ID")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _echo(value: object) -> str:
+    """A request's own value quoted in an error: ``repr`` (NUL, control characters and lone
+    surrogates escaped), at most :data:`ECHO_CHARS` characters of it."""
+    if isinstance(value, str):
+        return repr(_cut(value, ECHO_CHARS))
+    return _cut(repr(value), ECHO_CHARS)
+
+
+def _header_safe(text: str) -> str:
+    """An error description as a header value: one bounded line that encodes as UTF-8."""
+    flat = " ".join(text.split())
+    return _cut(flat, ERROR_CHARS).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _request_body(data: bytes) -> dict[str, Any]:
+    """The request as a JSON object; anything else is a bad request (400), never a failure."""
+    if not data:
+        return {}
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the request is not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"the request is not JSON: {exc.msg} (at {exc.pos})") from None
+    except RecursionError:
+        raise ApiError(400, "the request is not JSON this service reads: nested too deeply") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the request must be a JSON object, got {_json_type(body)}")
+    return body
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _wrap(nc: NATS, name: str, handler: Endpoint) -> Callable[[Request], Awaitable[None]]:
+    """JSON in, JSON out; an :class:`ApiError` or a failure becomes a micro error reply.
+
+    Bad input is a 400 with a short reason. Every error description is one line of at most
+    :data:`ERROR_CHARS` characters, and a reply too large for the server's ``max_payload`` is
+    refused (413) rather than sent, so no answer can break the connection.
+    """
 
     async def handle(request: Request) -> None:
         try:
-            body = json.loads(request.data or b"{}")
-            if not isinstance(body, dict):
-                raise ApiError(400, f"the request must be a JSON object, got {type(body).__name__}")
-            reply = await handler(body)
-        except json.JSONDecodeError as exc:
-            raise ServiceError("400", f"the request is not JSON: {exc.msg}") from None
+            reply = await handler(_request_body(request.data))
+            data = json.dumps(reply, default=str).encode()
+            if len(data) > nc.max_payload - _HEADROOM:
+                raise ApiError(
+                    413, f"the reply ({len(data)} bytes) exceeds the server's max_payload; ask for less"
+                )
         except ApiError as exc:
-            raise ServiceError(str(exc.code), exc.description) from None
+            raise ServiceError(str(exc.code), _header_safe(exc.description)) from None
         except Exception as exc:
             log.exception("tracksapi.%s failed", name)
-            raise ServiceError("500", f"{type(exc).__name__}: {exc}") from None
-        await request.respond(json.dumps(reply, default=str).encode())
+            raise ServiceError("500", _header_safe(f"{type(exc).__name__}: {exc}")) from None
+        await request.respond(data)
 
     return handle
 
@@ -210,10 +279,10 @@ def _wrap(name: str, handler: Endpoint) -> Callable[[Request], Awaitable[None]]:
 async def call(nc: NATS, endpoint: str, body: dict[str, Any], *, wait_s: float = 5.0) -> dict[str, Any]:
     """Request ``tracksapi.<endpoint>``; an error reply raises :class:`ApiError`."""
     msg = await nc.request(f"{PREFIX}.{endpoint}", json.dumps(body).encode(), timeout=wait_s)
-    headers = msg.headers or {}
-    if ERROR_HEADER in headers:
-        code = headers.get(ERROR_CODE_HEADER, "500")
-        raise ApiError(int(code) if code.isdigit() else 500, headers[ERROR_HEADER])
+    hdrs = headers.plain(msg.headers)
+    if ERROR_HEADER in hdrs:
+        code = hdrs.get(ERROR_CODE_HEADER, "500")
+        raise ApiError(int(code) if code.isdigit() else 500, hdrs[ERROR_HEADER])
     reply: dict[str, Any] = json.loads(msg.data)
     return reply
 

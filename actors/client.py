@@ -2,6 +2,10 @@
 
 ``trigger`` and ``start`` publish run commands and return at once (asynchronous use);
 ``run`` starts a workflow and waits for its outcome event (synchronous use).
+
+An input whose JSON is over the payload store's threshold is stored in the object store and
+its reference is published instead (see :meth:`PayloadStore.offload_input`), so no run command
+fails on NATS's max payload; the worker resolves it before the handler sees its input.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ class WaitTimeout(TimeoutError):
 
 
 class TracksClient:
-    def __init__(self, connection: JetStreamContext | NATS) -> None:
+    def __init__(self, connection: JetStreamContext | NATS, *, payloads: PayloadStore | None = None) -> None:
+        """``payloads``: where large inputs go and large results come from; by default the
+        ``TRACKS_PAYLOADS`` bucket with the default threshold and TTL (give one built from the
+        settings, ``TRACKS_PAYLOAD_THRESHOLD_BYTES`` and ``TRACKS_PAYLOAD_TTL_S``, to honour them)."""
         if isinstance(connection, NATS):
             self._nc: NATS | None = connection
             js = connection.jetstream()
@@ -55,7 +62,7 @@ class TracksClient:
             self._nc = None
             js = connection
         self._publisher = EventPublisher(js)
-        self._payloads = PayloadStore(js)
+        self._payloads = payloads or PayloadStore(js)
 
     async def start(
         self,
@@ -65,15 +72,16 @@ class TracksClient:
         correlation_id: str | None = None,
         user_id: str | None = None,
     ) -> str:
-        """Trigger every root track of ``workflow`` for one new run; return its correlation ID."""
-        cid = correlation_id or new_correlation_id()
+        """Trigger every root track of ``workflow`` for one new run; return its correlation ID.
+
+        A large ``payload`` is stored once and its reference sent to every root."""
+        cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
         roots = workflow.roots
         if not roots:
             raise ValueError(f"workflow {workflow.name} has no tracks")
+        body = await self._payloads.offload_input(cid, payload or {})
         for root in roots:
-            await self.trigger(
-                root.name, payload, correlation_id=cid, user_id=user_id, workflow=workflow.name
-            )
+            await self.trigger(root.name, body, correlation_id=cid, user_id=user_id, workflow=workflow.name)
         return cid
 
     async def run(
@@ -131,13 +139,15 @@ class TracksClient:
         source: str = "client",
         workflow: str | None = None,
     ) -> tuple[str, PubAck]:
-        """Publish ``tracks.<track>.run.<cid>``; de-duplicated per (cid, track) unless ``msg_id``."""
+        """Publish ``tracks.<track>.run.<cid>``; de-duplicated per (cid, track) unless ``msg_id``.
+
+        A ``payload`` over the payload store's threshold travels by reference (claim check)."""
         check_token(track, "track name")
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
         event = TrackEvent(
             track_id=track,
             event_type=EventType.DATA_READY,
-            payload=payload or {},
+            payload=await self._payloads.offload_input(cid, payload or {}),
             metadata=EventMetadata(
                 correlation_id=cid,
                 source_track=source,

@@ -111,7 +111,8 @@ class StoredLetter:
 
     @classmethod
     def of(cls, raw: RawStreamMsg) -> StoredLetter:
-        return cls(raw.seq or 0, raw.subject or "", raw.time, raw.data or b"", dict(raw.headers or {}))
+        """Headers as plain text (nats.py gives a stored non-ASCII value as an ``email`` ``Header``)."""
+        return cls(raw.seq or 0, raw.subject or "", raw.time, raw.data or b"", headers.plain(raw.headers))
 
     def _get(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -152,6 +152,29 @@ class PayloadStore:
         await store.put(key, data)
         return PayloadRef(self.bucket, key, len(data), hashlib.sha256(data).hexdigest()).as_payload()
 
+    async def offload_input(self, correlation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A run command's input, as :meth:`offload` does for outputs (a reference stays as it is).
+
+        Stored under ``<correlationId>/input.<sha256>``: never a track's output key (a track name
+        has no ``.``) and named by its content, so a repeated trigger with the same input stores
+        nothing again, and a trigger with another input never alters an earlier one's object.
+        """
+        if is_ref(payload):
+            return payload
+        data = encoded(payload)
+        if len(data) <= self.threshold_bytes:
+            return payload
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"{correlation_id}/input.{digest}"
+        store = await self.ensure()
+        try:
+            held = (await store.get_info(key)).size == len(data)
+        except ObjectNotFoundError:
+            held = False
+        if not held:
+            await store.put(key, data)
+        return PayloadRef(self.bucket, key, len(data), digest).as_payload()
+
     async def resolve(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The payload a reference stands for (verified); any other payload unchanged."""
         if not is_ref(payload):

@@ -1,4 +1,10 @@
-"""NATS header names this project reads and writes."""
+"""NATS header names this project reads and writes, and :func:`plain` to read them back."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from email.header import Header, decode_header
 
 __all__ = [
     "CORRELATION_ID",
@@ -6,6 +12,7 @@ __all__ = [
     "PRIORITY",
     "TRACEPARENT",
     "TRACESTATE",
+    "plain",
 ]
 
 MSG_ID = "Nats-Msg-Id"
@@ -16,3 +23,47 @@ CORRELATION_ID = "Tracks-Correlation-Id"
 """Optional: the correlation ID of a plain-JSON trigger (else the subject's, else generated)."""
 PRIORITY = "Tracks-Priority"
 """``high`` | ``normal`` | ``low``: set on scheduler ticks; actors run higher priorities first."""
+
+
+def plain(raw: Mapping[str, object] | None) -> dict[str, str]:
+    """A nats.py headers dict as plain ``{name: text}``: what every reader of headers should use.
+
+    nats.py parses the headers of a delivered message itself (UTF-8, plain ``str``), but those
+    of a message read back from a stream (``js.get_msg``, ``get_last_msg``) with
+    ``email.parser``: a value with non-ASCII bytes then comes back as an
+    ``email.header.Header``, which is not a ``str`` (no ``strip``, no ``len``; ``str()`` of it
+    turns every non-ASCII byte into U+FFFD). Such a value is decoded here to its text, from
+    UTF-8 as NATS headers are written (invalid bytes become U+FFFD). ``None`` gives ``{}``.
+    """
+    if not raw:
+        return {}
+    return {str(name): _text(value) for name, value in raw.items()}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Header):
+        # A parsed Header holds its raw bytes as chunks; ``decode_header`` hands them back as
+        # they were on the wire (no RFC 2047 decoding of a parsed header's chunks: NATS headers
+        # are not e-mail).
+        parts: list[str] = []
+        for chunk, charset in decode_header(value):
+            if isinstance(chunk, str):
+                parts.append(chunk)
+                continue
+            parts.append(chunk.decode(_codec(charset), "replace"))
+        return "".join(parts)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _codec(charset: str | None) -> str:
+    """The charset of a chunk: ``unknown-8bit`` (raw bytes from the wire), none or an unknown one is UTF-8."""
+    if not charset or charset.lower() == "unknown-8bit":
+        return "utf-8"
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return "utf-8"

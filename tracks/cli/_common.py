@@ -8,16 +8,28 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from nats.js import JetStreamContext
 
 from actors.errors import WorkflowError
 from actors.loader import LoadError, load_workflow
+from actors.payloads import PayloadStore
 from actors.workflow import Workflow
 from tracks.settings import Settings, SettingsError, load_settings
 
-__all__ = ["UserError", "async_command", "get_settings", "parse_json_object", "resolve_workflow"]
+__all__ = [
+    "PAYLOAD_HELP",
+    "UserError",
+    "async_command",
+    "get_settings",
+    "parse_json_object",
+    "payload_store",
+    "read_payload",
+    "resolve_workflow",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,6 +56,30 @@ def parse_json_object(text: str, what: str = "--payload") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value
+
+
+PAYLOAD_HELP = "a JSON object, @FILE to read it from a file, or - to read it from stdin"
+
+
+def read_payload(value: str, what: str = "--payload") -> dict[str, Any]:
+    """A ``--payload`` given inline, as ``@FILE`` or as ``-`` (stdin): a command line holds only
+    ~128 KiB per argument, large inputs come from a file or a pipe."""
+    if value != "-" and not value.startswith("@"):
+        return parse_json_object(value, what)
+    source = "stdin" if value == "-" else value[1:]
+    try:
+        data = sys.stdin.buffer.read() if value == "-" else Path(source).read_bytes()
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"{what}: cannot read {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what}: {source} is not UTF-8 text") from None
+    return parse_json_object(text, what)
+
+
+def payload_store(js: JetStreamContext, settings: Settings) -> PayloadStore:
+    """The payload store as the actors see it (threshold and TTL from the settings)."""
+    return PayloadStore(js, threshold_bytes=settings.payload_threshold_bytes, ttl_s=settings.payload_ttl_s)
 
 
 def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:

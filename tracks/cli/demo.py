@@ -39,7 +39,7 @@ async def demo(runs: int, timeout: float) -> None:
 
     async with Runtime(list(receipts), settings=settings, name="tracks-demo") as runtime:
         assert runtime.nc is not None and runtime.pool is not None
-        client = TracksClient(runtime.nc.jetstream())
+        client = TracksClient(runtime.nc.jetstream(), payloads=runtime.payloads)
         began = time.monotonic()
         cids = [
             (await client.trigger("gmail", {"mailbox": f"user{i}@example.com", "count": 1 + i % 4}))[0]

@@ -15,14 +15,22 @@ from actors.publisher import EventPublisher
 from tracks.connections import connect_nats, resolve_endpoints
 from tracks.db import create_pool
 
-from ._common import UserError, async_command, get_settings, parse_json_object, resolve_workflow
+from ._common import (
+    PAYLOAD_HELP,
+    UserError,
+    async_command,
+    get_settings,
+    payload_store,
+    read_payload,
+    resolve_workflow,
+)
 
 __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 
 
 @click.command("run")
 @click.argument("workflow")
-@click.option("--payload", default="{}", show_default=True, help="Input of the root tracks, a JSON object.")
+@click.option("--payload", default="{}", show_default=True, help=f"Input of the root tracks: {PAYLOAD_HELP}.")
 @click.option("--wait", is_flag=True, help="Wait for the run's outcome and print its result.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--correlation-id", default=None)
@@ -34,11 +42,11 @@ async def run_cmd(
 
     Exit codes with --wait: 0 completed, 1 failed or timed out, 2 still running when the wait ended.
     """
-    wf, body = resolve_workflow(workflow), parse_json_object(payload)
+    wf, body = resolve_workflow(workflow), read_payload(payload)
     settings = get_settings()
     nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
     try:
-        client = TracksClient(nc)
+        client = TracksClient(nc, payloads=payload_store(nc.jetstream(), settings))
         if not wait:
             click.echo(await client.start(wf, body, correlation_id=correlation_id))
             return

@@ -1,4 +1,8 @@
-"""``tracks trigger TRACK --payload JSON [--correlation-id ID]``."""
+"""``tracks trigger TRACK --payload JSON|@FILE|- [--correlation-id ID]``.
+
+A payload over ``TRACKS_PAYLOAD_THRESHOLD_BYTES`` is stored in the payload store and sent by
+reference, as the actors do with large outputs.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,20 @@ from actors import TracksClient
 from subjects import check_token
 from tracks.connections import connect_nats, resolve_endpoints
 
-from ._common import UserError, async_command, get_settings, parse_json_object
+from ._common import PAYLOAD_HELP, UserError, async_command, get_settings, payload_store, read_payload
 
 __all__ = ["trigger"]
 
 
 @click.command()
 @click.argument("track")
-@click.option("--payload", default="{}", show_default=True, help="The track's input, a JSON object.")
+@click.option("--payload", default="{}", show_default=True, help=f"The track's input: {PAYLOAD_HELP}.")
 @click.option("--correlation-id", default=None, help="Default: a new one.")
 @click.option("--user-id", default=None)
 @async_command
 async def trigger(track: str, payload: str, correlation_id: str | None, user_id: str | None) -> None:
     """Publish a run command for TRACK and print its correlation ID."""
-    body = parse_json_object(payload)
+    body = read_payload(payload)
     try:  # before connecting: a name that can never be valid needs no server to say so
         check_token(track, "track name")
         if correlation_id is not None:
@@ -32,7 +36,8 @@ async def trigger(track: str, payload: str, correlation_id: str | None, user_id:
     endpoints = resolve_endpoints(settings)
     nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli", wait_for_server=False)
     try:
-        client = TracksClient(nc.jetstream())
+        js = nc.jetstream()
+        client = TracksClient(js, payloads=payload_store(js, settings))
         try:
             cid, ack = await client.trigger(track, body, correlation_id=correlation_id, user_id=user_id)
         except ValueError as exc:
