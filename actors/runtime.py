@@ -112,7 +112,7 @@ class Runtime:
         if s.gc_tuning:
             tune_gc()
         self.endpoints = await asyncio.to_thread(resolve_endpoints, s)
-        self.nc = await connect_nats(s, self.endpoints.nats_url, name=self.name)
+        self.nc = await connect_nats(s, self.endpoints.nats_url, name=self.name, on_closed=self._nats_closed)
         js = self.nc.jetstream()
         await ensure_streams(
             js,
@@ -123,7 +123,9 @@ class Runtime:
             ),
             dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
         )
-        self.pool = await create_pool(self.endpoints.database_url, max_size=s.db_pool_size, batch_joins=True)
+        self.pool = await create_pool(
+            self.endpoints.database_url, max_size=s.db_pool_size, batch_joins=True, wait_s=s.connect_wait_s
+        )
         await self.check_schema(self.pool, migrate_if_behind=self.endpoints.embedded)
         self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
         self.ledger.start()
@@ -157,6 +159,23 @@ class Runtime:
         self.api = ApiService(self.nc, self.pool, workflows_of(self.tracks))
         await self.api.start()
         log.info("runtime %s started tracks %s", self.name, ", ".join(self.workers))
+
+    def _nats_closed(self, error: Exception | None) -> None:
+        """nats-py closed the connection for good (see :func:`connect_nats`): nothing more can be
+        fetched or acked, so the runtime stops as if a loop crashed: :meth:`serve` raises."""
+        from tracks.connections import describe_error
+
+        reason = f"the NATS connection was closed for good (last error: {describe_error(error)})"
+        log.critical("%s; stopping the runtime", reason)
+        if self._stop.is_set():
+            return
+
+        async def closed() -> None:
+            raise ConnectionError(reason)
+
+        task = asyncio.create_task(closed(), name="nats-connection")
+        task.add_done_callback(lambda _: self._stop.set())
+        self._loops.append(task)
 
     @staticmethod
     async def check_schema(pool: asyncpg.Pool, *, migrate_if_behind: bool) -> None:

@@ -22,6 +22,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from nats.aio.client import Client as NATS
 
+from tracks.connections import describe_error
 from tracks.monitoring import ResourceMonitor, report_resources
 
 from .executions import ExecutionStore, Finished
@@ -86,6 +87,10 @@ class Scheduler:
         """Ticks whose claim failed (database down), retried by the sweep and by the next tick."""
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.failure: ConnectionError | None = None
+        """Set when the NATS connection closed for good under the running scheduler."""
+        self._owner: asyncio.Task[object] | None = None
+        self._interrupted_owner = False
 
     @property
     def stats(self) -> TickStats:
@@ -103,13 +108,30 @@ class Scheduler:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Scheduler:
+        """Within ``async with``, a NATS connection closed for good interrupts the block (as
+        :func:`asyncio.timeout` does): it is cancelled, and leaves with :attr:`failure`, a
+        :class:`ConnectionError`, so a process waiting in it for SIGTERM exits non-zero."""
         await self.start()
+        if self.failure is not None:
+            await self.stop()
+            raise self.failure
+        self._owner = asyncio.current_task()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        interrupted = (
+            self._interrupted_owner
+            and exc_type is not None
+            and issubclass(exc_type, asyncio.CancelledError)
+            and self._owner is not None
+            and self._owner.uncancel() == 0  # not also cancelled by someone else
+        )
+        self._owner = None
         await self.stop()
+        if interrupted and self.failure is not None:
+            raise self.failure from None
 
     async def start(self, *, ready_timeout_s: float = 30.0) -> None:
         if self.settings.standard_schedules:
@@ -126,6 +148,7 @@ class Scheduler:
                 report_resources(self._nc, self.monitor, self.settings.metrics_interval_s, self._stop),
                 name="scheduler-metrics",
             ),
+            asyncio.create_task(self._watch_connection(), name="scheduler-nats"),
         ]
         try:
             await asyncio.wait_for(self._listener.ready.wait(), ready_timeout_s)
@@ -155,6 +178,25 @@ class Scheduler:
         if self._aps.running:
             self._aps.shutdown(wait=False)
         self._loaded.clear()
+
+    async def _watch_connection(self, every_s: float = 0.5) -> None:
+        """nats-py gives a connection up for good in some cases (the server refused a publish
+        over its max_payload, reconnect attempts exhausted): no tick could be published any
+        more, so the scheduler says why, once, and interrupts its ``async with`` block."""
+        while not self._stop.is_set():
+            if self._nc.is_closed:
+                reason = (
+                    "the NATS connection was closed for good "
+                    f"(last error: {describe_error(self._nc.last_error)})"
+                )
+                log.critical("%s; stopping the scheduler", reason)
+                self.failure = ConnectionError(reason)
+                if self._owner is not None and not self._owner.done():
+                    self._interrupted_owner = True
+                    self._owner.cancel()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every_s)
 
     # --- schedules --------------------------------------------------------------------------
 

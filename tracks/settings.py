@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".tracks")
     """Where the embedded servers keep their data, logs and state file."""
     db_pool_size: PositiveInt = 8
+    connect_wait_s: PositiveFloat = 60.0
+    """How long a starting actor waits for NATS and for PostgreSQL to answer before it gives up."""
 
     # --- streams -------------------------------------------------------------------------
     stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from typing import Any
 
 import asyncpg
 
+from ..connections import describe_error, server_address
+
 __all__ = ["create_pool", "init_connection"]
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (
+    OSError,  # refused, reset, unknown host
+    TimeoutError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+)
+"""What a PostgreSQL that is not (yet) there answers; anything else (a wrong password, a
+database that does not exist) will not change by waiting and is raised at once."""
 
 
 def _dumps(value: Any) -> str:
@@ -34,9 +51,14 @@ _BATCH_JOINS = {"enable_nestloop": "off", "enable_seqscan": "off"}
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 8, batch_joins: bool = False
+    dsn: str, *, min_size: int = 1, max_size: int = 8, batch_joins: bool = False, wait_s: float = 0.0
 ) -> asyncpg.Pool:
-    """``batch_joins``: connections for the runtime, whose hot statements each take a batch of
+    """``wait_s``: how long to wait for PostgreSQL to accept connections (a process that starts
+    with its database, or before it). One warning says so, attempts repeat with back-off (0.1 s
+    doubling to 2 s), and past the bound a :class:`ConnectionError` names the server; never
+    the DSN's user or password. ``0``: one attempt, its error raised as asyncpg raises it.
+
+    ``batch_joins``: connections for the runtime, whose hot statements each take a batch of
     hundreds of keys (ledger claims and outcomes, run completions; see :mod:`actors.ledger_sql`) and
     bound every table access by them. Two planner settings keep those plans right whatever the
     statistics say and however long a cached plan lives (a connection keeps a generic plan made
@@ -52,14 +74,43 @@ async def create_pool(
     PostgreSQL still loops or scans where nothing else can do, and a correlated subquery (one
     keyed lookup per row) is not a join.
     """
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=min_size,
-        max_size=max_size,
-        init=init_connection,
-        reset=keep_session,
-        command_timeout=60,
-        server_settings=_BATCH_JOINS if batch_joins else None,
-    )
-    assert pool is not None
-    return pool
+    started = time.monotonic()
+    delay, announced = 0.1, False
+    while True:
+        left = wait_s - (time.monotonic() - started)
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=init_connection,
+                reset=keep_session,
+                command_timeout=60,
+                server_settings=_BATCH_JOINS if batch_joins else None,
+                # asyncpg's default connect timeout, and no attempt outlasts the wait
+                timeout=min(60.0, max(1.0, left)) if wait_s > 0 else 60.0,
+            )
+        except _UNAVAILABLE as exc:
+            if wait_s <= 0:
+                raise
+            left = wait_s - (time.monotonic() - started)
+            if left <= 0:
+                raise ConnectionError(
+                    f"PostgreSQL at {server_address(dsn)} did not answer within {wait_s:g}s "
+                    f"({describe_error(exc)})"
+                ) from None
+            if not announced:  # one line for the whole wait, not one per attempt
+                announced = True
+                log.warning(
+                    "waiting for PostgreSQL at %s (%s); giving up in %gs",
+                    server_address(dsn),
+                    describe_error(exc),
+                    wait_s,
+                )
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+            continue
+        assert pool is not None
+        if announced:
+            log.info("PostgreSQL at %s answered after %.1fs", server_address(dsn), time.monotonic() - started)
+        return pool
