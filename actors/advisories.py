@@ -1,13 +1,15 @@
-"""Dead-letter messages that exhausted ``max_deliver`` without the handler ever deciding.
+"""Messages that no delivery settled: the max-deliveries advisory, and a sweep for the unheard.
 
-The worker dead-letters a message itself when its last delivery fails. It cannot when the
-last delivery never settles: the process was killed during it, or it hung past
-``ack_wait`` with nobody sending heartbeats. JetStream then gives up on the message
-silently, except for one core-NATS advisory,
-``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TRACKS.<track>``. This module listens for
-it, reads the message back from the stream (``STREAM.MSG.GET``), dead-letters it with the
-usual headers (error type ``MaxDeliveriesExceeded``), marks the step failed and publishes
-``tracks.<track>.failed.<cid>``, as the worker would have.
+The worker settles every message it starts. It cannot when a delivery never ends: the
+process was killed during it, or hung past ``ack_wait`` with nobody sending heartbeats.
+The next delivery's claim sees the step still on that message's last try and dead-letters it
+(:class:`~actors.ledger.Verdict` ``EXHAUSTED``). When JetStream gives up first (the consumer's
+own ``max_deliver``, a backstop above the track's), it says so once, with a core-NATS
+advisory, ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TRACKS.<track>``:
+:class:`MaxDeliveriesWatcher` hears it, reads the message back (``STREAM.MSG.GET``) and
+buries it through the one door (:class:`actors.settlement.DeadLetterDoor`): dead letter
+(error type ``MaxDeliveriesExceeded``), step failed, ``tracks.<track>.failed.<cid>``, run
+failed and announced — exactly as the worker would.
 
 **Idempotency.** Replicas subscribe in one queue group, so each advisory goes to one of
 them. Should it be handled twice anyway, nothing is counted twice: the dead letter keeps
@@ -15,35 +17,43 @@ the ``Nats-Msg-Id`` ``dlq:TRACKS:<seq>`` the worker uses (the DLQ stream drops a
 the ``failed`` event keeps ``<cid>:<track>:failed``, and the ledger is read first — a step
 already failed by this message (or completed) gets no second ``failed`` row.
 
-**Limit.** Advisories are fire-and-forget: one published while no actor of the track is
-connected is lost, and the message stays in the stream, un-dead-lettered, with its step
-``running`` in ``track_steps``. ``tracks chain`` shows such a step; there is no sweep for it.
+**Unheard advisories.** Advisories are fire-and-forget: one published while no actor of the
+track is connected is lost. :class:`UnsettledSweep` finds what it would have settled: at start
+and every ``TRACKS_SWEEP_INTERVAL_S``, the steps still ``running`` whose activating message is
+at or below their consumer's ack floor (JetStream holds it no more) and idle for ``ack_wait``,
+and buries each through the same door.
+
+**Partitions.** An actor cut off from NATS for longer than ``ack_wait`` loses its messages to
+the other replicas (JetStream redelivers them); when it comes back, its late outcomes are
+fenced off by the claim's attempt (recorded as ``superseded``, never announced), and what it
+held is settled by the replica that took it over. An actor cut off from PostgreSQL holds its
+messages (heartbeats go on) and waits: nothing is acked before its outcome is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-import asyncpg
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from subjects import STREAM, SubjectKind
+from subjects import STREAM, SubjectKind, headers
 
-from .dead_letter import DeadLetter, DeadLetters, Original
-from .decode import decode, fallback_correlation_id
+from .dead_letter import DeadLetter, Original
+from .decode import decode, fallback_correlation_id, time_us
 from .errors import PoisonMessage
-from .ledger import Ledger, LogRow, StepFinish
+from .ledger import Ledger, StepState
 from .publisher import EventPublisher
+from .settlement import EXHAUSTED_ERROR, Burial, DeadLetterDoor
 
 __all__ = [
     "ERROR_TYPE",
@@ -51,12 +61,13 @@ __all__ = [
     "MaxDeliveries",
     "MaxDeliveriesWatcher",
     "Outcome",
+    "UnsettledSweep",
     "advisory_subject",
 ]
 
 log = logging.getLogger(__name__)
 
-ERROR_TYPE = "MaxDeliveriesExceeded"
+ERROR_TYPE = EXHAUSTED_ERROR
 QUEUE_GROUP = "tracks-max-deliveries"
 """One group for every runtime: each advisory is handled by one replica."""
 _PREFIX = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
@@ -99,16 +110,6 @@ class Outcome(StrEnum):
     """The stream no longer holds the message (retention or a purge): nothing to dead-letter."""
 
 
-@dataclass(frozen=True)
-class _Step:
-    status: str
-    attempts: int
-    activated_by: int | None
-    user_id: str | None
-    workflow: str | None
-    output: dict[str, Any] | None
-
-
 class MaxDeliveriesWatcher:
     """Subscribes for the runtime's tracks; :meth:`handle` does the work for one advisory."""
 
@@ -116,17 +117,16 @@ class MaxDeliveriesWatcher:
         self,
         nc: NATS,
         js: JetStreamContext,
-        pool: asyncpg.Pool,
         ledger: Ledger,
         publisher: EventPublisher,
+        door: DeadLetterDoor,
         tracks: Sequence[str],
     ) -> None:
         self._nc = nc
         self._js = js
-        self._pool = pool
         self._ledger = ledger
         self._publisher = publisher
-        self._dead_letters = DeadLetters(publisher)
+        self._door = door
         self._tracks = list(tracks)
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -157,7 +157,7 @@ class MaxDeliveriesWatcher:
             advisory = MaxDeliveries.parse(msg.data)
         except ValueError as exc:
             self.errors += 1
-            log.warning("ignored advisory on %s: %s", msg.subject, exc)
+            log.warning("ignored advisory on %s: %s", msg.subject[:200], exc)
             return
         name = f"max-deliveries-{advisory.stream_seq}"
         task = asyncio.create_task(self._handle_logged(advisory), name=name)
@@ -170,8 +170,8 @@ class MaxDeliveriesWatcher:
         except Exception:
             self.errors += 1
             log.exception(
-                "%s: could not dead-letter stream sequence %d after %d deliveries; it is not "
-                "redelivered and its step stays 'running'",
+                "%s: could not dead-letter stream sequence %d after %d deliveries; the unsettled-step "
+                "sweep will try again",
                 advisory.consumer,
                 advisory.stream_seq,
                 advisory.deliveries,
@@ -179,9 +179,8 @@ class MaxDeliveriesWatcher:
 
     async def handle(self, advisory: MaxDeliveries) -> Outcome:
         track, seq = advisory.consumer, advisory.stream_seq
-        try:
-            raw = await self._js.get_msg(advisory.stream, seq)
-        except NotFoundError:
+        original = await read_original(self._js, advisory.stream, seq)
+        if original is None:
             log.warning(
                 "%s: stream sequence %d exhausted its deliveries but is no longer in %s",
                 track,
@@ -189,9 +188,8 @@ class MaxDeliveriesWatcher:
                 advisory.stream,
             )
             return self._count(Outcome.MESSAGE_GONE)
-        original = Original(raw.subject or "", raw.data or b"", raw.headers, advisory.stream, seq)
         cid, user_id, workflow = _identify(original)
-        step = await self._step(cid, track)
+        step = await self._ledger.step(cid, track)
         if step is not None and step.status == "completed":
             await self._publisher.track_event(
                 track,
@@ -209,24 +207,30 @@ class MaxDeliveriesWatcher:
             f"delivered {advisory.deliveries} times and never settled: the last delivery was neither "
             "acked, nak'ed nor terminated within ack_wait (actor killed or hung)"
         )
-        letter = DeadLetter(track, cid, ERROR_TYPE, error, advisory.deliveries)
-        await self._dead_letters.send_original(original, letter)
         owned = step is None or step.activated_by == seq
         already = step is not None and owned and step.status in ("failed", "timed_out")
+        finish = step is not None and owned and step.status == "running"
         if step is not None:
             user_id, workflow = user_id or step.user_id, workflow or step.workflow
-        if not already:
-            attempt = step.attempts if step is not None else advisory.deliveries
-            await self._record(advisory, letter, user_id, attempt, finish_step=step is not None and owned)
-        if owned:
-            await self._publisher.track_event(
-                track,
-                SubjectKind.FAILED,
-                cid,
-                {"error": error, "errorType": ERROR_TYPE},
+        await self._door.bury(
+            Burial(
+                original,
+                DeadLetter(track, cid, ERROR_TYPE, error, advisory.deliveries),
                 user_id=user_id,
                 workflow=workflow,
+                finish_step=finish,
+                fence=step.attempts if finish and step is not None else None,
+                attempt=step.attempts if step is not None else advisory.deliveries,
+                details={
+                    "via": "max_deliveries_advisory",
+                    "deliveries": advisory.deliveries,
+                    "stepFailed": finish,
+                },
+                announce=owned,
+                fail_run=owned,
+                record=not already,
             )
+        )
         log.warning(
             "%s %s dead-lettered after %d unsettled deliveries (stream sequence %d)",
             track,
@@ -236,61 +240,96 @@ class MaxDeliveriesWatcher:
         )
         return self._count(Outcome.ALREADY_FAILED if already else Outcome.DEAD_LETTERED)
 
-    async def _step(self, cid: str, track: str) -> _Step | None:
-        row = await self._pool.fetchrow(
-            "SELECT status, attempts, activated_by, user_id, workflow, output::text AS output "
-            "FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
-            cid,
-            track,
-        )
-        if row is None:
-            return None
-        output = json.loads(row["output"]) if row["output"] else None
-        return _Step(
-            row["status"], row["attempts"], row["activated_by"], row["user_id"], row["workflow"], output
-        )
-
-    async def _record(
-        self,
-        advisory: MaxDeliveries,
-        letter: DeadLetter,
-        user_id: str | None,
-        attempt: int,
-        *,
-        finish_step: bool,
-    ) -> None:
-        """``finish_step``: this message owns the step, which is marked failed; otherwise (no step, or
-        one claimed by another message) only the log row is written."""
-        row = LogRow(
-            correlation_id=letter.correlation_id,
-            track=letter.track,
-            event_type="failed",
-            attempt=attempt,
-            error=letter.error,
-            error_type=ERROR_TYPE,
-            user_id=user_id,
-            stream_seq=advisory.stream_seq,
-            details={
-                "deadLettered": True,
-                "via": "max_deliveries_advisory",
-                "deliveries": advisory.deliveries,
-                "stepFailed": finish_step,
-            },
-        )
-        if finish_step:
-            await self._ledger.finish(StepFinish("failed", row))
-        else:
-            await self._ledger.record_durably(row)
-
     def _count(self, outcome: Outcome) -> Outcome:
         self.handled[outcome] += 1
         return outcome
 
 
+class UnsettledSweep:
+    """Settles steps whose message JetStream gave up on while no actor heard the advisory."""
+
+    def __init__(
+        self, js: JetStreamContext, ledger: Ledger, door: DeadLetterDoor, ack_waits: Mapping[str, float]
+    ) -> None:
+        self._js = js
+        self._ledger = ledger
+        self._door = door
+        self._ack_waits = dict(ack_waits)
+        self.settled = 0
+
+    async def run(self, interval_s: float, stop: asyncio.Event) -> None:
+        """At start, then every ``interval_s`` until ``stop``; a failed round is logged and retried."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception as exc:  # NATS or PostgreSQL away: next round
+                log.warning("the unsettled-step sweep failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    async def sweep(self) -> int:
+        """One round over every track; returns how many steps it settled."""
+        settled = 0
+        for track, ack_wait in self._ack_waits.items():
+            try:
+                info = await self._js.consumer_info(STREAM, track)
+            except NotFoundError:
+                continue
+            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+            if not floor:
+                continue
+            for step in await self._ledger.unsettled_steps(track, floor, ack_wait):
+                if await self._settle(step):
+                    settled += 1
+        self.settled += settled
+        return settled
+
+    async def _settle(self, step: StepState) -> bool:
+        assert step.activated_by is not None
+        original = await read_original(self._js, STREAM, step.activated_by) or Original(
+            "", b"", {"Tracks-Original-Gone": "true"}, STREAM, step.activated_by
+        )
+        error = (
+            "its message was given up by JetStream (max deliveries) while no actor heard the advisory; "
+            "found by the unsettled-step sweep"
+        )
+        buried = await self._door.bury(
+            Burial(
+                original,
+                DeadLetter(step.track, step.correlation_id, ERROR_TYPE, error, 0),
+                user_id=step.user_id,
+                workflow=step.workflow,
+                finish_step=True,
+                fence=step.attempts,
+                attempt=step.attempts,
+                details={"via": "unsettled_sweep", "stepFailed": True},
+            )
+        )
+        if buried:
+            log.warning("%s %s: %s", step.track, step.correlation_id, error)
+        return buried
+
+
+async def read_original(js: JetStreamContext, stream: str, seq: int) -> Original | None:
+    """A message read back from its stream, or ``None`` when the stream holds it no more."""
+    try:
+        raw = await js.get_msg(stream, seq)
+    except NotFoundError:
+        return None
+    return Original(
+        raw.subject or "", raw.data or b"", headers.plain(raw.headers), stream, seq, time_us(raw.time)
+    )
+
+
 def _identify(original: Original) -> tuple[str, str | None, str | None]:
     """(correlation ID, user ID, workflow) as the worker saw them; the poison fallback otherwise."""
     try:
-        activation = decode(original.subject, original.data, original.headers, original.stream_seq)
+        activation = decode(
+            original.subject, original.data, original.headers, original.stream_seq, original.stored_us
+        )
     except PoisonMessage:
-        return fallback_correlation_id(original.subject, original.headers, original.stream_seq), None, None
+        cid, _ = fallback_correlation_id(
+            original.subject, original.headers, original.stream_seq, original.stored_us
+        )
+        return cid, None, None
     return activation.correlation_id, activation.user_id, activation.workflow

@@ -2,8 +2,9 @@
 
 CLOSED → (``threshold`` consecutive failures) → OPEN: no fetches for ``cooldown_s``, so
 messages wait safely in the stream instead of burning their deliveries → HALF_OPEN: one
-probe message → success closes, failure re-opens. Bad input (poison) does not count: it
-says nothing about the track's health. Messages already in flight finish normally.
+probe message → success closes, failure re-opens. Bad input does not count, whether the
+runtime found it (poison) or the handler said so (``PermanentError``): it says nothing about
+the track's health. Messages already in flight finish normally.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from enum import StrEnum
 
 from subjects import EventType, encode_event, headers, names
 
-from .errors import PoisonMessage
+from .errors import PermanentError, PoisonMessage
 from .ledger import Ledger, LogRow
-from .middleware import Next, Step
+from .middleware import Next, Outcome, Step
 from .publisher import EventPublisher
 
 __all__ = ["BreakerAnnouncer", "BreakerMiddleware", "BreakerState", "CircuitBreaker", "Transition"]
@@ -116,15 +117,16 @@ class BreakerMiddleware:
     def __init__(self, breaker: CircuitBreaker) -> None:
         self.breaker = breaker
 
-    async def __call__(self, step: Step, call_next: Next) -> None:
+    async def __call__(self, step: Step, call_next: Next) -> Outcome:
         try:
-            await call_next(step)
-        except PoisonMessage:
+            outcome = await call_next(step)
+        except (PoisonMessage, PermanentError):  # bad input says nothing about the track's health
             raise
         except Exception:
             self.breaker.record(False)
             raise
         self.breaker.record(True)
+        return outcome
 
 
 class BreakerAnnouncer:

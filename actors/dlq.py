@@ -44,6 +44,7 @@ from subjects import DLQ_STREAM, STREAM, check_token, headers, names
 
 from .dead_letter import DLQ_HEADERS
 from .ledger import Ledger, LogRow, StepFinish
+from .payloads import PayloadRef, PayloadStore, is_ref
 from .publisher import EventPublisher
 
 __all__ = [
@@ -56,8 +57,10 @@ __all__ = [
     "UnknownDeadLetter",
     "count",
     "letters",
+    "original_body",
     "purge",
     "read",
+    "resolve_run_letters",
     "subject_filter",
 ]
 
@@ -75,6 +78,8 @@ _FAILURE_HEADERS = frozenset(
         DLQ_HEADERS.DELIVERIES,
         DLQ_HEADERS.FIRST_FAILURE,
         DLQ_HEADERS.LAST_FAILURE,
+        DLQ_HEADERS.BODY_REF,
+        DLQ_HEADERS.DROPPED_HEADERS,
     }
 )
 """Added by the dead-lettering; ``Tracks-Correlation-Id`` is not among them: a replay keeps it."""
@@ -159,9 +164,66 @@ class StoredLetter:
         value = self._get(REPLAY_HEADER)
         return int(value) if value and value.isdigit() else 0
 
+    @property
+    def body_ref(self) -> dict[str, object] | None:
+        """Where the original body is kept when it was too large to travel with the dead letter."""
+        value = self._get(DLQ_HEADERS.BODY_REF)
+        if not value:
+            return None
+        try:
+            ref = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+        return ref if is_ref(ref) else None
+
     def original_headers(self) -> dict[str, str]:
         """The headers the message had before it died, minus the ``Nats-*`` ones (IDs, expectations)."""
         return {k: v for k, v in self.headers.items() if not _dropped_on_replay(k)}
+
+
+async def original_body(js: JetStreamContext, letter: StoredLetter) -> bytes:
+    """The body the message had: the dead letter's own, or fetched back from the payload store."""
+    ref = letter.body_ref
+    if ref is None:
+        return letter.data
+    parsed = PayloadRef.parse(ref)
+    store = await PayloadStore(js, bucket=parsed.bucket).ensure()
+    result = await store.get(parsed.key)
+    return bytes(result.data or b"")
+
+
+async def resolve_run_letters(
+    js: JetStreamContext, ledger: Ledger, correlation_id: str, tracks: list[str], how: str
+) -> int:
+    """The dead letters of ``tracks`` for one run are settled another way (``tracks resume``): each is
+    recorded as ``dead_letter_resolved`` (with what it said) and then removed from the DLQ, so
+    ``tracks dlq ls`` and the DLQ alert stop counting it. Returns how many were resolved."""
+    resolved = 0
+    for track in tracks:
+        wanted = names.dlq(track, correlation_id)
+        seq = 1
+        while True:
+            try:
+                raw = await js.get_msg(DLQ_STREAM, seq=seq, subject=wanted, next=True)
+            except NotFoundError:
+                break
+            letter = StoredLetter.of(raw)
+            seq = letter.seq + 1
+            await ledger.record_durably(
+                LogRow(
+                    correlation_id=correlation_id,
+                    track=track,
+                    event_type="dead_letter_resolved",
+                    attempt=0,
+                    error=letter.error,
+                    error_type=letter.error_type,
+                    details={"dlqSeq": letter.seq, "how": how, "originalSubject": letter.original_subject},
+                )
+            )
+            with suppress(NotFoundError):
+                await js.delete_msg(DLQ_STREAM, letter.seq)
+            resolved += 1
+    return resolved
 
 
 def _dropped_on_replay(name: str) -> bool:
@@ -248,7 +310,9 @@ class Replayer:
             REPLAY_HEADER: str(generation),
             headers.MSG_ID: f"replay:{seq}:{generation}",
         }
-        ack = await self._publisher.publish(subject, letter.data, hdrs, stream=STREAM)
+        body = await original_body(self._js, letter)
+        hdrs.pop(DLQ_HEADERS.BODY_REF, None)
+        ack = await self._publisher.publish(subject, body, hdrs, stream=STREAM)
         await self._ledger.record_durably(
             LogRow(
                 correlation_id=cid,

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +38,30 @@ from subjects.jsonwire import dumps
 from .batcher import GroupCommit
 from .ledger_sql import CLAIM_SQL, WRITE_SQL
 
-__all__ = ["Claim", "ClaimResult", "Ledger", "LogRow", "StepFinish", "Verdict", "Written"]
+__all__ = [
+    "Claim",
+    "ClaimResult",
+    "Ledger",
+    "LogRow",
+    "StepFinish",
+    "StepState",
+    "Verdict",
+    "Written",
+    "new_event_id",
+]
+
+
+def new_event_id() -> str:
+    """A time-ordered UUID (version 7 layout): the key a ledger write is recognised by on replay.
+
+    Time-ordered, so the unique index on ``processing_logs.event_id`` grows at its right edge
+    instead of taking random inserts all over a large B-tree.
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62
+    h = f"{value | rand & ((1 << 62) - 1):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Verdict(StrEnum):
@@ -57,6 +82,12 @@ class Verdict(StrEnum):
     """The run timed out: nothing more starts until it is resumed."""
     SUPERSEDED = "superseded"
     """This replica's outcome came too late: another took the step over (see ``StepFinish.fence``)."""
+    EXHAUSTED = "exhausted"
+    """The activating message came back after its last try never settled (the process died or
+    hung in it): it is dead-lettered, not run again. ``attempt`` is the step's current attempt."""
+    UNEXPECTED = "unexpected"
+    """An upstream's event for a run in which that upstream never completed (forged, or stray):
+    dead-lettered as unexpected, never run."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +108,21 @@ class Claim:
     run_timeout_s: float | None = None
     definition: dict[str, Any] | None = None
     """The workflow's definition, stored with the run a root step opens."""
+    source: str | None = None
+    """The upstream whose completion event this is (``None`` for a direct trigger): it must have
+    completed in this run."""
+    max_tries: int = 1_000_000
+    """Tries of one activating message before it is exhausted (the track's ``max_deliver``)."""
+    claim_id: str = field(default_factory=new_event_id)
+    """Recognises this claim when its batch is replayed (also the ``started`` row's event id)."""
 
 
 @dataclass(frozen=True)
 class ClaimResult:
     verdict: Verdict
     attempt: int = 0
+    tries: int = 0
+    """Tries of the activating message so far, this one included (decides exhaustion)."""
     output: dict[str, Any] | None = None
     inputs: dict[str, Any] | None = None
     """For a fan-in step: each upstream's recorded output, by track."""
@@ -102,6 +142,8 @@ class LogRow:
     stream_seq: int | None = None
     duration_ms: float | None = None
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    event_id: str = field(default_factory=new_event_id)
+    """Recognises the row when its batch is replayed (written once, whatever happens)."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +174,36 @@ class Written:
     """The workflow whose run this outcome completed (``ends_run``), to be announced."""
 
 
+@dataclass(frozen=True)
+class StepState:
+    correlation_id: str
+    track: str
+    status: str
+    attempts: int
+    activated_by: int | None
+    user_id: str | None
+    workflow: str | None
+    output: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> StepState:
+        output = json.loads(row["output"]) if row["output"] else None
+        return cls(
+            row["correlation_id"],
+            row["track_id"],
+            row["status"],
+            row["attempts"],
+            row["activated_by"],
+            row["user_id"],
+            row["workflow"],
+            output,
+        )
+
+
 def _verdict(row: asyncpg.Record) -> ClaimResult:
     if row["claimed"] == "running":
         inputs = json.loads(row["inputs"]) if row["inputs"] else None
-        return ClaimResult(Verdict.RUN, attempt=row["attempts"], inputs=inputs)
+        return ClaimResult(Verdict.RUN, attempt=row["attempts"], tries=row["tries"], inputs=inputs)
     if row["claimed"] == "gated":
         return ClaimResult(Verdict.GATED)
     if row["prior_status"] == "completed":
@@ -143,6 +211,10 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
             output = json.loads(row["prior_output"]) if row["prior_output"] else {}
             return ClaimResult(Verdict.ALREADY_DONE, output=output)
         return ClaimResult(Verdict.COMPLETED_BEFORE)
+    if row["exhausted"]:
+        return ClaimResult(Verdict.EXHAUSTED, attempt=row["prior_attempts"])
+    if not row["source_ok"]:
+        return ClaimResult(Verdict.UNEXPECTED)
     if row["run_status"] == "timed_out":
         return ClaimResult(Verdict.CLOSED)
     if not row["deps_met"]:
@@ -180,6 +252,9 @@ def claim_params(claims: Iterable[Claim]) -> tuple[str]:
             "gate": c.gate,
             "timeout_s": c.run_timeout_s,
             "definition": c.definition if c.root else None,
+            "claim_id": c.claim_id,
+            "max_tries": c.max_tries,
+            "source": c.source,
         }
         for c in claims
     ]
@@ -206,6 +281,7 @@ def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
                     "at": row.occurred_at.isoformat(),
                     "fence": item.fence,
                     "ends_run": item.ends_run,
+                    "eid": row.event_id,
                 }
             )
         fenced = isinstance(item, StepFinish) and item.fence is not None
@@ -224,6 +300,7 @@ def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
                 "du": row.duration_ms,
                 "oc": row.occurred_at.isoformat(),
                 "f": fenced,
+                "i": row.event_id,
             }
         )
     return dumps(logs), dumps(steps)
@@ -277,6 +354,33 @@ class Ledger:
                 track,
             )
         return value
+
+    async def step(self, correlation_id: str, track: str) -> StepState | None:
+        """One step's state as recorded (failure paths and tools: not group-committed)."""
+        row = await self._pool.fetchrow(
+            "SELECT correlation_id, track_id, status, attempts, activated_by, user_id, workflow, "
+            "output::text AS output FROM track_steps WHERE correlation_id = $1 AND track_id = $2",
+            correlation_id,
+            track,
+        )
+        return StepState.of(row) if row is not None else None
+
+    async def unsettled_steps(
+        self, track: str, acked_through: int, idle_s: float, limit: int = 500
+    ) -> list[StepState]:
+        """Steps still ``running`` whose activating message the consumer no longer holds (at or
+        below its ack floor) and that nothing touched for ``idle_s``: their message was given up."""
+        rows = await self._pool.fetch(
+            "SELECT correlation_id, track_id, status, attempts, activated_by, user_id, workflow, "
+            "output::text AS output FROM track_steps "
+            "WHERE track_id = $1 AND status = 'running' AND activated_by <= $2 "
+            "AND updated_at < now() - make_interval(secs => $3) ORDER BY activated_by LIMIT $4",
+            track,
+            acked_through,
+            idle_s,
+            limit,
+        )
+        return [StepState.of(r) for r in rows]
 
     async def _claim_batch(self, claims: Sequence[Claim]) -> list[ClaimResult]:
         # One statement may not claim the same step twice: the first wins, the rest are duplicates.

@@ -1,9 +1,13 @@
-"""Around-middleware for one delivery: ``async def __call__(step, call_next)``.
+"""Around-middleware for one delivery: ``async def __call__(step, call_next) -> Outcome``.
 
-The chain is composed once per track; the first middleware given is the outermost.
-Middleware may stop the chain (the ledger does, for a duplicate) or wrap it (a span, a
-time limit). None of them acks, naks or publishes: the worker settles the message from
-``step.verdict`` and ``step.output`` or the exception that came out of the chain.
+The chain is composed once per track; the first middleware given is the outermost. It
+returns an :data:`Outcome` value — the handler ran (:class:`Completed`), or the ledger
+said why it must not (:class:`Skipped`) — or raises. None of the middleware acks, naks,
+publishes or records an outcome: :mod:`actors.settlement` is the one place that does, from
+the value (or the exception) that came out of the chain.
+
+``Step`` carries what the chain learns on the way, each field written by one owner: the
+tracing middleware sets ``trace_context``, the ledger middleware sets ``claim``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,31 @@ from opentelemetry import context as otel_context
 
 from .context import TrackContext
 from .decode import Activation
-from .ledger import LogRow, Verdict
+from .ledger import ClaimResult, LogRow, Verdict
 from .track import Track
 
-__all__ = ["Middleware", "Next", "Step", "compose"]
+__all__ = ["Completed", "Middleware", "Next", "Outcome", "Skipped", "Step", "compose"]
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The handler returned ``output`` (already offloaded when large); not yet durable."""
+
+    output: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The ledger did not let the handler run, and said why (``verdict``).
+
+    ``output`` is the recorded output of a completed step (``ALREADY_DONE``: re-announce it).
+    """
+
+    verdict: Verdict
+    output: dict[str, Any] | None = None
+
+
+Outcome = Completed | Skipped
 
 
 @dataclass
@@ -32,18 +57,15 @@ class Step:
     msg: Msg
     activation: Activation
     ctx: TrackContext
-    verdict: Verdict = Verdict.RUN
     trace_context: otel_context.Context | None = None
-    """The step's span, for what happens after the chain (settlement publishes in its trace)."""
-    claimed_attempt: int | None = None
-    """The attempt the ledger granted (``None`` until the claim): fences this step's outcome."""
-    input: dict[str, Any] | None = None
-    """The handler's input when it is not the message's payload (fan-in: outputs by upstream)."""
-    output: dict[str, Any] | None = None
-    """The handler's result, or the recorded output of an already completed step."""
-    completed_run: str | None = None
-    """The workflow whose run this step's outcome completed (its only leaf), to announce."""
+    """The step's span (set by the tracing middleware): settlement publishes in its trace."""
+    claim: ClaimResult | None = None
+    """What the ledger granted (set by the ledger middleware): its attempt fences the outcome."""
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def fence(self) -> int | None:
+        return self.claim.attempt if self.claim is not None else None
 
     def log_row(self, event_type: str, **fields: Any) -> LogRow:
         """A ``processing_logs`` row about this step (its run, track, attempt, trace, message)."""
@@ -60,28 +82,48 @@ class Step:
         )
 
 
-Next = Callable[[Step], Awaitable[None]]
+Next = Callable[[Step], Awaitable[Outcome]]
 
 
 class Middleware(Protocol):
-    async def __call__(self, step: Step, call_next: Next) -> None: ...
+    async def __call__(self, step: Step, call_next: Next) -> Outcome: ...
 
 
-def compose(middleware: Sequence[Middleware], endpoint: Next) -> Next:
+def compose(middleware: Sequence[Middleware], endpoint: Next, *, tolerant: int = 0) -> Next:
     """Fold ``middleware`` around ``endpoint``; ``middleware[0]`` runs first.
 
     Each layer is bound by a plain function that returns the middleware's coroutine, not
     by a wrapping coroutine: every await in a step resumes each coroutine of the chain in
     turn, so a wrapper per layer would double that work.
+
+    The last ``tolerant`` layers (users' own middleware) may forget to return what
+    ``call_next`` returned: their chain's outcome is kept for them.
     """
     chain = endpoint
-    for mw in reversed(middleware):
-        chain = _bind(mw, chain)
+    for i, mw in enumerate(reversed(middleware)):
+        chain = _bind_tolerant(mw, chain) if i < tolerant else _bind(mw, chain)
     return chain
 
 
 def _bind(mw: Middleware, call_next: Next) -> Next:
-    def call(step: Step) -> Awaitable[None]:
+    def call(step: Step) -> Awaitable[Outcome]:
         return mw(step, call_next)
+
+    return call
+
+
+def _bind_tolerant(mw: Middleware, call_next: Next) -> Next:
+    async def call(step: Step) -> Outcome:
+        seen: list[Outcome] = []
+
+        async def inner(s: Step) -> Outcome:
+            outcome = await call_next(s)
+            seen.append(outcome)
+            return outcome
+
+        outcome = await mw(step, inner)
+        if outcome is None and seen:  # a middleware written before the chain returned outcomes
+            return seen[-1]
+        return outcome
 
     return call

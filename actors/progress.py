@@ -17,6 +17,8 @@ import asyncpg
 
 from subjects import EventType, encode_event, headers, names
 
+from .dlq import resolve_run_letters
+from .ledger import Ledger
 from .publisher import EventPublisher
 
 __all__ = ["Progress", "ProgressError", "ReActivated", "proceed", "progress", "resume"]
@@ -170,6 +172,13 @@ async def resume(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id: 
             f"resume:{correlation_id}:{track}:{stamp}",
         )
     await _log(pool, correlation_id, run["workflow"], "resumed", {"tracks": frontier, "from": run["status"]})
+    # the dead letters of the steps resumed are settled by the resume: out of the DLQ, with a record
+    ledger = Ledger(pool)
+    ledger.start()
+    try:
+        await resolve_run_letters(publisher.jetstream, ledger, correlation_id, frontier, "resumed")
+    finally:
+        await ledger.close()
     return ReActivated(correlation_id, frontier)
 
 

@@ -3,6 +3,10 @@
 A publish is only done when JetStream acknowledged it (the PubAck); while NATS is away it
 is retried with back-off for up to ``give_up_s``, after which the caller leaves the
 message unacked for redelivery.
+
+A message over the server's ``max_payload`` (body and headers: the server counts both, nats.py
+checks only the body) is refused here with :class:`MessageTooLarge` before it is sent: the
+server would answer it by closing the connection.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from subjects import EventType, SubjectKind, encode_event, headers, names
 from tracks import telemetry
 
 from .deadlines import Deadlines
+from .errors import PermanentError
 from .pubacks import PubAckInbox
 
-__all__ = ["EventPublisher"]
+__all__ = ["EventPublisher", "MessageTooLarge", "bounded", "header_bytes"]
 
 log = logging.getLogger(__name__)
 _RETRYABLE = (
@@ -37,12 +42,39 @@ _RETRYABLE = (
 )
 
 
+class MessageTooLarge(PermanentError):
+    """A message the server would refuse (and close the connection for): never sent."""
+
+
+def header_bytes(hdrs: dict[str, str]) -> int:
+    """The size of ``hdrs`` on the wire (``NATS/1.0`` line, one ``name: value`` line each)."""
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in hdrs.items())
+
+
+def bounded(text: str, limit: int = 2000) -> str:
+    """Error text that goes into a message: one line at most ``limit`` characters (input is echoed
+    in errors, and a message must never outgrow ``max_payload``)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 class EventPublisher:
     def __init__(self, js: JetStreamContext, *, timeout_s: float = 5.0, give_up_s: float = 30.0) -> None:
         self._js = js
-        self._acks = PubAckInbox(js._nc)  # nats.py's JetStreamContext keeps the connection it was made from
+        self._nc = js._nc  # nats.py's JetStreamContext keeps the connection it was made from
+        self._acks = PubAckInbox(self._nc)
         self._timeout_s = timeout_s
         self._give_up_s = give_up_s
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        return self._js
+
+    @property
+    def max_payload(self) -> int:
+        """The server's limit for one message, headers included (1 MiB until the server said)."""
+        value = getattr(self._nc, "max_payload", 0)
+        return int(value) if isinstance(value, int) and value > 0 else 1024 * 1024
 
     async def publish(
         self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None
@@ -87,6 +119,12 @@ class EventPublisher:
         """Pipelined publish (no request round trip per message), still confirmed by its PubAck."""
         if stream is not None:
             hdrs[api.Header.EXPECTED_STREAM] = stream
+        size = len(body) + header_bytes(hdrs)
+        if size > self.max_payload:
+            raise MessageTooLarge(
+                f"a message of {size} bytes (headers included) to {subject[:200]} exceeds the server's "
+                f"max_payload of {self.max_payload} bytes"
+            )
         future = await self._acks.publish(subject, body, hdrs)
         deadlines = Deadlines.current()
         deadline = deadlines.arm(future, self._timeout_s)

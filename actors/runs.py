@@ -120,6 +120,23 @@ class Runs:
                 row["workflow"], RunOutcome.FAILED, correlation_id, {"track": track, "error": error}
             )
 
+    async def fail_unopened(self, correlation_id: str, workflow: str, track: str, error: str) -> None:
+        """A root track's trigger was refused before any run began: record the run as failed and
+        announce it, so a waiter on the cid learns it. A run that exists already is left alone (a
+        bad message must not end someone else's good run)."""
+        row = await self._pool.fetchrow(
+            """INSERT INTO workflow_runs (correlation_id, workflow, status, error, started_at, finished_at)
+               VALUES ($1, $2, 'failed', $3, now(), now())
+               ON CONFLICT (correlation_id) DO NOTHING RETURNING workflow""",
+            correlation_id,
+            workflow,
+            f"{track}: {error}",
+        )
+        if row is not None:
+            await self._announce(
+                workflow, RunOutcome.FAILED, correlation_id, {"track": track, "error": error}
+            )
+
     async def reap_timeouts(self) -> list[str]:
         """Mark runs past their deadline timed out and announce each; returns their IDs."""
         rows = await self._pool.fetch(

@@ -27,7 +27,7 @@ from tracks.gc_tuning import tune_gc
 from tracks.monitoring import ResourceMonitor, report_resources
 from tracks.settings import Settings, load_settings
 
-from .advisories import MaxDeliveriesWatcher
+from .advisories import MaxDeliveriesWatcher, UnsettledSweep
 from .alerts import AlertMonitor, load_alert_settings
 from .api import ApiService, workflows_of
 from .breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
@@ -41,12 +41,21 @@ from .publisher import EventPublisher
 from .push import PushSource
 from .recording import LedgerMiddleware
 from .runs import Runs
+from .settlement import DeadLetterDoor
+from .strays import CONSUMER as UNROUTED_CONSUMER
+from .strays import StrayCatcher
 from .time_limit import TimeLimitMiddleware
 from .tracing import TracingMiddleware
 from .track import Track
 from .worker import TrackWorker
 
-__all__ = ["Runtime", "SchemaError"]
+__all__ = ["HANDBACK_ALLOWANCE", "Runtime", "SchemaError"]
+
+HANDBACK_ALLOWANCE = 20
+"""Deliveries beyond a track's ``max_deliver`` that the consumer allows: messages fetched but
+handed back unstarted (breaker, shutdown, look-ahead) are deliveries to JetStream but no try to
+the ledger, which decides exhaustion by tries. The server's limit stays as a last backstop
+(the max-deliveries advisory), for a message that never reaches a claim."""
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,8 @@ class Runtime:
         names = [t.name for t in tracks]
         if len(set(names)) != len(names):
             raise ValueError(f"track names repeat: {names}")
+        if UNROUTED_CONSUMER in names:
+            raise ValueError(f"{UNROUTED_CONSUMER!r} is reserved (the consumer of unroutable triggers)")
         self.tracks = list(tracks)
         self.settings = settings or load_settings()
         self.name = name
@@ -87,6 +98,10 @@ class Runtime:
         self.runs: Runs | None = None
         self.payloads: PayloadStore | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._strays: StrayCatcher | None = None
+        self._stray_loop: asyncio.Task[None] | None = None
+        self._door: DeadLetterDoor | None = None
         self._resources: asyncio.Task[None] | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
@@ -134,6 +149,7 @@ class Runtime:
         self.runs = Runs(self.pool, publisher)
         self.runs.start()
         self.payloads = PayloadStore(js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s)
+        self._door = DeadLetterDoor(self.ledger, publisher, self.runs, self.payloads)
         for track in self.tracks:
             worker = self._worker(track, publisher)
             await worker.source.start()
@@ -141,9 +157,18 @@ class Runtime:
         # listening before the first fetch: a message whose last delivery died with an earlier
         # process is given up (and advised) when its ack_wait ends, maybe right now
         self.advisories = MaxDeliveriesWatcher(
-            self.nc, js, self.pool, self.ledger, publisher, list(self.workers)
+            self.nc, js, self.ledger, publisher, self._door, list(self.workers)
         )
         await self.advisories.start()
+        self._sweep = UnsettledSweep(
+            js, self.ledger, self._door, {name: w.config.ack_wait_s for name, w in self.workers.items()}
+        )
+        self._strays = StrayCatcher(self.nc, js, self._door)
+        await self._strays.start()
+        self._stray_loop = asyncio.create_task(self._strays.run(self._stop), name="unrouted")
+        self._sweeper = asyncio.create_task(
+            self._sweep.run(s.sweep_interval_s, self._stop), name="unsettled-sweep"
+        )
         self.alerts = AlertMonitor(js, self.pool, publisher, self._alert_settings, list(self.workers))
         self.alerts.start()
         self._loops = [
@@ -197,7 +222,7 @@ class Runtime:
         spec = ConsumerSpec.for_track(
             track,
             ack_wait_s=config.ack_wait_s,
-            max_deliver=config.max_deliver,
+            max_deliver=config.max_deliver + HANDBACK_ALLOWANCE,
             max_ack_pending=config.max_ack_pending,
         )
         source: MessageSource
@@ -211,7 +236,10 @@ class Runtime:
             cooldown_s=config.breaker_cooldown_s,
             on_transition=self._announcer,
         )
-        chain: list[Middleware] = [TracingMiddleware(), LedgerMiddleware(self.ledger, StepPlan.of(track))]
+        chain: list[Middleware] = [
+            TracingMiddleware(),
+            LedgerMiddleware(self.ledger, StepPlan.of(track), max_tries=config.max_deliver),
+        ]
         if self._failure_handling:
             chain += [BreakerMiddleware(breaker), TimeLimitMiddleware(config.time_limit_s)]
         chain += self._user_middleware
@@ -219,7 +247,18 @@ class Runtime:
         targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
         assert self.payloads is not None
         return TrackWorker(
-            track, config, source, self.ledger, publisher, chain, breaker, self.runs, self.payloads, targets
+            track,
+            config,
+            source,
+            self.ledger,
+            publisher,
+            chain,
+            breaker,
+            self.runs,
+            self.payloads,
+            targets,
+            door=self._door,
+            user_middleware=len(self._user_middleware),
         )
 
     async def _reap_timeouts(self) -> None:
@@ -265,6 +304,13 @@ class Runtime:
             await self.api.stop()
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._stray_loop is not None:
+            self._stray_loop.cancel()
+            await asyncio.gather(self._stray_loop, return_exceptions=True)
+        if self._strays is not None:
+            await self._strays.close()
         if self._resources is not None:
             self._resources.cancel()
         for worker in self.workers.values():

@@ -1,37 +1,83 @@
-"""What becomes of a message once the chain ran: each outcome is durable before the message goes.
+"""The one owner of a step's outcome: make it durable, publish what follows, then settle.
 
-- success: ``completed`` recorded (ledger middleware) → completion event → run settled (a leaf) → ack
-- the completing message redelivered: its recorded output re-published (same ``Nats-Msg-Id``) → ack
-- gated, waiting, closed, superseded or duplicate deliveries: ack (the ledger recorded why)
-- retryable failure: ``failed`` attempt recorded → nak with back-off delay
-- permanent failure or last delivery: step marked failed (fenced, durable) → dead letter
-  acknowledged by the DLQ stream → ``failed`` event → run failed → term
-- poison (unusable on arrival): dead letter → ``failed`` record → term
+The middleware chain only decides; this module writes. Every way a delivery can end, and
+what is durable before the message goes:
+
+- **completed** (:class:`Completed`): ``completed`` recorded with the output (fenced by the
+  claimed attempt) → completion event → the run completed and announced when this was its
+  last leaf → ack. The run is announced from its durable state, so a replayed write (lost
+  reply) or a redelivery still announces it; ``Nats-Msg-Id`` makes repeats harmless.
+- **superseded**: the fenced write found the step on a later attempt (another replica took it
+  over while this one stalled) → recorded as ``superseded``, nothing announced, the message
+  left alone: it belongs to the attempt that superseded this one (acking it here would settle
+  it under that attempt's feet; should that one die too, ack_wait brings it back).
+- **already done** (the completing message redelivered): the recorded output re-announced, the
+  run checked → ack. Gated, waiting, closed and duplicate deliveries: ack (the ledger recorded why).
+- **retry**: a ``failed`` attempt recorded → nak with back-off. Tries are counted by the
+  ledger (claims), not by JetStream's delivery count, so hand-backs never use one up.
+- **dead letter** (permanent failure, last try, a try that never settled, poison, the
+  max-deliveries advisory, the unsettled-step sweep, an unexpected event): all through
+  :meth:`DeadLetterDoor.bury`, the one door — the failure recorded (fenced: a replica that
+  lost the step does not dead-letter it) → the dead letter, acknowledged by the DLQ stream →
+  ``tracks.<track>.failed.<cid>`` when someone may wait for it → the run failed and announced
+  → term (by the caller that holds the message).
+- **hand-back** (fetched but never started: breaker opened, shutdown, look-ahead): nak at once;
+  no try is used up because nothing was claimed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
-from subjects import SubjectKind
+from subjects import SubjectKind, headers
 
-from .dead_letter import DeadLetter, DeadLetters
-from .decode import fallback_correlation_id
+from .dead_letter import DeadLetter, DeadLetters, Original
+from .decode import fallback_correlation_id, stored_at_us
 from .errors import PoisonMessage
 from .ledger import Ledger, LogRow, StepFinish, Verdict
-from .middleware import Step
+from .middleware import Completed, Outcome, Skipped, Step
+from .payloads import PayloadStore
 from .plan import StepPlan
-from .publisher import EventPublisher
+from .publisher import EventPublisher, bounded
 from .retry import RetryPolicy
 from .runs import Runs
 from .track import Track
 
-__all__ = ["Settlement"]
+__all__ = ["EXHAUSTED_ERROR", "Burial", "DeadLetterDoor", "Settlement"]
 
 log = logging.getLogger(__name__)
+
+EXHAUSTED_ERROR = "MaxDeliveriesExceeded"
+"""Error type of a message whose last try never settled (actor killed or hung)."""
+
+
+@dataclass(frozen=True)
+class Burial:
+    """Everything the dead-letter door needs to know about one message it buries."""
+
+    original: Original
+    letter: DeadLetter
+    user_id: str | None = None
+    workflow: str | None = None
+    finish_step: bool = False
+    """The message owns the step: mark it failed (fenced by ``fence``); else only a log row."""
+    fence: int | None = None
+    attempt: int = 1
+    details: dict[str, object] | None = None
+    announce: bool = True
+    """Publish ``tracks.<track>.failed.<cid>`` (someone may wait on the cid)."""
+    fail_run: bool = True
+    """Fail the workflow run (a forged event for a live run must not)."""
+    open_failed_run: bool = False
+    """No run exists yet (a bad trigger of a root track): record one as failed, to announce it."""
+    trace_id: str | None = None
+    duration_ms: float | None = None
+    record: bool = True
+    """Write the failure to the ledger (``False``: it is there already; only re-send the rest)."""
 
 
 class Settlement:
@@ -44,55 +90,126 @@ class Settlement:
         runs: Runs,
         plan: StepPlan,
         targets: list[str] | None,
+        door: DeadLetterDoor,
     ) -> None:
         self.track = track
         self._retry = retry
         self._ledger = ledger
         self._publisher = publisher
-        self._dead_letters = DeadLetters(publisher)
         self._runs = runs
+        self.dead_letter = door.bury
         self._plan = plan
         self._targets = targets
 
-    async def success(self, step: Step) -> None:
-        """Completed (or re-announced): publish, settle the run if this was a leaf, ack.
+    # --- the chain's outcomes ------------------------------------------------------------
 
-        Gated, waiting, closed and duplicate deliveries are simply acked: the ledger recorded
-        why, and the step is re-activated by ``proceed`` / the last upstream / ``resume``.
-        """
-        if step.verdict in (Verdict.RUN, Verdict.ALREADY_DONE):
-            ctx = step.ctx
-            await self._publisher.track_event(
-                self.track.name,
-                SubjectKind.COMPLETED,
-                ctx.correlation_id,
-                step.output or {},
-                user_id=ctx.user_id,
-                workflow=ctx.workflow,
-                targets=self._targets,
+    async def settle(self, step: Step, outcome: Outcome) -> None:
+        if isinstance(outcome, Completed):
+            await self._completed(step, outcome)
+        elif isinstance(outcome, Skipped):
+            await self._skipped(step, outcome)
+        else:  # a user middleware returned something else without running the step
+            raise TypeError(f"the middleware chain returned {outcome!r}, not an outcome")
+
+    async def _completed(self, step: Step, outcome: Completed) -> None:
+        ctx = step.ctx
+        written = await self._ledger.finish(
+            StepFinish(
+                "completed",
+                step.log_row("completed", duration_ms=(time.monotonic() - step.started) * 1000),
+                output=outcome.output,
+                fence=step.fence,
+                ends_run=self._plan.leaves == (ctx.track,),
             )
-            if step.completed_run is not None:  # the workflow's only leaf completed the run
-                await self._runs.announce_completed(step.completed_run, ctx.correlation_id, step.output)
-            elif self._plan.leaves and (len(self._plan.leaves) > 1 or step.verdict is Verdict.ALREADY_DONE):
-                await self._runs.leaf_completed(ctx.correlation_id, self._plan.leaves)
+        )
+        if not written.applied:
+            log.warning(
+                "%s %s: attempt %d finished after another replica took the step over; its outcome "
+                "is recorded as superseded and not announced",
+                ctx.track,
+                ctx.correlation_id,
+                ctx.attempt,
+            )
+            return
+        await self._announce_completed(step, outcome.output, written.completed_run, rechecked=False)
         await step.msg.ack()
 
-    async def failure(self, step: Step, exc: Exception) -> None:
-        policy, ctx, msg = self._retry, step.ctx, step.msg
-        deliveries = ctx.deliveries
-        error = f"{type(exc).__name__}: {exc}"
-        permanent = policy.is_permanent(exc)
-        if not permanent and not policy.exhausted(deliveries):
-            delay = policy.delay_s(deliveries, exc)
-            self._ledger.record(
-                self._row(
-                    step,
-                    "failed",
-                    error,
-                    exc,
-                    {"willRetry": True, "retryInS": round(delay, 3), "deliveries": deliveries},
+    async def _skipped(self, step: Step, outcome: Skipped) -> None:
+        verdict = outcome.verdict
+        if verdict is Verdict.ALREADY_DONE:
+            await self._announce_completed(step, outcome.output, None, rechecked=True)
+        elif verdict is Verdict.EXHAUSTED:
+            ctx = step.ctx
+            error = (
+                f"the message's last try (attempt {step.fence}) was never settled: the actor was killed "
+                "or hung past ack_wait; it is not run again"
+            )
+            buried = await self.dead_letter(
+                self._burial(
+                    step, EXHAUSTED_ERROR, error, finish_step=True, details={"via": "exhausted_on_redelivery"}
                 )
             )
+            if buried:
+                log.warning("%s %s dead-lettered: %s", self.track.name, ctx.correlation_id, error)
+            await step.msg.term()
+            return
+        elif verdict is Verdict.UNEXPECTED:
+            activation = step.activation
+            error = (
+                f"{step.msg.subject[:200]}: an event of {activation.source_track} for a run in which "
+                f"{activation.source_track} never completed (forged or stray); not run"
+            )
+            await self.dead_letter(
+                self._burial(
+                    step,
+                    "UnexpectedEvent",
+                    error,
+                    finish_step=False,
+                    details={"unexpected": True},
+                    announce=False,
+                    fail_run=False,
+                )
+            )
+            log.warning("%s: %s", self.track.name, error)
+            await step.msg.term()
+            return
+        await step.msg.ack()
+
+    async def _announce_completed(
+        self, step: Step, output: dict[str, object] | None, completed_run: str | None, *, rechecked: bool
+    ) -> None:
+        ctx = step.ctx
+        await self._publisher.track_event(
+            self.track.name,
+            SubjectKind.COMPLETED,
+            ctx.correlation_id,
+            output or {},
+            user_id=ctx.user_id,
+            workflow=ctx.workflow,
+            targets=self._targets,
+        )
+        if completed_run is not None:  # the workflow's only leaf completed the run (durable)
+            await self._runs.announce_completed(completed_run, ctx.correlation_id, output)
+        elif self._plan.leaves and (len(self._plan.leaves) > 1 or rechecked):
+            await self._runs.leaf_completed(ctx.correlation_id, self._plan.leaves)
+
+    # --- failures ------------------------------------------------------------------------
+
+    async def fail(self, step: Step, exc: Exception) -> None:
+        """The chain raised: retry with back-off while tries remain, else the dead-letter door."""
+        ctx, msg = step.ctx, step.msg
+        tries = step.claim.tries if step.claim is not None else ctx.deliveries
+        error = bounded(f"{type(exc).__name__}: {exc}")
+        permanent = self._retry.is_permanent(exc)
+        if not permanent and not self._retry.exhausted(tries):
+            delay = self._retry.delay_s(tries, exc)
+            retry: dict[str, object] = {
+                "willRetry": True,
+                "retryInS": round(delay, 3),
+                "tries": tries,
+                "deliveries": ctx.deliveries,
+            }
+            self._ledger.record(self._row(step, error, exc, retry))
             log.info(
                 "%s %s attempt %d failed (%s); retry in %.1fs",
                 self.track.name,
@@ -103,79 +220,174 @@ class Settlement:
             )
             await msg.nak(delay)
             return
-        # The (fenced) failure first: a replica that lost the step to another must not dead-letter it.
-        details: dict[str, object] = {"deadLettered": True, "permanent": permanent, "deliveries": deliveries}
-        written = await self._ledger.finish(
-            StepFinish("failed", self._row(step, "failed", error, exc, details), fence=step.claimed_attempt)
-        )
-        if not written.applied:
-            log.warning(
-                "%s %s: failure of a step another replica took over; not dead-lettered",
-                self.track.name,
-                ctx.correlation_id,
-            )
-            await msg.ack()
-            return
-        first_failure = await self._ledger.first_failure(ctx.correlation_id, self.track.name)
-        await self._dead_letters.send(
-            msg,
-            DeadLetter(
-                self.track.name,
-                ctx.correlation_id,
+        details: dict[str, object] = {"permanent": permanent, "tries": tries, "deliveries": ctx.deliveries}
+        buried = await self.dead_letter(
+            self._burial(
+                step,
                 type(exc).__name__,
                 str(exc),
-                deliveries,
-                DeadLetters.format_traceback(exc),
-                first_failure,
-            ),
-        )
-        await self._publisher.track_event(
-            self.track.name,
-            SubjectKind.FAILED,
-            ctx.correlation_id,
-            {"error": str(exc), "errorType": type(exc).__name__},
-            user_id=ctx.user_id,
-            workflow=ctx.workflow,
-        )
-        if self._plan.workflow is not None:
-            await self._runs.fail(ctx.correlation_id, self.track.name, error)
-        log.warning(
-            "%s %s dead-lettered after %d deliveries: %s",
-            self.track.name,
-            ctx.correlation_id,
-            deliveries,
-            error,
-        )
-        await msg.term()
-
-    async def poison(self, msg: Msg, exc: PoisonMessage) -> None:
-        """Unusable on arrival: straight to the DLQ, a ``failed`` record, never redelivered."""
-        meta = msg.metadata
-        cid = fallback_correlation_id(msg.subject, msg.headers, meta.sequence.stream)
-        await self._dead_letters.send(
-            msg, DeadLetter(self.track.name, cid, "PoisonMessage", str(exc), meta.num_delivered)
-        )
-        await self._ledger.record_durably(
-            LogRow(
-                correlation_id=cid,
-                track=self.track.name,
-                event_type="failed",
-                attempt=meta.num_delivered,
-                error=str(exc),
-                error_type="PoisonMessage",
-                stream_seq=meta.sequence.stream,
-                details={"deadLettered": True, "permanent": True, "subject": msg.subject},
+                finish_step=step.claim is not None,
+                details=details,
+                traceback=DeadLetters.format_traceback(exc),
             )
         )
-        log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject, exc)
+        if buried:
+            log.warning(
+                "%s %s dead-lettered after %d tries: %s", self.track.name, ctx.correlation_id, tries, error
+            )
+        else:
+            log.warning(
+                "%s %s: failure of a step another replica took over; not dead-lettered (the message "
+                "is left to that replica)",
+                self.track.name,
+                ctx.correlation_id,
+            )
+            return
         await msg.term()
 
+    async def poison(self, msg: Msg, meta: Msg.Metadata, exc: PoisonMessage) -> None:
+        """Unusable on arrival: straight to the DLQ on this first delivery, never redelivered.
+
+        When the correlation ID came with the message (subject or header), whoever waits on it
+        hears the failure: ``tracks.<track>.failed.<cid>``, and for a workflow's root track the
+        run is recorded as failed and announced (never a run that exists already).
+        """
+        cid, known = fallback_correlation_id(
+            msg.subject, headers.plain(msg.headers), meta.sequence.stream, stored_at_us(msg.reply)
+        )
+        original = Original.of(msg)
+        root = self._plan.root and self._plan.workflow is not None
+        await self.dead_letter(
+            Burial(
+                original,
+                DeadLetter(self.track.name, cid, "PoisonMessage", str(exc), meta.num_delivered),
+                workflow=self._plan.workflow,
+                attempt=meta.num_delivered,
+                details={"permanent": True, "subject": msg.subject[:300], "poison": True},
+                announce=known,
+                fail_run=known and root,
+                open_failed_run=known and root,
+            )
+        )
+        log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject[:200], exc)
+        await msg.term()
+
+    async def hand_back(self, msg: Msg) -> None:
+        """Fetched but never started: back to the stream at once, for this or another replica.
+
+        Nothing was claimed, so the ledger counts no try; JetStream counts a delivery, which is
+        why exhaustion is decided by tries, and the consumer's own ``max_deliver`` leaves room.
+        """
+        try:
+            await msg.nak()
+        except Exception as exc:  # the connection may be gone: ack_wait hands it back then
+            log.debug("hand-back of %s failed: %s", msg.subject, exc)
+
+    def _burial(
+        self,
+        step: Step,
+        error_type: str,
+        error: str,
+        *,
+        finish_step: bool,
+        details: dict[str, object],
+        traceback: str | None = None,
+        announce: bool = True,
+        fail_run: bool = True,
+    ) -> Burial:
+        ctx = step.ctx
+        return Burial(
+            Original.of(step.msg),
+            DeadLetter(self.track.name, ctx.correlation_id, error_type, error, ctx.deliveries, traceback),
+            user_id=ctx.user_id,
+            workflow=ctx.workflow,
+            finish_step=finish_step,
+            fence=step.fence,
+            attempt=ctx.attempt,
+            details=details,
+            announce=announce,
+            fail_run=fail_run,
+            trace_id=ctx.trace_id,
+            duration_ms=(time.monotonic() - step.started) * 1000,
+        )
+
     @staticmethod
-    def _row(step: Step, event_type: str, error: str, exc: Exception, details: dict[str, object]) -> LogRow:
+    def _row(step: Step, error: str, exc: Exception, details: dict[str, object]) -> LogRow:
         return step.log_row(
-            event_type,
+            "failed",
             error=error,
             error_type=type(exc).__name__,
             duration_ms=(time.monotonic() - step.started) * 1000,
             details=details,
         )
+
+
+class DeadLetterDoor:
+    """The one door to the DLQ, for every track of a process (see the module's docstring)."""
+
+    def __init__(
+        self, ledger: Ledger, publisher: EventPublisher, runs: Runs, payloads: PayloadStore | None = None
+    ) -> None:
+        self._ledger = ledger
+        self._publisher = publisher
+        self._dead_letters = DeadLetters(publisher, payloads)
+        self._runs = runs
+
+    async def bury(self, burial: Burial) -> bool:
+        """Record the failure, send the dead letter, announce; ``False`` when fenced off.
+
+        Used by the worker, for poison, by the max-deliveries advisory and by the sweep. The
+        caller settles the message it holds (term), if it holds one.
+        """
+        letter = burial.letter
+        details = {"deadLettered": True, **(burial.details or {})}
+        row = LogRow(
+            correlation_id=letter.correlation_id,
+            track=letter.track,
+            event_type="failed",
+            attempt=burial.attempt,
+            details=details,
+            error=bounded(letter.error, 4000),
+            error_type=letter.error_type,
+            user_id=burial.user_id,
+            trace_id=burial.trace_id,
+            stream_seq=burial.original.stream_seq,
+            duration_ms=burial.duration_ms,
+        )
+        if not burial.record:
+            pass
+        elif burial.finish_step:
+            written = await self._ledger.finish(StepFinish("failed", row, fence=burial.fence))
+            if not written.applied:
+                return False
+        else:
+            await self._ledger.record_durably(row)
+        first_failure = await self._ledger.first_failure(letter.correlation_id, letter.track)
+        if first_failure is not None and letter.first_failure is None:
+            letter = DeadLetter(
+                letter.track,
+                letter.correlation_id,
+                letter.error_type,
+                letter.error,
+                letter.deliveries,
+                letter.traceback,
+                first_failure,
+            )
+        await self._dead_letters.send_original(burial.original, letter)
+        error = bounded(letter.error)
+        if burial.announce:
+            await self._publisher.track_event(
+                letter.track,
+                SubjectKind.FAILED,
+                letter.correlation_id,
+                {"error": error, "errorType": letter.error_type},
+                user_id=burial.user_id,
+                workflow=burial.workflow,
+            )
+        if burial.fail_run and burial.open_failed_run and burial.workflow is not None:
+            await self._runs.fail_unopened(
+                letter.correlation_id, burial.workflow, letter.track, f"{letter.error_type}: {error}"
+            )
+        elif burial.fail_run:
+            await self._runs.fail(letter.correlation_id, letter.track, f"{letter.error_type}: {error}")
+        return True

@@ -6,7 +6,7 @@ import asyncio
 
 from .deadlines import Deadlines
 from .errors import RetryableError
-from .middleware import Next, Step
+from .middleware import Next, Outcome, Step
 
 __all__ = ["StepTimeout", "TimeLimitMiddleware"]
 
@@ -24,14 +24,14 @@ class TimeLimitMiddleware:
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
 
-    async def __call__(self, step: Step, call_next: Next) -> None:
+    async def __call__(self, step: Step, call_next: Next) -> Outcome:
         task = asyncio.current_task()
         assert task is not None
         deadlines = Deadlines.current()
         deadline = deadlines.arm(task, self.limit_s)
         uncancelled = False
         try:
-            await call_next(step)
+            return await call_next(step)
         except asyncio.CancelledError:
             if deadline.fired:
                 uncancelled = True

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracks import telemetry
 
-from .middleware import Next, Step
+from .middleware import Completed, Next, Outcome, Step
 
 __all__ = ["TracingMiddleware"]
 
@@ -21,7 +21,7 @@ _OK = Status(StatusCode.OK)
 
 
 class TracingMiddleware:
-    async def __call__(self, step: Step, call_next: Next) -> None:
+    async def __call__(self, step: Step, call_next: Next) -> Outcome:
         span = telemetry.start_span(
             f"{step.track.name} process",
             parent=telemetry.parent_of(step.msg.headers),
@@ -38,9 +38,12 @@ class TracingMiddleware:
         token = otel_context.attach(step.trace_context)
         try:
             step.ctx.trace_id = telemetry.trace_id_of(span)
-            await call_next(step)
-            span.set_attribute("tracks.verdict", str(step.verdict))
+            outcome = await call_next(step)
+            span.set_attribute(
+                "tracks.verdict", "run" if isinstance(outcome, Completed) else str(outcome.verdict)
+            )
             span.set_status(_OK)
+            return outcome
         except BaseException as exc:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

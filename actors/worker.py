@@ -1,8 +1,8 @@
 """One track's consume loop: fetch ahead, start the most urgent, run the chain, settle.
 
-The worker owns every message while it is held (heartbeats, shutdown hand-back); what
-becomes of it after the chain ran — ack, nak, term, dead letter — is :mod:`actors.settlement`.
-Handlers only return or raise.
+The worker owns every message while it is held (heartbeats); what becomes of it — ack, nak,
+term, dead letter, hand-back — is decided and done by :mod:`actors.settlement` alone, from
+the outcome the chain returned or the exception it raised. Handlers only return or raise.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ from .breaker import BreakerState, CircuitBreaker
 from .config import TrackConfig
 from .consumer import MessageSource
 from .context import TrackContext
-from .decode import Activation, decode
+from .decode import Activation, decode, stored_at_us
 from .errors import PoisonMessage
 from .ledger import Ledger
-from .middleware import Middleware, Next, Step, compose
+from .middleware import Completed, Middleware, Next, Step, compose
 from .payloads import PayloadStore, is_ref
 from .plan import StepPlan
 from .priority import PriorityBuffer, level_of
 from .publisher import EventPublisher
 from .runs import Runs
-from .settlement import Settlement
+from .settlement import DeadLetterDoor, Settlement
 from .track import Track
 
 __all__ = ["TrackWorker"]
@@ -52,12 +52,19 @@ class TrackWorker:
         runs: Runs,
         payloads: PayloadStore,
         targets: list[str] | None = None,
+        *,
+        door: DeadLetterDoor | None = None,
+        user_middleware: int = 0,
     ) -> None:
+        """``user_middleware``: how many of the last ``middleware`` are users' own (see ``compose``)."""
         self.track = track
         self.config = config
         self.source = source
-        self._chain: Next = compose(middleware, self._invoke)
-        self._settle = Settlement(track, config.retry, ledger, publisher, runs, StepPlan.of(track), targets)
+        self._chain: Next = compose(middleware, self._invoke, tolerant=user_middleware)
+        door = door or DeadLetterDoor(ledger, publisher, runs, payloads)
+        self.settlement = Settlement(
+            track, config.retry, ledger, publisher, runs, StepPlan.of(track), targets, door
+        )
         self.breaker = breaker
         self._payloads = payloads
         self._probe: int | None = None  # id() of the half-open probe message
@@ -123,7 +130,7 @@ class TrackWorker:
                 self._waiting.add(msg, 0)
                 continue
             self._inflight.pop(id(msg), None)
-            await _quietly(msg.nak())
+            await self.settlement.hand_back(msg)
 
     async def _fetch(self, allowed: int) -> list[Msg]:
         self.fetches += 1
@@ -140,7 +147,7 @@ class TrackWorker:
         now = time.monotonic()
         for msg in msgs:
             self._inflight[id(msg)] = (msg, now)
-            self._waiting.add(msg, level_of((msg.headers or {}).get(headers.PRIORITY)))
+            self._waiting.add(msg, level_of(_header(msg, headers.PRIORITY)))
 
     async def _wait_for_slot(self) -> None:
         self._slot_freed.clear()
@@ -199,7 +206,7 @@ class TrackWorker:
         """
         for msg in self._waiting.drain():
             self._inflight.pop(id(msg), None)
-            await _quietly(msg.nak())
+            await self.settlement.hand_back(msg)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         left = list(self._tasks)
@@ -226,25 +233,29 @@ class TrackWorker:
     # --- one message -----------------------------------------------------------------------
 
     async def _process(self, msg: Msg, meta: Msg.Metadata) -> None:
+        settlement = self.settlement
         try:
+            hdrs = headers.plain(msg.headers)
             try:
-                activation = decode(msg.subject, msg.data, msg.headers, meta.sequence.stream)
+                activation = decode(
+                    msg.subject, msg.data, hdrs, meta.sequence.stream, stored_at_us(msg.reply)
+                )
             except PoisonMessage as exc:
-                await self._settle.poison(msg, exc)
+                await settlement.poison(msg, meta, exc)
                 return
-            step = Step(self.track, msg, activation, self._context(msg, meta, activation))
+            step = Step(self.track, msg, activation, self._context(msg, meta, activation, hdrs))
             try:
-                await self._chain(step)
+                outcome = await self._chain(step)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 with _in_trace(step):
-                    await self._settle.failure(step, exc)
+                    await settlement.fail(step, exc)
                 return
             with _in_trace(step):  # its events continue the step's trace: one trace per run
-                await self._settle.success(step)
+                await settlement.settle(step, outcome)
         except asyncio.CancelledError:
-            await _quietly(msg.nak())  # shutting down: hand it to another replica now
+            await settlement.hand_back(msg)  # shutting down: to another replica now
             raise
         except Exception:
             self.settle_errors += 1
@@ -258,7 +269,9 @@ class TrackWorker:
                 self._probe = None
                 self.breaker.probe_done()
 
-    def _context(self, msg: Msg, meta: Msg.Metadata, activation: Activation) -> TrackContext:
+    def _context(
+        self, msg: Msg, meta: Msg.Metadata, activation: Activation, hdrs: dict[str, str]
+    ) -> TrackContext:
         """``meta`` is parsed once by the caller: nats-py re-parses ``msg.metadata`` on every access."""
         upstream = {activation.source_track: activation.payload} if activation.source_track else {}
         return TrackContext(
@@ -270,21 +283,23 @@ class TrackWorker:
             subject=msg.subject,
             stream_seq=meta.sequence.stream,
             deliveries=meta.num_delivered,
-            headers=dict(msg.headers or {}),
+            headers=hdrs,
             upstream=upstream,
             _heartbeat=msg.in_progress,
         )
 
-    async def _invoke(self, step: Step) -> None:
+    async def _invoke(self, step: Step) -> Completed:
         """The end of the chain: resolve and validate the input, run the handler, keep its output.
 
         Payloads over the size threshold travel by reference (claim check): references are
         resolved here, and a large output is stored before the ledger or the event see it.
         """
-        raw = step.input if step.input is not None else step.activation.payload
-        if step.input is not None:  # fan-in: each upstream's output may be a reference
+        inputs = step.claim.inputs if step.claim is not None else None
+        raw = inputs if inputs is not None else step.activation.payload
+        if inputs is not None:  # fan-in: each upstream's output may be a reference
             raw = {
-                track: await self._payloads.resolve(out) if is_ref(out) else out for track, out in raw.items()
+                track: await self._payloads.resolve(out) if is_ref(out) else out
+                for track, out in inputs.items()
             }
         elif is_ref(raw):
             raw = await self._payloads.resolve(raw)
@@ -296,8 +311,10 @@ class TrackWorker:
                 f"{_summary(exc)}"
             ) from None
         result = await self.track.handler(step.ctx, value)
-        step.output = await self._payloads.offload(
-            step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
+        return Completed(
+            await self._payloads.offload(
+                step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
+            )
         )
 
 
@@ -319,14 +336,12 @@ class _in_trace:
             otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
+def _header(msg: Msg, name: str) -> str | None:
+    value = (msg.headers or {}).get(name)
+    return value if value is None or isinstance(value, str) else headers.plain({name: value})[name]
+
+
 def _summary(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()[:5]
     )
-
-
-async def _quietly(awaitable: object) -> None:
-    try:
-        await awaitable  # type: ignore[misc]
-    except Exception as exc:
-        log.debug("ignored during shutdown: %s", exc)

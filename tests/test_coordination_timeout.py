@@ -11,6 +11,7 @@ import pytest
 from actors import PermanentError, RunFailed, Runtime, RunTimedOut, TrackContext, TracksClient, Workflow
 from actors.progress import ProgressError, resume
 from actors.publisher import EventPublisher
+from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
 
 
@@ -139,9 +140,18 @@ async def test_failed_run_resumes_from_the_failed_step(settings, pool, nc, js, u
         assert (
             await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "failed"
         )
+        assert await stream_subjects(js, "DLQ", f"dlq.{b}.*") == {f"dlq.{b}.{cid}": 1}
         broken["on"] = False
         resumed = await resume(pool, EventPublisher(js), cid)
         assert resumed.tracks == [b]
+        # the resumed step's dead letter is resolved: out of the DLQ (and its alert), with a record
+        assert await stream_subjects(js, "DLQ", f"dlq.{b}.*") == {}
+        resolved = await pool.fetch(
+            "SELECT error_type, details FROM processing_logs WHERE correlation_id = $1 "
+            "AND event_type = 'dead_letter_resolved'",
+            cid,
+        )
+        assert [(r["error_type"], r["details"]["how"]) for r in resolved] == [("PermanentError", "resumed")]
 
         async def completed() -> bool:
             return (

@@ -1,4 +1,5 @@
-"""Messages whose last delivery is never settled reach the DLQ through the max-deliveries advisory."""
+"""Messages whose last try is never settled reach the DLQ: on their next delivery (the claim finds the
+step exhausted), or through the max-deliveries advisory when JetStream gives up first."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from nats.js import JetStreamContext
 from actors import Ledger
 from actors.advisories import ERROR_TYPE, MaxDeliveries, MaxDeliveriesWatcher, Outcome
 from actors.publisher import EventPublisher
+from actors.runs import Runs
+from actors.settlement import DeadLetterDoor
 from tests.conftest import Servers
 from tests.support.actor_process import ActorProcess
 from tests.support.hang_app import MAX_DELIVER, hang_track
-from tests.support.records import step_statuses, stream_subjects
+from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
 
 
@@ -46,14 +49,15 @@ async def _kill_holder(marks: Path, delivery: int, procs: list[ActorProcess]) ->
     return victim
 
 
-async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
+async def test_last_try_killed_is_dead_lettered_on_the_next_delivery(
     servers: Servers, pool: asyncpg.Pool, nc: NATS, js: JetStreamContext, unique: str, tmp_path: Path
 ) -> None:
     """Two replicas of a track whose handler hangs (max_deliver=2, ack_wait 2 s). The process holding
-    delivery 1 is SIGKILLed (a replacement starts), then the one holding delivery 2: nothing ever
-    settles the message, so JetStream gives up and advises; a surviving replica dead-letters it with
-    the usual headers, marks the step failed and publishes ``failed``. Handling the same advisory
-    again changes nothing."""
+    delivery 1 is SIGKILLed (a replacement starts), then the one holding delivery 2: its last try
+    never settles, so the claim of delivery 3 finds the step exhausted and a surviving replica
+    dead-letters it with the usual headers (not running it a third time), marks the step failed,
+    publishes ``failed`` and fails the run. A max-deliveries advisory for it afterwards changes
+    nothing."""
     track, cid = hang_track(unique), f"{unique}-run"
     failed_event = f"tracks.{track}.failed.{cid}"
     marks = tmp_path / "marks"
@@ -74,8 +78,9 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
         procs[2].start()
         await _kill_holder(marks, MAX_DELIVER, procs)
 
-        async def dead_lettered() -> bool:
-            return (await step_statuses(pool, track)).get(cid) == "failed"
+        async def dead_lettered() -> bool:  # the run is failed last, after the dead letter
+            run = await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+            return run == "failed"
 
         logs = "\n".join(p.output() for p in procs)
         await eventually(dead_lettered, timeout=20, what=f"the step to be failed; logs:\n{logs}")
@@ -91,7 +96,7 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
     assert hdrs["X-Origin"] == "test"
     assert hdrs["Tracks-Error-Type"] == ERROR_TYPE
     assert "never settled" in hdrs["Tracks-Error"]
-    assert hdrs["Tracks-Deliveries"] == str(MAX_DELIVER)
+    assert hdrs["Tracks-Deliveries"] == str(MAX_DELIVER + 1)
     assert hdrs["Tracks-Original-Subject"] == f"tracks.{track}.run.{cid}"
     assert hdrs["Tracks-Track"] == track
     assert hdrs["Tracks-Correlation-Id"] == cid
@@ -103,7 +108,7 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
         track,
     )
     assert [(r["error_type"], r["details"]["via"], r["details"]["deadLettered"]) for r in failed] == [
-        (ERROR_TYPE, "max_deliveries_advisory", True)
+        (ERROR_TYPE, "exhausted_on_redelivery", True)
     ]
     step = await pool.fetchrow(
         "SELECT attempts, error FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, track
@@ -112,13 +117,21 @@ async def test_last_delivery_killed_is_dead_lettered_via_the_advisory(
     assert "never settled" in step["error"]
 
     # the same advisory handled again (another replica, a repeat): no second row, letter or event
+    assert (
+        await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid)
+    ) == "failed"
     ledger = Ledger(pool)
     ledger.start()
+    publisher = EventPublisher(js)
+    runs = Runs(pool, publisher)
+    runs.start()
     try:
-        watcher = MaxDeliveriesWatcher(nc, js, pool, ledger, EventPublisher(js), [track])
+        door = DeadLetterDoor(ledger, publisher, runs)
+        watcher = MaxDeliveriesWatcher(nc, js, ledger, publisher, door, [track])
         advisory = MaxDeliveries("TRACKS", track, int(hdrs["Tracks-Original-Stream-Seq"]), MAX_DELIVER)
         assert await watcher.handle(advisory) is Outcome.ALREADY_FAILED
     finally:
+        await runs.close()
         await ledger.close()
     await asyncio.sleep(0.2)
     assert await stream_subjects(js, "DLQ", f"dlq.{track}.*") == {f"dlq.{track}.{cid}": 1}

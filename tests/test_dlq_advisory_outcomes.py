@@ -12,10 +12,13 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import Ledger
-from actors.advisories import ERROR_TYPE, MaxDeliveries, MaxDeliveriesWatcher, Outcome
-from actors.decode import fallback_correlation_id
+from actors.advisories import ERROR_TYPE, MaxDeliveries, MaxDeliveriesWatcher, Outcome, UnsettledSweep
+from actors.decode import fallback_correlation_id, time_us
 from actors.publisher import EventPublisher
+from actors.runs import Runs
+from actors.settlement import DeadLetterDoor
 from tests.support.records import step_statuses, stream_subjects
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -24,7 +27,12 @@ async def watcher(
 ) -> AsyncIterator[MaxDeliveriesWatcher]:
     ledger = Ledger(pool)
     ledger.start()
-    yield MaxDeliveriesWatcher(nc, js, pool, ledger, EventPublisher(js), [f"{unique}-t"])
+    publisher = EventPublisher(js)
+    runs = Runs(pool, publisher)
+    runs.start()
+    door = DeadLetterDoor(ledger, publisher, runs)
+    yield MaxDeliveriesWatcher(nc, js, ledger, publisher, door, [f"{unique}-t"])
+    await runs.close()
     await ledger.close()
 
 
@@ -83,7 +91,9 @@ async def test_never_claimed_message_is_dead_lettered_and_announced(
     ID a plain trigger would get, a ``failed`` row, a ``failed`` event; no step row is invented."""
     track = f"{unique}-t"
     seq = await _publish(js, f"tracks.{track}.run", b"not json")
-    cid = fallback_correlation_id(f"tracks.{track}.run", None, seq)
+    stored = await js.get_msg("TRACKS", seq)
+    cid, known = fallback_correlation_id(f"tracks.{track}.run", None, seq, time_us(stored.time))
+    assert not known
     assert await watcher.handle(MaxDeliveries("TRACKS", track, seq, 3)) is Outcome.DEAD_LETTERED
     letter = await js.get_last_msg("DLQ", f"dlq.{track}.{cid}")
     assert letter.data == b"not json"
@@ -127,3 +137,68 @@ def test_advisory_parsing() -> None:
     assert MaxDeliveries.parse(body) == MaxDeliveries("TRACKS", "drive", 12, 5)
     with pytest.raises(ValueError, match="not a max_deliver advisory"):
         MaxDeliveries.parse(b'{"stream":"TRACKS"}')
+
+
+async def test_advisory_dead_letter_fails_the_run_and_announces_it(
+    watcher: MaxDeliveriesWatcher, js: JetStreamContext, pool: asyncpg.Pool, unique: str
+) -> None:
+    """The same door as the worker's: the run no longer stays ``running`` after an advisory."""
+    track, cid, wf = f"{unique}-t", f"{unique}-run", f"wf-{unique}"
+    seq = await _publish(js, f"tracks.{track}.run.{cid}")
+    await pool.execute(
+        "INSERT INTO workflow_runs (correlation_id, workflow, status) VALUES ($1, $2, 'running')", cid, wf
+    )
+    await _step(pool, cid, track, "running", seq)
+    assert await watcher.handle(MaxDeliveries("TRACKS", track, seq, 5)) is Outcome.DEAD_LETTERED
+    assert await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "failed"
+    assert await step_statuses(pool, track) == {cid: "failed"}
+    assert await stream_subjects(js, "TRACKS", f"tracks.workflow.{wf}.failed.{cid}") == {
+        f"tracks.workflow.{wf}.failed.{cid}": 1
+    }
+
+
+async def test_the_sweep_settles_a_step_whose_advisory_nobody_heard(
+    nc: NATS, js: JetStreamContext, pool: asyncpg.Pool, unique: str
+) -> None:
+    """The message is gone from the consumer (below its ack floor) while its step is still ``running``
+    and idle: the sweep buries it through the same door (dead letter, step and run failed)."""
+    track, cid, wf = f"{unique}-t", f"{unique}-run", f"wf-{unique}"
+    sub = await js.pull_subscribe(f"tracks.{track}.run.*", durable=track, stream="TRACKS")
+    seq = await _publish(js, f"tracks.{track}.run.{cid}")
+    (msg,) = await sub.fetch(1, timeout=5)
+    await msg.term()  # as JetStream does when it gives up: no longer pending, below the floor
+    await pool.execute(
+        "INSERT INTO workflow_runs (correlation_id, workflow, status) VALUES ($1, $2, 'running')", cid, wf
+    )
+    await pool.execute(
+        "INSERT INTO track_steps (correlation_id, track_id, workflow, status, attempts, activated_by, "
+        "updated_at) VALUES ($1, $2, $3, 'running', 2, $4, now() - interval '1 hour')",
+        cid,
+        track,
+        wf,
+        seq,
+    )
+    ledger = Ledger(pool)
+    ledger.start()
+    publisher = EventPublisher(js)
+    runs = Runs(pool, publisher)
+    runs.start()
+    try:
+        sweep = UnsettledSweep(js, ledger, DeadLetterDoor(ledger, publisher, runs), {track: 1.0})
+
+        async def floor_moved() -> bool:
+            info = await js.consumer_info("TRACKS", track)
+            return info.ack_floor is not None and info.ack_floor.stream_seq >= seq
+
+        await eventually(floor_moved, timeout=5, what="the ack floor to pass the message")
+        assert await sweep.sweep() == 1
+        assert await sweep.sweep() == 0  # settled once
+    finally:
+        await runs.close()
+        await ledger.close()
+        await js.delete_consumer("TRACKS", track)
+    assert await step_statuses(pool, track) == {cid: "failed"}
+    assert await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "failed"
+    letter = await js.get_last_msg("DLQ", f"dlq.{track}.{cid}")
+    assert letter.headers is not None and letter.headers["Tracks-Error-Type"] == ERROR_TYPE
+    assert [r["via"] for r in await _failed_rows(pool, cid, track)] == ["unsettled_sweep"]

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     """Waiting this long lifts a pending message one priority level (low never starves)."""
     run_timeout_check_s: PositiveFloat = 5.0
     """How often each runtime looks for workflow runs past their deadline."""
+    sweep_interval_s: PositiveFloat = 60.0
+    """How often each runtime looks for steps whose message JetStream gave up on unheard (and at start)."""
     gc_tuning: bool = True
     """Freeze the start-up heap and raise the collector's thresholds (see :mod:`tracks.gc_tuning`)."""
 

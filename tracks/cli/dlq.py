@@ -123,14 +123,15 @@ async def show_cmd(seq: int) -> None:
     """Everything about dead letter SEQ: headers, the body (pretty-printed), the traceback."""
     async with _jetstream() as js:
         letter = await letters_.read(js, seq)
+        body = await letters_.original_body(js, letter)
     stored = letter.stored_at.isoformat() if letter.stored_at else "-"
     click.echo(f"dead letter {letter.seq} on {letter.subject}, stored {stored}")
     click.echo("headers:")
     for name in sorted(letter.headers):
         value = "(below)" if name == "Tracks-Traceback" else letter.headers[name]
         click.echo(f"  {name}: {value}")
-    click.echo("body:")
-    click.echo(_pretty(letter.data))
+    click.echo("body:" if letter.body_ref is None else f"body ({len(body)} bytes, kept in the payload store):")
+    click.echo(_pretty(body))
     if letter.traceback:
         click.echo("traceback:")
         click.echo(letter.traceback.rstrip())
