@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,22 +42,19 @@ def servers() -> Iterator[Servers]:
     postgres: PostgresServer | None = None
     nats_url = os.environ.get("TRACKS_NATS_URL")
     database_url = os.environ.get("TRACKS_DATABASE_URL")
-    try:
+    with ExitStack() as cleanup:  # each step runs, last first, even when one before it raised
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
         if not nats_url:
             nats_server = NatsServer(root / "nats")
+            cleanup.callback(nats_server.stop)
             nats_server.start()
             nats_url = nats_server.url
         if not database_url:
             postgres = PostgresServer(root / "postgres", fast=True)
+            cleanup.callback(postgres.delete_data)
             postgres.start()
             database_url = postgres.url
         yield Servers(nats_url, database_url, nats_server, postgres, root)
-    finally:
-        if nats_server is not None:
-            nats_server.stop()
-        if postgres is not None:
-            postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ __all__ = ["own_nats", "own_postgres"]
 def own_nats(root: Path) -> Iterator[NatsServer]:
     """A nats-server with JetStream on a free port, its store under ``root``; stopped after."""
     server = NatsServer(root / "nats")
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
@@ -27,10 +27,10 @@ def own_nats(root: Path) -> Iterator[NatsServer]:
 
 @asynccontextmanager
 async def own_postgres(root: Path) -> AsyncIterator[PostgresServer]:
-    """A migrated PostgreSQL on a free port, its cluster under ``root``; stopped after."""
+    """A migrated PostgreSQL on a free port, its cluster under ``root``; stopped and deleted after."""
     server = PostgresServer(root / "postgres", fast=True)
-    server.start()
     try:
+        server.start()
         conn = await asyncpg.connect(server.url)
         try:
             await migrate(conn)
@@ -38,4 +38,4 @@ async def own_postgres(root: Path) -> AsyncIterator[PostgresServer]:
             await conn.close()
         yield server
     finally:
-        server.stop()
+        server.delete_data()

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
 import time
 from contextlib import closing, suppress
 from pathlib import Path
+from typing import TypedDict
 
-__all__ = ["free_port", "pid_alive", "port_open", "spawn", "stop_pid", "wait_for_port"]
+__all__ = [
+    "UserArgs",
+    "args_of",
+    "as_user",
+    "cwd_of",
+    "free_port",
+    "pid_alive",
+    "port_open",
+    "spawn",
+    "stop_pid",
+    "wait_for_port",
+]
 
 # Never hand out the standard ports: the machines run their own NATS and PostgreSQL there.
 _RESERVED = {4222, 5432, 6222, 8222}
@@ -59,6 +72,23 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def cwd_of(pid: int) -> Path | None:
+    """The working directory of ``pid``; None when it cannot be known (no /proc, not ours)."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def args_of(pid: int) -> list[str] | None:
+    """The command line of ``pid``; None when it cannot be known."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [arg.decode(errors="replace") for arg in fh.read().split(b"\0")[:-1]]
+    except OSError:
+        return None
+
+
 def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
     """Signal ``pid`` and wait for it to go, escalating to SIGKILL after ``timeout``."""
     try:
@@ -85,44 +115,59 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+class UserArgs(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+    cwd: str
+
+
+def as_user(user: pwd.struct_passwd | None) -> UserArgs:
+    """``subprocess`` arguments that run a child as ``user``: its uid, its group and no other.
+
+    Without ``group`` and ``extra_groups`` the child would keep root's groups, and a directory
+    of root's with group bits ``---`` would stop it even where "others" may pass.
+    """
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"}
+
+
 def spawn(
     cmd: list[str],
     log_file: Path,
     *,
     daemon: bool,
-    user: int | None = None,
-    group: int | None = None,
+    user: pwd.struct_passwd | None = None,
 ) -> tuple[int, subprocess.Popen[bytes] | None]:
     """Start ``cmd`` with its output in ``log_file``; return its pid (and handle, unless a daemon).
 
     A daemon is started by a short-lived shell that backgrounds it and exits: the server is
     re-parented to init and outlives the command that started it, and nothing holds a handle
-    to a running child (which Python would warn about when it is dropped).
+    to a running child (which Python would warn about when it is dropped). The log is opened
+    here, so ``user`` (see :func:`as_user`) needs no access to it.
     """
-    if not daemon:
-        with open(log_file, "ab") as log:
+    with open(log_file, "ab") as log:
+        if not daemon:
             proc = subprocess.Popen(
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                user=user,
-                group=group,
+                **as_user(user),
             )
-        return proc.pid, proc
-    # The server's own output goes to the log, so only the shell holds the pipe it prints on.
-    script = '"$@" >>"$0" 2>&1 </dev/null & echo $!'
-    launcher = subprocess.run(
-        ["/bin/sh", "-c", script, str(log_file), *cmd],
-        capture_output=True,
-        text=True,
-        start_new_session=True,
-        user=user,
-        group=group,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        check=True,
-    )
-    pid = int(launcher.stdout.strip())
-    return pid, None
+            return proc.pid, proc
+        # The server writes to the log; only the shell holds the pipe it prints the pid on.
+        launcher = subprocess.run(
+            ["/bin/sh", "-c", '"$@" 2>&1 </dev/null & echo $! >&2', "sh", *cmd],
+            stdout=log,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            timeout=30,
+            check=True,
+            **as_user(user),
+        )
+    return int(launcher.stderr.split()[-1]), None

@@ -10,7 +10,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._process import free_port, pid_alive, port_open, spawn, stop_pid, wait_for_port
+from ._process import args_of, free_port, pid_alive, port_open, spawn, stop_pid, wait_for_port
 
 __all__ = ["NatsServer", "nats_server_binary"]
 
@@ -48,6 +48,10 @@ class NatsServer:
         return self.data_dir / "nats-server.log"
 
     @property
+    def _store(self) -> Path:
+        return self.data_dir.absolute() / "jetstream"
+
+    @property
     def _info_file(self) -> Path:
         return self.data_dir / "server.json"
 
@@ -60,10 +64,14 @@ class NatsServer:
             return False
         if not (pid_alive(pid) and port_open(port)):
             return False
+        args = args_of(pid)  # ours serves this store; else the pid was reused
+        if args is not None and str(self._store) not in args:
+            return False
         self.pid, self.port = pid, port
         return True
 
     def start(self, timeout: float = 20.0, *, daemon: bool = False) -> None:
+        """Start (or adopt) the server; one that fails to come up is stopped before raising."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.adopt_running():
             return
@@ -76,13 +84,17 @@ class NatsServer:
             str(self.port),
             "-js",
             "-sd",
-            str(self.data_dir / "jetstream"),
+            str(self._store),
             "--server_name",
             f"tracks-{self.port}",
         ]
         self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon)
-        wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
-        self._info_file.write_text(json.dumps({"pid": self.pid, "port": self.port}))
+        try:
+            wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
+            self._info_file.write_text(json.dumps({"pid": self.pid, "port": self.port}))
+        except BaseException:
+            self.stop()  # a server that did not come up is not left behind
+            raise
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.pid is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,28 +43,45 @@ class EmbeddedStack:
         return self.data_dir / "state.json"
 
     def up(self) -> tuple[str, str]:
-        """Start what is not running (reusing what is); return (nats_url, database_url)."""
+        """Start what is not running (reusing what is); return (nats_url, database_url).
+
+        All or nothing: when one server fails to start, those this call started are stopped.
+        """
         with self._locked():
             state = self._read_state()
-            for name, server, preferred in (
-                ("nats", self.nats, _NATS_PORT),
-                ("postgres", self.postgres, _PG_PORT),
-            ):
-                known = state.get(name, {})
-                if pid_alive(known.get("pid")) and port_open(int(known.get("port", 0))):
-                    server.pid, server.port = int(known["pid"]), int(known["port"])
-                    continue
-                server.port = int(known.get("port") or 0) or preferred
-                if port_open(server.port):
-                    server.port = 0  # someone else's server: pick a free port
-                server.start(daemon=True)
-                assert server.pid is not None
-                state[name] = {"pid": server.pid, "port": server.port}
-            self._write_state(state)
+            started: list[tuple[str, NatsServer | PostgresServer]] = []
+            try:
+                for name, server, preferred in (
+                    ("nats", self.nats, _NATS_PORT),
+                    ("postgres", self.postgres, _PG_PORT),
+                ):
+                    known = state.get(name, {})
+                    if pid_alive(known.get("pid")) and port_open(int(known.get("port", 0))):
+                        server.pid, server.port = int(known["pid"]), int(known["port"])
+                        continue
+                    server.port = int(known.get("port") or 0) or preferred
+                    if port_open(server.port):
+                        server.port = 0  # someone else's server: pick a free port
+                    server.start(daemon=True)
+                    started.append((name, server))
+                    assert server.pid is not None
+                    state[name] = {"pid": server.pid, "port": server.port}
+                    self._write_state(state)  # recorded at once: `down` finds it whatever follows
+            except BaseException:
+                for name, server in reversed(started):
+                    with suppress(Exception):
+                        server.stop()
+                    state.get(name, {}).pop("pid", None)
+                self._write_state(state)
+                raise
         return self.nats.url, self.postgres.url
 
     def down(self) -> list[str]:
-        """Stop both servers (data is kept); return what was stopped."""
+        """Stop both servers (data is kept); return what was stopped.
+
+        A server missing from ``state.json`` (lost, or never written) is still found through
+        its data dir, as ``up`` would adopt it.
+        """
         stopped = []
         with self._locked():
             state = self._read_state()
@@ -72,8 +89,11 @@ class EmbeddedStack:
                 known = state.get(name, {})
                 if pid_alive(known.get("pid")):
                     server.pid, server.port = int(known["pid"]), int(known["port"])
-                    server.stop()
-                    stopped.append(name)
+                elif not server.adopt_running():
+                    known.pop("pid", None)
+                    continue
+                server.stop()
+                stopped.append(name)
                 known.pop("pid", None)
             self._write_state(state)
         return stopped
