@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -25,6 +26,8 @@ from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_tok
 from .payloads import PayloadStore, is_ref
 from .publisher import EventPublisher
 from .workflow import Workflow
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RunFailed", "RunTimedOut", "TracksClient", "WaitTimeout", "new_correlation_id"]
 
@@ -100,25 +103,51 @@ class TracksClient:
                 "TracksClient.run needs a client built from a NATS connection, not a JetStream context"
             )
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
-        outcome: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        outcomes: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def on_outcome(msg: Msg) -> None:
-            if not outcome.done():
-                outcome.set_result(msg)
+            outcomes.put_nowait(msg)
 
         # listen before starting, so even an instant outcome is not missed
         sub = await self._nc.subscribe(f"{names.ROOT}.workflow.{workflow.name}.*.{cid}", cb=on_outcome)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             await self.start(workflow, payload, correlation_id=cid, user_id=user_id)
-            try:
-                msg = await asyncio.wait_for(outcome, timeout)
-            except TimeoutError:
-                raise WaitTimeout(
-                    f"run {cid} did not finish within {timeout:g}s; it goes on (see `tracks chain {cid}`)"
-                ) from None
+            while True:
+                try:
+                    msg = await asyncio.wait_for(outcomes.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise WaitTimeout(
+                        f"run {cid} did not finish within {timeout:g}s; it goes on (see `tracks chain {cid}`)"
+                    ) from None
+                if await self._confirmed(cid, msg):
+                    break
         finally:
             await sub.unsubscribe()
         return await self._resolved(_outcome_of(cid, msg))
+
+    async def _confirmed(self, cid: str, msg: Msg) -> bool:
+        """Does the ledger agree with this outcome event? Asked of a running actor (``tracksapi.status``):
+        an event that anyone could have published on ``tracks.workflow.>`` must not end the wait
+        when the recorded run says otherwise. With no actor answering, the event is taken as it is."""
+        from .api import ApiError, call
+
+        assert self._nc is not None
+        claimed = msg.subject.split(".")[-2]
+        try:
+            status = (await call(self._nc, "status", {"correlationId": cid}, wait_s=2.0)).get("status")
+        except ApiError as exc:
+            if exc.code == 404:
+                log.warning("ignored an outcome event for run %s, which the ledger does not know", cid)
+                return False
+            return True
+        except Exception:  # no actor answering (NoResponders, timeout): nothing to check against
+            return True
+        if status == claimed:
+            return True
+        log.warning("ignored a %s event for run %s: the ledger says %s", claimed, cid, status)
+        return False
 
     async def _resolved(self, result: Any) -> Any:
         """A result (or a multi-leaf result's parts) that travelled by reference, fetched."""

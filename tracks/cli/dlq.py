@@ -130,7 +130,8 @@ async def show_cmd(seq: int) -> None:
     for name in sorted(letter.headers):
         value = "(below)" if name == "Tracks-Traceback" else letter.headers[name]
         click.echo(f"  {name}: {value}")
-    click.echo("body:" if letter.body_ref is None else f"body ({len(body)} bytes, kept in the payload store):")
+    kept = f"body ({len(body)} bytes, kept in the payload store):"
+    click.echo("body:" if letter.body_ref is None else kept)
     click.echo(_pretty(body))
     if letter.traceback:
         click.echo("traceback:")
