@@ -114,3 +114,11 @@ def test_server_addresses_never_show_credentials() -> None:
     assert server_address("nats://u:pw@a:4222, nats://b:4223") == "a:4222,b:4223"
     assert server_address("postgresql://u:pw@h1:5432,h2:5433/db?password=pw") == "h1:5432,h2:5433"
     assert server_address("postgresql://u:pw@/db?host=/run/pg") == "the default host"
+
+
+def test_a_wrong_database_url_is_refused_without_its_password() -> None:
+    from tracks.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings(database_url="mysql://admin:hunter2@db.example/prod")
+    assert "hunter2" not in str(refused.value) and "admin:***@" in str(refused.value)

@@ -7,6 +7,7 @@ is reported as one line per variable (:class:`SettingsError`), never as a traceb
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
             return None
         for url in value.split(","):
             if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
-                raise ValueError(f"{url.strip()!r} is not a nats://, tls://, ws:// or wss:// URL")
+                raise ValueError(f"{_masked(url.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
         return value
 
     @field_validator("database_url")
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not value.startswith(("postgres://", "postgresql://")):
-            raise ValueError(f"{value!r} is not a postgresql:// URL")
+            raise ValueError(f"{_masked(value)!r} is not a postgresql:// URL")
         return value
 
     @field_validator("nats_creds")
@@ -137,3 +138,8 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(p) for p in err["loc"])
             lines.append(f"TRACKS_{field.upper()}: {err['msg'].removeprefix('Value error, ')}")
         raise SettingsError("\n".join(lines)) from None
+
+
+def _masked(url: str) -> str:
+    """A URL with its password (``user:password@``) replaced by ``***``, for error messages."""
+    return re.sub(r"(^|//)([^/@:]*):[^/@]*@", r"\1\2:***@", url)

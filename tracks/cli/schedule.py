@@ -275,7 +275,8 @@ async def run_cmd() -> None:
             click.echo("scheduler stopping", err=True)
     finally:
         await pool.close()
-        await nc.drain()
+        if not nc.is_closed:  # closed for good (the reason was logged): nothing left to drain
+            await nc.drain()
         shutdown_tracing()
 
 
