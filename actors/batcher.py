@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import asyncpg
+from asyncpg.exceptions._base import InternalClientError
 
 __all__ = ["GroupCommit", "is_transient"]
 
@@ -29,7 +30,16 @@ _TRANSIENT_CLASSES = ("08", "53", "57", "58", "40")
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | ConnectionError):
+    """Says "the server or the connection", not "your data": retried, never handed to the caller.
+
+    ``InternalClientError`` ("cannot switch to state ...; another operation is in progress") is
+    what asyncpg raises on a pooled connection that just received the server's shutdown notice
+    (seen when PostgreSQL stops under load): the connection is unusable, the statement was not
+    run, and it is safe to try again on another one.
+    """
+    if isinstance(
+        exc, OSError | TimeoutError | asyncpg.InterfaceError | ConnectionError | InternalClientError
+    ):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         return str(getattr(exc, "sqlstate", "") or "")[:2] in _TRANSIENT_CLASSES

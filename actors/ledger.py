@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,8 @@ from subjects.jsonwire import dumps
 
 from .batcher import GroupCommit
 from .ledger_sql import CLAIM_SQL, WRITE_SQL
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Claim",
@@ -309,6 +312,8 @@ def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
 class Ledger:
     def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 500, linger_s: float = 0.0) -> None:
         self._pool = pool
+        self.lost_rows = 0
+        """Rows queued by :meth:`record` that failed for good (not a transient outage: those wait)."""
         self._claims: GroupCommit[Claim, ClaimResult] = GroupCommit(
             self._claim_batch, name="ledger-claims", max_batch=max_batch, parallel=2, linger_s=linger_s
         )
@@ -335,7 +340,19 @@ class Ledger:
         return self._claims.enqueue(claim)
 
     def record(self, row: LogRow) -> None:
-        self._writes.enqueue(row)
+        """Queue a row without waiting for it (a later durable write orders it before itself)."""
+        self._writes.enqueue(row).add_done_callback(self._unwaited)
+
+    def _unwaited(self, future: asyncio.Future[Written]) -> None:
+        """A row nobody waits for that could not be written: said and counted, never silent."""
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self.lost_rows += 1
+            log.error(
+                "a processing_logs row could not be written and is lost: %s: %s", type(exc).__name__, exc
+            )
 
     def record_durably(self, row: LogRow) -> asyncio.Future[Written]:
         return self._writes.enqueue(row)

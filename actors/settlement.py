@@ -198,9 +198,15 @@ class Settlement:
     async def fail(self, step: Step, exc: Exception) -> None:
         """The chain raised: retry with back-off while tries remain, else the dead-letter door."""
         ctx, msg = step.ctx, step.msg
-        tries = step.claim.tries if step.claim is not None else ctx.deliveries
         error = bounded(f"{type(exc).__name__}: {exc}")
         permanent = self._retry.is_permanent(exc)
+        if step.claim is None and not permanent:
+            # Failed before the ledger granted the step (the database refused the claim): no try
+            # was used and nothing ran, so nothing is recorded; the message comes back later.
+            log.warning("%s %s: not started (%s); handed back", self.track.name, ctx.correlation_id, error)
+            await msg.nak(self._retry.delay_s(1))
+            return
+        tries = step.claim.tries if step.claim is not None else ctx.deliveries
         if not permanent and not self._retry.exhausted(tries):
             delay = self._retry.delay_s(tries, exc)
             retry: dict[str, object] = {

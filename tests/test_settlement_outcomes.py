@@ -3,9 +3,11 @@ that record ack/nak/term, a publisher that records, the real ledger): one test p
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
+import pytest
 
 from actors import PermanentError, TrackContext, TrackOptions, Workflow
 from actors.ledger import Claim, StepFinish
@@ -238,3 +240,45 @@ async def test_a_trigger_without_an_id_after_the_stream_was_re_created_is_a_new_
     cids = [c["metadata"]["correlationId"] for c in completions]
     assert len(cids) == 3 and cids[0] == cids[1] != cids[2]
     assert [c["payload"] for c in completions] == [{"seen": 1}, {"seen": 1}, {"seen": 2}]
+
+
+async def test_a_claim_the_database_refused_uses_no_try_and_records_nothing(
+    pool: asyncpg.Pool, settings: Settings, unique: str
+) -> None:
+    from asyncpg.exceptions._base import InternalClientError
+
+    from actors.batcher import is_transient
+
+    assert is_transient(
+        InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    )
+    wf = _pair(unique)
+    track, cid = f"{unique}-a", f"{unique}-1"
+    async with Harness(wf[track], pool, settings) as h:
+
+        def refused(claim: Claim) -> asyncio.Future[object]:
+            future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            future.set_exception(asyncpg.DataError("refused"))
+            return future
+
+        h.ledger.claim = refused  # type: ignore[assignment, method-assign]
+        msg = await h.deliver(_trigger(track, cid, {"n": 1}, seq=1))
+    assert msg.settled[0][0] == "nak"
+    assert await _rows(pool, cid, track) == []
+    assert h.publisher.published == []
+
+
+async def test_a_row_nobody_waits_for_that_fails_is_logged_and_counted(
+    pool: asyncpg.Pool, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from actors.ledger import Ledger, LogRow
+
+    ledger = Ledger(pool)
+    ledger.start()
+    try:
+        ledger.record(LogRow(f"{unique}-c", f"{unique}-t", "x" * 10, details={"bad": "\u0000"}))
+        await ledger.record_durably(LogRow(f"{unique}-c", f"{unique}-t", "note"))
+    finally:
+        await ledger.close()
+    assert ledger.lost_rows == 1
+    assert "could not be written and is lost" in caplog.text
