@@ -122,3 +122,31 @@ def test_a_wrong_database_url_is_refused_without_its_password() -> None:
     with pytest.raises(SettingsError) as refused:
         load_settings(database_url="mysql://admin:hunter2@db.example/prod")
     assert "hunter2" not in str(refused.value) and "admin:***@" in str(refused.value)
+
+
+def test_asyncpg_pool_floor_retries_log_one_line_without_traceback_per_30s() -> None:
+    import logging
+    import sys
+
+    from tracks.db.pool import _QuietFloorRetries
+
+    quiet = _QuietFloorRetries()
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed")
+    except ConnectionRefusedError:
+        info = sys.exc_info()
+    records = [
+        logging.LogRecord(
+            "asyncpg.pool",
+            logging.WARNING,
+            "",
+            0,
+            "Failed to restore the pool connection floor; retrying",
+            None,
+            info,
+        )
+        for _ in range(5)
+    ]
+    kept = [r for r in records if quiet.filter(r)]
+    assert len(kept) == 1 and kept[0].exc_info is None
+    assert "ConnectionRefusedError" in kept[0].getMessage()

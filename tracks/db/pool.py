@@ -50,6 +50,31 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 _BATCH_JOINS = {"enable_nestloop": "off", "enable_seqscan": "off"}
 
 
+class _QuietFloorRetries(logging.Filter):
+    """asyncpg logs "Failed to restore the pool connection floor" with a full traceback about once a
+    second per pool while PostgreSQL is away: one line without the traceback, at most every 30 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "connection floor" not in record.getMessage():
+            return True
+        now = time.monotonic()
+        if now - self._last < 30.0:
+            return False
+        self._last = now
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            record.args = None
+        record.exc_info = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_QuietFloorRetries())
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 8, batch_joins: bool = False, wait_s: float = 0.0
 ) -> asyncpg.Pool:
