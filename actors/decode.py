@@ -11,14 +11,18 @@ ID while a new message is never mistaken for an old one after the stream was re-
 Anything that cannot be stored or routed is refused here, as :class:`PoisonMessage` with a
 precise reason, on the first delivery: a body that is not UTF-8 JSON (RFC 8259: no byte
 order mark, no NaN or Infinity), a JSON value PostgreSQL's ``jsonb`` cannot hold (``\\u0000``,
-a lone surrogate), an envelope field that becomes a subject token or a column and is not one
-(workflow, source track, user ID), and any exception at all while decoding (a body nested a
-hundred thousand deep, an integer of ten thousand digits).
+a lone surrogate, a number out of a double's range such as ``1e400``), a body nested deeper
+than :data:`MAX_DEPTH` (the runtime re-encodes payloads a few levels down in its own documents,
+and their encoder stops at 255 levels), an envelope field that becomes a subject token or a column
+and is not one (correlation ID, workflow, source track, user ID: the whole value, a trailing
+newline included), a claim-check reference naming no possible bucket, and any exception at all
+while decoding (a body nested a hundred thousand deep, an integer of ten thousand digits).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -27,12 +31,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from subjects import ParsedSubject, SubjectKind, TrackEvent, check_token, headers, parse
+from subjects import ParsedSubject, SubjectKind, TrackEvent, headers, parse
 
 from .errors import PoisonMessage
+from .payloads import REF_KEY
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_DEPTH",
     "MAX_USER_ID_CHARS",
     "Activation",
     "decode",
@@ -44,11 +50,23 @@ __all__ = [
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_USER_ID_CHARS = 256
+MAX_DEPTH = 200
+"""Deepest nesting of a body's arrays and objects (an envelope's own object counts). The fast path
+needs no check: pydantic-core's JSON parser refuses a document this deep by itself (it stops
+at 201 levels), and the general path then says why."""
 _OWN_ENVELOPE = b'{"trackId":'
 _NAMESPACE = uuid.UUID("6f2b1c52-4d1e-4f7e-9a57-7d0c1f2a9b10")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""A subject token, matched whole (``subjects.check_token``'s ``$`` also lets a trailing newline by)."""
+_BUCKET = re.compile(r"[A-Za-z0-9_-]+")
+_NUMBER_SHAPE = bytes.maketrans(b"123456789E:,[", b"000000000e###")
+"""Digits to ``0``, ``E`` to ``e``, what may precede a JSON number to ``#`` (:func:`_may_overflow`)."""
+_LONG_MANTISSA = b"0" * 200
+_BIG_EXPONENT = re.compile(rb"#-?[0.]+e000")
+"""In a body's :data:`_NUMBER_SHAPE`: a number with an exponent of three digits or more."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,7 @@ def _decode(
         and b"\\u" not in body
         and b"NaN" not in body
         and b"Infinity" not in body
+        and not _may_overflow(body)
     ):
         # Our own events (encode_event writes trackId first, and never escapes): parse and
         # validate in one pass. Escapes and non-finite numbers take the checked path below.
@@ -114,6 +133,7 @@ def _decode(
         raise PoisonMessage(f"{parsed.kind} event on {subject} is not a TrackEvent envelope")
     given = parsed.correlation_id or (hdrs or {}).get(headers.CORRELATION_ID)
     cid = given or derived_cid(stream_seq, stored_us)
+    _check_reference(data)
     return Activation(_checked_cid(cid), None, parsed.kind, data, None, None, None, cid_known=bool(given))
 
 
@@ -128,11 +148,13 @@ def _json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PoisonMessage(f"body is not valid UTF-8: {exc}") from None
     try:
-        data: Any = json.loads(text, parse_constant=_no_constant)
+        data: Any = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise PoisonMessage(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PoisonMessage(f"body must be a JSON object, got {type(data).__name__}")
+    if _brackets(body) > MAX_DEPTH:
+        _check_depth(data)
     if "\\u" in text:  # only an escape can smuggle in a NUL or a lone surrogate
         _check_storable(data)
     return data
@@ -140,6 +162,57 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise PoisonMessage(f"body holds {name}, which is not JSON (RFC 8259) and cannot be stored")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PoisonMessage(
+            f"body holds the number {_bounded(text, 40)}, which is not a finite double (it would be "
+            "Infinity) and cannot be stored"
+        )
+    return value
+
+
+def _may_overflow(body: bytes) -> bool:
+    """Whether the body may hold a number out of a double's range (``1e400``; 200 digits before a
+    fraction): pydantic-core parses those as infinity, which the checked path refuses.
+
+    Conservative and cheap (C-level passes over the bytes; the regular expression only when
+    something looks like a long exponent): a string that looks like such a number (``": 3e123"``)
+    only sends its body down the checked path.
+    """
+    shape = body.translate(_NUMBER_SHAPE, b" \t\n\r+")
+    return _LONG_MANTISSA in shape or (b"e000" in shape and _BIG_EXPONENT.search(shape) is not None)
+
+
+def _brackets(body: bytes) -> int:
+    """An upper bound of the body's depth (brackets inside strings count too): cheap to take."""
+    return body.count(b"[") + body.count(b"{")
+
+
+def _check_depth(value: Any) -> None:
+    """The body (``value``, a parsed object) may not nest beyond :data:`MAX_DEPTH`: level by level."""
+    level, depth = [value], 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise PoisonMessage(f"body is nested more than {MAX_DEPTH} levels deep")
+        inner = []
+        for item in level:
+            for child in item.values() if type(item) is dict else item:
+                if type(child) is dict or type(child) is list:
+                    inner.append(child)
+        level, depth = inner, depth + 1
+
+
+def _check_reference(payload: dict[str, Any]) -> None:
+    """A claim-check reference (see :mod:`actors.payloads`) must name a bucket that can exist."""
+    ref = payload.get(REF_KEY) if len(payload) == 1 else None
+    if isinstance(ref, dict) and "bucket" in ref and not _BUCKET.fullmatch(str(ref["bucket"])):
+        raise PoisonMessage(
+            f"payload reference names bucket {_bounded(str(ref['bucket']), 100)!r}, which is not a "
+            "bucket name (letters, digits, '_' or '-')"
+        )
 
 
 def _check_storable(value: Any) -> None:
@@ -177,6 +250,7 @@ def _from_envelope(parsed: ParsedSubject, envelope: TrackEvent) -> Activation:
     _checked(meta.source_track, "metadata.sourceTrack")
     for target in meta.target_tracks or ():
         _checked(target, "metadata.targetTracks")
+    _check_reference(envelope.payload)
     user_id = meta.user_id
     if user_id is not None and (len(user_id) > MAX_USER_ID_CHARS or _CONTROL.search(user_id)):
         raise PoisonMessage(
@@ -195,11 +269,8 @@ def fallback_correlation_id(
     """
     parsed = parse(subject)
     for candidate in (parsed.correlation_id if parsed else None, (hdrs or {}).get(headers.CORRELATION_ID)):
-        if candidate:
-            try:
-                return check_token(candidate, "correlation ID"), True
-            except (ValueError, TypeError):
-                pass
+        if isinstance(candidate, str) and _TOKEN.fullmatch(candidate):
+            return candidate, True
     return derived_cid(stream_seq, stored_us), False
 
 
@@ -243,17 +314,21 @@ _US = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
 
 
 def _checked_cid(cid: str) -> str:
-    try:
-        return check_token(cid, "correlation ID")
-    except (ValueError, TypeError) as exc:
-        raise PoisonMessage(_bounded(str(exc), 300)) from None
+    return _checked(cid, "correlation ID")
 
 
 def _checked(value: str, what: str) -> str:
-    try:
-        return check_token(value, what)
-    except (ValueError, TypeError) as exc:
-        raise PoisonMessage(_bounded(str(exc), 300)) from None
+    """The whole value must be one subject token (``check_token``'s ``$`` matches before a final
+    newline: ``"c1\\n"`` passed it, and its subjects then failed to publish)."""
+    if isinstance(value, str) and _TOKEN.fullmatch(value):
+        return value
+    raise PoisonMessage(
+        _bounded(
+            f"{what} {value!r} must be 1-128 characters of letters, digits, '_' or '-' "
+            "(it becomes a NATS subject token)",
+            300,
+        )
+    )
 
 
 def _bounded(text: str, limit: int = 200) -> str:
