@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ __all__ = ["REF_KEY", "PayloadCorrupt", "PayloadMissing", "PayloadRef", "Payload
 
 REF_KEY = "$tracksRef"
 """The one key of a reference dict; ``$`` cannot start a pydantic field name, so no model collides."""
+
+
+_BUCKET = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class PayloadMissing(PoisonMessage):
@@ -180,6 +184,10 @@ class PayloadStore:
         if not is_ref(payload):
             return payload
         ref = PayloadRef.parse(payload)
+        if not _BUCKET.fullmatch(ref.bucket) or not ref.key or "\n" in ref.key:
+            raise PayloadCorrupt(
+                f"payload reference names no possible object: {ref.bucket[:100]!r}/{ref.key[:100]!r}"
+            )
         store = await self._open(ref.bucket)
         await self._check_complete(store, ref)
         try:

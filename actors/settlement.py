@@ -35,9 +35,10 @@ from nats.aio.msg import Msg
 
 from subjects import SubjectKind, headers
 
+from .batcher import is_transient
 from .dead_letter import DeadLetter, DeadLetters, Original
 from .decode import fallback_correlation_id, stored_at_us
-from .errors import PoisonMessage
+from .errors import PermanentError, PoisonMessage
 from .ledger import Ledger, LogRow, StepFinish, Verdict
 from .middleware import Completed, Outcome, Skipped, Step
 from .payloads import PayloadStore
@@ -47,12 +48,16 @@ from .retry import RetryPolicy
 from .runs import Runs
 from .track import Track
 
-__all__ = ["EXHAUSTED_ERROR", "Burial", "DeadLetterDoor", "Settlement"]
+__all__ = ["EXHAUSTED_ERROR", "Burial", "DeadLetterDoor", "Settlement", "UnstorableOutput"]
 
 log = logging.getLogger(__name__)
 
 EXHAUSTED_ERROR = "MaxDeliveriesExceeded"
 """Error type of a message whose last try never settled (actor killed or hung)."""
+
+
+class UnstorableOutput(PermanentError):
+    """The handler returned an output the ledger cannot store: dead-lettered, not retried."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,9 @@ class Burial:
     duration_ms: float | None = None
     record: bool = True
     """Write the failure to the ledger (``False``: it is there already; only re-send the rest)."""
+    ran: bool = True
+    """The step may have failed before (look up its first failure); ``False`` for a message that
+    never reached a handler (poison, unroutable, unexpected): this is its first and only failure."""
 
 
 class Settlement:
@@ -113,15 +121,25 @@ class Settlement:
 
     async def _completed(self, step: Step, outcome: Completed) -> None:
         ctx = step.ctx
-        written = await self._ledger.finish(
-            StepFinish(
-                "completed",
-                step.log_row("completed", duration_ms=(time.monotonic() - step.started) * 1000),
-                output=outcome.output,
-                fence=step.fence,
-                ends_run=self._plan.leaves == (ctx.track,),
+        try:
+            written = await self._ledger.finish(
+                StepFinish(
+                    "completed",
+                    step.log_row("completed", duration_ms=(time.monotonic() - step.started) * 1000),
+                    output=outcome.output,
+                    fence=step.fence,
+                    ends_run=self._plan.leaves == (ctx.track,),
+                )
             )
-        )
+        except Exception as exc:
+            if is_transient(exc):  # never here: the group commit waits outages out
+                raise
+            # The database refused the output itself (Infinity, nesting jsonb cannot hold, ...):
+            # retrying cannot help, and the message must not stay unsettled for ever.
+            await self.fail(
+                step, UnstorableOutput(f"the handler's output cannot be stored: {type(exc).__name__}: {exc}")
+            )
+            return
         if not written.applied:
             log.warning(
                 "%s %s: attempt %d finished after another replica took the step over; its outcome "
@@ -168,6 +186,7 @@ class Settlement:
                     details={"unexpected": True},
                     announce=False,
                     fail_run=False,
+                    ran=False,
                 )
             )
             log.warning("%s: %s", self.track.name, error)
@@ -273,6 +292,7 @@ class Settlement:
                 announce=known,
                 fail_run=known and root,
                 open_failed_run=known and root,
+                ran=False,
             )
         )
         log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject[:200], exc)
@@ -300,6 +320,7 @@ class Settlement:
         traceback: str | None = None,
         announce: bool = True,
         fail_run: bool = True,
+        ran: bool = True,
     ) -> Burial:
         ctx = step.ctx
         return Burial(
@@ -313,6 +334,7 @@ class Settlement:
             details=details,
             announce=announce,
             fail_run=fail_run,
+            ran=ran,
             trace_id=ctx.trace_id,
             duration_ms=(time.monotonic() - step.started) * 1000,
         )
@@ -368,7 +390,9 @@ class DeadLetterDoor:
                 return False
         else:
             await self._ledger.record_durably(row)
-        first_failure = await self._ledger.first_failure(letter.correlation_id, letter.track)
+        first_failure = (
+            await self._ledger.first_failure(letter.correlation_id, letter.track) if burial.ran else None
+        )
         if first_failure is not None and letter.first_failure is None:
             letter = DeadLetter(
                 letter.track,

@@ -87,6 +87,7 @@ class StrayCatcher:
                 details={"subject": msg.subject[:300], "unroutable": True},
                 announce=False,
                 fail_run=False,
+                ran=False,
             )
         )
         self.caught += 1

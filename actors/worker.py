@@ -240,6 +240,7 @@ class TrackWorker:
                 activation = decode(
                     msg.subject, msg.data, hdrs, meta.sequence.stream, stored_at_us(msg.reply)
                 )
+                self._check_workflow(activation)
             except PoisonMessage as exc:
                 await settlement.poison(msg, meta, exc)
                 return
@@ -268,6 +269,16 @@ class TrackWorker:
             if self._probe == id(msg):
                 self._probe = None
                 self.breaker.probe_done()
+
+    def _check_workflow(self, activation: Activation) -> None:
+        """A track of workflow W takes no message that claims another workflow (it would record and
+        announce a run of a workflow it is not part of)."""
+        graph = self.track.graph
+        if graph is not None and activation.workflow is not None and activation.workflow != graph.name:
+            raise PoisonMessage(
+                f"metadata.workflow {activation.workflow!r} is not the workflow of {self.track.name} "
+                f"({graph.name!r})"
+            )
 
     def _context(
         self, msg: Msg, meta: Msg.Metadata, activation: Activation, hdrs: dict[str, str]

@@ -46,7 +46,7 @@ class SubjectKind(StrEnum):
 
 def check_token(value: str, what: str) -> str:
     """Refuse a name that would break subject routing, with a message saying why."""
-    if not _TOKEN.match(value):
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):  # fullmatch: `$` lets a final \n through
         raise ValueError(
             f"{what} {value!r} must be 1-128 characters of letters, digits, '_' or '-' "
             "(it becomes a NATS subject token)"

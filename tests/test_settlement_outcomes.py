@@ -282,3 +282,38 @@ async def test_a_row_nobody_waits_for_that_fails_is_logged_and_counted(
         await ledger.close()
     assert ledger.lost_rows == 1
     assert "could not be written and is lost" in caplog.text
+
+
+async def test_an_output_the_ledger_cannot_store_is_dead_lettered_not_retried_for_ever(
+    pool: asyncpg.Pool, settings: Settings, unique: str
+) -> None:
+    wf = Workflow(f"wf-{unique}")
+    track, cid = f"{unique}-inf", f"{unique}-1"
+
+    @wf.track(track)
+    async def infinite(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
+        return {"x": float("inf")}
+
+    async with Harness(wf[track], pool, settings) as h:
+        msg = await h.deliver(_trigger(track, cid, {}, seq=1))
+    assert msg.settlement == "term"
+    letter = h.publisher.published[0]
+    assert letter[0] == f"dlq.{track}.{cid}" and letter[2]["Tracks-Error-Type"] == "UnstorableOutput"
+    assert await pool.fetchval("SELECT status FROM workflow_runs WHERE correlation_id = $1", cid) == "failed"
+
+
+async def test_a_message_claiming_another_workflow_is_poison(
+    pool: asyncpg.Pool, settings: Settings, unique: str
+) -> None:
+    from subjects import EventType, encode_event
+
+    wf = _pair(unique)
+    track, cid = f"{unique}-a", f"{unique}-spoof"
+    body = encode_event(
+        track, EventType.DATA_READY, {"n": 1}, correlation_id=cid, source_track="x", workflow="someone-else"
+    )
+    async with Harness(wf[track], pool, settings) as h:
+        msg = await h.deliver(FakeMsg(f"tracks.{track}.run.{cid}", body, seq=1, track=track))
+    assert msg.settlement == "term"
+    assert await pool.fetchval("SELECT workflow FROM workflow_runs WHERE correlation_id = $1", cid) == wf.name
+    assert f"tracks.workflow.someone-else.failed.{cid}" not in h.publisher.subjects()
