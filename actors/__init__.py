@@ -1,15 +1,15 @@
 """The actor runtime: declare tracks in a workflow, run them on durable JetStream consumers."""
 
-from .client import RunFailed, RunTimedOut, TracksClient, WaitTimeout, new_correlation_id
-from .context import TrackContext
-from .errors import CycleError, PermanentError, PoisonMessage, RetryableError, WorkflowError
-from .ledger import Ledger
-from .loader import LoadError, load_tracks, load_workflows
-from .middleware import Middleware, Next, Step
-from .retry import RetryPolicy
-from .runtime import Runtime
-from .track import Track, TrackOptions
-from .workflow import Phase, Workflow
+from actors.client import RunFailed, RunTimedOut, TracksClient, WaitTimeout, new_correlation_id
+from actors.context import TrackContext
+from actors.errors import CycleError, PermanentError, PoisonMessage, RetryableError, WorkflowError
+from actors.ledger.store import Ledger
+from actors.loader import LoadError, load_tracks, load_workflows
+from actors.middleware.base import Middleware, Next, Step
+from actors.retry import RetryPolicy
+from actors.runtime.process import Runtime
+from actors.track import Track, TrackOptions
+from actors.workflow import Phase, Workflow
 
 __all__ = [
     "CycleError",

@@ -21,11 +21,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
+from actors.transport.payloads import PayloadStore, is_ref
+from actors.workflow import Workflow
+from foundation.jetstream.publisher import EventPublisher
 from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_token, headers, names
-
-from .payloads import PayloadStore, is_ref
-from .publisher import EventPublisher
-from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ class TracksClient:
             outcomes.put_nowait(msg)
 
         # listen before starting, so even an instant outcome is not missed
-        sub = await self._nc.subscribe(f"{names.ROOT}.workflow.{workflow.name}.*.{cid}", cb=on_outcome)
+        sub = await self._nc.subscribe(names.workflow_events(workflow.name, cid), cb=on_outcome)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -131,7 +130,7 @@ class TracksClient:
         """Does the ledger agree with this outcome event? Asked of a running actor (``tracksapi.status``):
         an event that anyone could have published on ``tracks.workflow.>`` must not end the wait
         when the recorded run says otherwise. With no actor answering, the event is taken as it is."""
-        from .api import ApiError, call
+        from actors.runtime.request_api import ApiError, call
 
         assert self._nc is not None
         claimed = msg.subject.split(".")[-2]

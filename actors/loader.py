@@ -6,9 +6,9 @@ import importlib
 import os
 import sys
 
-from .errors import WorkflowError
-from .track import Track
-from .workflow import Workflow
+from actors.errors import WorkflowError
+from actors.track import Track
+from actors.workflow import Workflow
 
 __all__ = ["LoadError", "load_tracks", "load_workflow", "load_workflows"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .errors import PermanentError, PoisonMessage, RetryableError
+from actors.errors import PermanentError, PoisonMessage, RetryableError
+from foundation.jetstream.publisher import MessageTooLarge
 
 __all__ = ["RetryPolicy"]
 
@@ -27,7 +28,7 @@ class RetryPolicy:
             raise ValueError(f"invalid retry policy {self}")
 
     def is_permanent(self, exc: BaseException) -> bool:
-        return isinstance(exc, PermanentError | PoisonMessage)
+        return isinstance(exc, PermanentError | PoisonMessage | MessageTooLarge)
 
     def exhausted(self, deliveries: int) -> bool:
         return deliveries >= self.max_deliver

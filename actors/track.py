@@ -10,13 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from actors.errors import WorkflowError
 from subjects import check_token
 
-from .errors import WorkflowError
-
 if typing.TYPE_CHECKING:
-    from .context import TrackContext
-    from .workflow import Workflow
+    from actors.context import TrackContext
+    from actors.workflow import Workflow
 
 __all__ = ["Handler", "Track", "TrackOptions"]
 
@@ -25,7 +24,7 @@ Handler = Callable[["TrackContext", Any], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class TrackOptions:
-    """Per-track overrides; ``None`` takes the value from :class:`tracks.settings.Settings`."""
+    """Per-track overrides; ``None`` takes the value from :class:`foundation.settings.Settings`."""
 
     max_deliver: int | None = None
     ack_wait_s: float | None = None

@@ -10,10 +10,9 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from actors.errors import CycleError, WorkflowError
+from actors.track import Handler, Track, TrackOptions
 from subjects import check_token
-
-from .errors import CycleError, WorkflowError
-from .track import Handler, Track, TrackOptions
 
 __all__ = ["Phase", "Workflow", "find_cycle"]
 

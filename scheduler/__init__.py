@@ -3,14 +3,14 @@
 Run it with ``tracks scheduler run``; manage schedules with ``tracks schedule ...``.
 """
 
-from .cron import CronError, CronExpression
-from .priority import PRIORITY_HEADER, Priority
-from .publisher import Route, message_id, tick_event, track_route
-from .schedules import NewSchedule, OverlapPolicy, Schedule, ScheduleStore
-from .service import Scheduler
-from .settings import MisfirePolicy, SchedulerSettings
-from .standard import STANDARD_SCHEDULES, standard_schedules
-from .trigger import CrontabTrigger
+from scheduler.cron import CronError, CronExpression
+from scheduler.publisher import Route, message_id, tick_event, track_route
+from scheduler.schedules import NewSchedule, OverlapPolicy, Schedule, ScheduleStore
+from scheduler.service import Scheduler
+from scheduler.settings import MisfirePolicy, SchedulerSettings
+from scheduler.standard import STANDARD_SCHEDULES, standard_schedules
+from scheduler.trigger import CrontabTrigger
+from subjects.priority import PRIORITY_HEADER, Priority
 
 __all__ = [
     "PRIORITY_HEADER",

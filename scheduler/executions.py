@@ -19,8 +19,8 @@ from typing import Any
 
 import asyncpg
 
-from .misfire import Skip
-from .schedules import Schedule
+from scheduler.misfire import Skip
+from scheduler.schedules import Schedule
 
 __all__ = ["Claim", "Decision", "ExecutionStore", "Finished", "Released"]
 

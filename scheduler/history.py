@@ -19,9 +19,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from scheduler.executions import ExecutionStore, Finished
 from subjects import STREAM, SubjectKind, TrackEvent, parse
-
-from .executions import ExecutionStore, Finished
 
 __all__ = ["HistoryConsumer", "error_text"]
 

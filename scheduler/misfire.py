@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from itertools import islice
 
-from .cron import CronExpression
-from .settings import MisfirePolicy
+from scheduler.cron import CronExpression
+from scheduler.settings import MisfirePolicy
 
 __all__ = ["MisfirePlan", "Skip", "plan_catch_up", "plan_due"]
 

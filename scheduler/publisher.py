@@ -2,7 +2,9 @@
 
 The message ID is ``schedule:<name>:<fire time, ISO UTC>``: every replica firing the same
 tick produces the same ID, and JetStream keeps only the first within its duplicate window.
-Each tick opens a producer span and carries its ``traceparent``: one run, one trace.
+Each tick opens a producer span and carries its ``traceparent``: one run, one trace. The
+publish itself is the actors' (:class:`foundation.jetstream.publisher.EventPublisher`): the
+same PubAck inbox, size check, retries and lean spans.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from foundation import telemetry
+from foundation.jetstream.publisher import EventPublisher
+from scheduler.schedules import Schedule
 from subjects import EventMetadata, EventType, TrackEvent, names
 from subjects.headers import MSG_ID, PRIORITY
-from tracks.telemetry import inject, tracer
-
-from .schedules import Schedule
 
 __all__ = ["Route", "TickPublisher", "message_id", "tick_event", "track_route"]
 
@@ -66,9 +70,9 @@ class Published:
 
 class TickPublisher:
     def __init__(self, js: JetStreamContext, route: Route = track_route, *, timeout_s: float = 5.0) -> None:
-        self._js = js
+        # no retries of its own: TickFirer retries a tick (same Nats-Msg-Id), then records it failed
+        self._publisher = EventPublisher(js, timeout_s=timeout_s, give_up_s=0.0)
         self._route = route
-        self._timeout_s = timeout_s
 
     async def publish(self, schedule: Schedule, scheduled_for: datetime, correlation_id: str) -> Published:
         """Publish and wait for the PubAck; ``duplicate`` means another replica already fired it."""
@@ -82,12 +86,16 @@ class TickPublisher:
             "messaging.destination.name": subject,
         }
         # The tick is the root of the run's trace: the track's spans continue it via traceparent.
-        with tracer().start_as_current_span(
-            "schedule tick", kind=SpanKind.PRODUCER, attributes=attributes
-        ) as span:
-            inject(headers)
-            ack = await self._js.publish(subject, body, headers=headers, timeout=self._timeout_s)
+        span = telemetry.start_span(
+            "schedule tick", kind=SpanKind.PRODUCER, attributes=attributes, parent=None
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            ack = await self._publisher.publish(subject, body, headers)
             span.set_attribute("tracks.duplicate", bool(ack.duplicate))
+        finally:
+            otel_context.detach(token)
+            span.end()
         if ack.duplicate:
             log.debug("tick %s already published by another replica", headers[MSG_ID])
         return Published(subject, ack.seq, bool(ack.duplicate))

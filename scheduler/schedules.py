@@ -12,10 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from scheduler.cron import CronExpression
 from subjects import check_token
-
-from .cron import CronExpression
-from .priority import Priority
+from subjects.priority import Priority
 
 __all__ = [
     "InvalidSchedule",

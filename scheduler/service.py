@@ -22,20 +22,19 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from nats.aio.client import Client as NATS
 
-from tracks.connections import describe_error
-from tracks.monitoring import ResourceMonitor, report_resources
-
-from .executions import ExecutionStore, Finished
-from .executor import TickExecutor
-from .history import HistoryConsumer
-from .listener import ScheduleChange, ScheduleListener
-from .misfire import plan_catch_up, plan_due
-from .publisher import Route, TickPublisher, track_route
-from .schedules import InvalidSchedule, Schedule, ScheduleStore
-from .settings import SchedulerSettings
-from .standard import standard_schedules
-from .ticks import TickFirer, TickStats
-from .trigger import CrontabTrigger
+from foundation.connections import describe_error
+from foundation.monitoring import ResourceMonitor, report_resources
+from scheduler.executions import ExecutionStore, Finished
+from scheduler.executor import TickExecutor
+from scheduler.history import HistoryConsumer
+from scheduler.listener import ScheduleChange, ScheduleListener
+from scheduler.misfire import plan_catch_up, plan_due
+from scheduler.publisher import Route, TickPublisher, track_route
+from scheduler.schedules import InvalidSchedule, Schedule, ScheduleStore
+from scheduler.settings import SchedulerSettings
+from scheduler.standard import standard_schedules
+from scheduler.ticks import TickFirer, TickStats
+from scheduler.trigger import CrontabTrigger
 
 __all__ = ["Scheduler"]
 
@@ -139,6 +138,7 @@ class Scheduler:
             if added:
                 log.info("registered standard schedules: %s", ", ".join(added))
         await self._history.ensure()
+        self.firer.start()
         self._aps.start()
         self._tasks = [
             asyncio.create_task(self._listener.run(self._stop), name="scheduler-listen"),
@@ -177,6 +177,7 @@ class Scheduler:
                 log.error("%s ended with %s: %s", task.get_name(), type(result).__name__, result)
         if self._aps.running:
             self._aps.shutdown(wait=False)
+        await self.firer.close()
         self._loaded.clear()
 
     async def _watch_connection(self, every_s: float = 0.5) -> None:

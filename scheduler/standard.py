@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .schedules import NewSchedule
+from scheduler.schedules import NewSchedule
 
 __all__ = ["STANDARD_SCHEDULES", "standard_schedules"]
 

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .batching import ClaimBatcher
-from .executions import Decision, ExecutionStore, Finished
-from .misfire import MisfirePlan
-from .publisher import TickPublisher, message_id
-from .schedules import Schedule
+from foundation.backoff import Backoff
+from foundation.group_commit import GroupCommit
+from scheduler.executions import Claim, Decision, ExecutionStore, Finished
+from scheduler.misfire import MisfirePlan
+from scheduler.publisher import TickPublisher, message_id
+from scheduler.schedules import Schedule
 
 __all__ = ["TickFirer", "TickStats"]
 
@@ -55,10 +56,23 @@ class TickFirer:
     ) -> None:
         self._executions = executions
         self._publisher = publisher
-        self._claims = ClaimBatcher(executions, follow_s=follow_s)
+        # Ticks due together are claimed in one statement (one commit for a burst, not one per
+        # tick); two batches may run side by side: each sorts its ticks into the one lock order.
+        self._claims: GroupCommit[tuple[Schedule, datetime, str], Claim] = GroupCommit(
+            lambda ticks: executions.claim_many(ticks, follow_s=follow_s),
+            name="tick-claims",
+            max_batch=500,
+            parallel=2,
+        )
         self._attempts = publish_attempts
         self._clock = clock
         self.stats = TickStats()
+
+    def start(self) -> None:
+        self._claims.start()
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        await self._claims.close(timeout_s)
 
     async def apply(self, schedule: Schedule, plan: MisfirePlan) -> None:
         """Record the plan's skips, then fire its tick (if any)."""
@@ -69,7 +83,7 @@ class TickFirer:
             await self.fire(schedule, plan.fire)
 
     async def fire(self, schedule: Schedule, scheduled_for: datetime) -> Decision:
-        claim = await self._claims.claim(schedule, scheduled_for, uuid.uuid4().hex)
+        claim = await self._claims.enqueue((schedule, scheduled_for, uuid.uuid4().hex))
         if claim.decision is Decision.PUBLISH:
             await self.publish(schedule, scheduled_for, claim.correlation_id)
         elif claim.decision is Decision.SKIPPED:
@@ -83,13 +97,14 @@ class TickFirer:
     async def publish(self, schedule: Schedule, scheduled_for: datetime, correlation_id: str) -> None:
         """Publish with a few retries; a tick that cannot be published is recorded as failed."""
         error: Exception | None = None
+        backoff = Backoff(first_s=0.25)
         for attempt in range(self._attempts):
             try:
                 published = await self._publisher.publish(schedule, scheduled_for, correlation_id)
             except Exception as exc:  # NATS down or slow: retry (same Nats-Msg-Id), then record it
                 error = exc
                 if attempt + 1 < self._attempts:
-                    await asyncio.sleep(0.25 * 2**attempt)
+                    await asyncio.sleep(backoff.next())
                 continue
             if published.duplicate:
                 self.stats.duplicates += 1

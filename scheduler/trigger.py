@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from apscheduler.triggers.base import BaseTrigger
 
-from .cron import CronExpression
+from scheduler.cron import CronExpression
 
 __all__ = ["CrontabTrigger"]
 

@@ -1,9 +1,9 @@
 """The wire contract: subject names, streams, the ``TrackEvent`` envelope, header names."""
 
-from . import headers, names
-from .envelope import EventMetadata, EventType, TrackEvent, encode_event
-from .names import DLQ_STREAM, STREAM, ParsedSubject, RunOutcome, SubjectKind, check_token, parse
-from .streams import dlq_stream, ensure_streams, tracks_stream
+from subjects import headers, names
+from subjects.envelope import EventMetadata, EventType, TrackEvent, encode_event
+from subjects.names import DLQ_STREAM, STREAM, ParsedSubject, RunOutcome, SubjectKind, check_token, parse
+from subjects.streams import dlq_stream, ensure_streams, tracks_stream
 
 __all__ = [
     "DLQ_STREAM",

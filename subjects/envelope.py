@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from .jsonwire import dumpb
+from subjects.jsonwire import dumpb
 
 __all__ = ["EventMetadata", "EventType", "TrackEvent", "encode_event"]
 

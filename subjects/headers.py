@@ -8,8 +8,11 @@ from email.header import Header, decode_header
 
 __all__ = [
     "CORRELATION_ID",
+    "DLQ_HEADERS",
     "MSG_ID",
+    "ORIGINAL_GONE",
     "PRIORITY",
+    "REPLAY",
     "TRACEPARENT",
     "TRACESTATE",
     "plain",
@@ -23,6 +26,29 @@ CORRELATION_ID = "Tracks-Correlation-Id"
 """Optional: the correlation ID of a plain-JSON trigger (else the subject's, else generated)."""
 PRIORITY = "Tracks-Priority"
 """``high`` | ``normal`` | ``low``: set on scheduler ticks; actors run higher priorities first."""
+REPLAY = "Tracks-Replay"
+"""How many times the message was replayed from the DLQ (1 on the first replay)."""
+ORIGINAL_GONE = "Tracks-Original-Gone"
+"""On a dead letter whose original the stream no longer held (found by the unsettled-step sweep)."""
+
+
+class DLQ_HEADERS:
+    """What a dead letter carries besides the original's own headers (``dlq.<track>.<cid>``)."""
+
+    SUBJECT = "Tracks-Original-Subject"
+    STREAM_SEQ = "Tracks-Original-Stream-Seq"
+    TRACK = "Tracks-Track"
+    CORRELATION_ID = CORRELATION_ID
+    ERROR_TYPE = "Tracks-Error-Type"
+    ERROR = "Tracks-Error"
+    TRACEBACK = "Tracks-Traceback"
+    DELIVERIES = "Tracks-Deliveries"
+    FIRST_FAILURE = "Tracks-First-Failure"
+    LAST_FAILURE = "Tracks-Last-Failure"
+    BODY_REF = "Tracks-Original-Body-Ref"
+    """The original body was too large to travel with the dead letter: a payload-store reference (JSON)."""
+    DROPPED_HEADERS = "Tracks-Dropped-Headers"
+    """Original headers left out to keep the dead letter under max_payload (comma-separated names)."""
 
 
 def plain(raw: Mapping[str, object] | None) -> dict[str, str]:

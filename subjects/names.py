@@ -13,25 +13,46 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "API_PREFIX",
     "DLQ_STREAM",
+    "MAX_DELIVERIES_ADVISORY",
+    "METRICS_ROOT",
+    "PUSH_DELIVER_PREFIX",
     "STREAM",
+    "UNROUTED_CONSUMER",
     "ParsedSubject",
     "RunOutcome",
     "SubjectKind",
     "alert",
+    "api",
     "check_token",
     "dlq",
     "event",
+    "max_deliveries_advisory",
+    "metrics",
     "parse",
     "run",
     "run_filters",
+    "unrouted_filter",
     "workflow_event",
+    "workflow_events",
 ]
 
 STREAM = "TRACKS"
 DLQ_STREAM = "DLQ"
 ROOT = "tracks"
 DLQ_ROOT = "dlq"
+API_PREFIX = "tracksapi"
+"""Request API (``nats.micro`` service ``tracks``): ``tracksapi.<endpoint>``; outside ``tracks.>``,
+which the TRACKS stream captures (it would answer every request with a PubAck)."""
+METRICS_ROOT = f"{API_PREFIX}.metrics"
+"""Resource snapshots on core NATS: ``tracksapi.metrics.<component>.<instance>``."""
+PUSH_DELIVER_PREFIX = "_TRACKS_PUSH"
+"""Push consumers deliver to ``_TRACKS_PUSH.<track>`` (outside every stream)."""
+UNROUTED_CONSUMER = "tracks-unrouted"
+"""The durable consumer of triggers no track can consume (a reserved name: no track may take it)."""
+MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+"""JetStream's advisory when a consumer gives up on a message: ``<prefix>.<stream>.<consumer>``."""
 
 # A subject token that is also safe as a consumer name: no dots, spaces or wildcards.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -72,6 +93,28 @@ class RunOutcome(StrEnum):
 def workflow_event(workflow: str, outcome: RunOutcome, correlation_id: str) -> str:
     """Five tokens: never matched by a track's ``tracks.X.run[.*]`` or ``tracks.X.completed.*`` filters."""
     return f"{ROOT}.workflow.{workflow}.{outcome}.{correlation_id}"
+
+
+def workflow_events(workflow: str, correlation_id: str) -> str:
+    """Every outcome of one run (a subscription's filter)."""
+    return f"{ROOT}.workflow.{workflow}.*.{correlation_id}"
+
+
+def api(endpoint: str) -> str:
+    return f"{API_PREFIX}.{endpoint}"
+
+
+def metrics(component: str, instance: str) -> str:
+    return f"{METRICS_ROOT}.{component}.{instance}"
+
+
+def unrouted_filter() -> str:
+    """Triggers whose correlation ID is more than one token: no track's filter matches them."""
+    return f"{ROOT}.*.{SubjectKind.RUN}.*.>"
+
+
+def max_deliveries_advisory(stream: str, consumer: str) -> str:
+    return f"{MAX_DELIVERIES_ADVISORY}.{stream}.{consumer}"
 
 
 def dlq(track: str, correlation_id: str) -> str:

@@ -8,7 +8,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from .names import DLQ_ROOT, DLQ_STREAM, ROOT, STREAM
+from subjects.names import DLQ_ROOT, DLQ_STREAM, ROOT, STREAM
 
 __all__ = ["dlq_stream", "ensure_streams", "tracks_stream"]
 

@@ -20,10 +20,10 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from foundation.db import create_pool, migrate
+from foundation.settings import Settings, load_settings
 from subjects import dlq_stream, ensure_streams, tracks_stream
-from tracks.db import create_pool, migrate
 from tracks.embedded import NatsServer, PostgresServer
-from tracks.settings import Settings, load_settings
 
 
 @dataclass
@@ -80,7 +80,7 @@ async def pool(servers: Servers, migrated: None) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def nc(servers: Servers, settings: Settings) -> AsyncIterator[NATS]:
-    from tracks.connections import connect_nats
+    from foundation.connections import connect_nats
 
     client = await connect_nats(settings, servers.nats_url, name="tests")
     yield client

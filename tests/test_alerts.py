@@ -14,13 +14,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actors import PermanentError, Runtime, TrackContext, TracksClient, Workflow
-from actors.alerts import AlertMonitor, failure_rates, load_alert_settings
-from actors.publisher import EventPublisher
+from actors.failures.alerts import AlertMonitor, failure_rates, load_alert_settings
+from foundation.jetstream.publisher import EventPublisher
+from foundation.settings import Settings, SettingsError
 from tests.conftest import Servers
 from tests.support.actor_process import REPO, tracks_command
 from tests.support.records import step_statuses
 from tests.support.waiting import eventually
-from tracks.settings import Settings, SettingsError
 
 NEVER = "1000000000"
 """A DLQ threshold no test reaches: keeps the backlog alert out of tests about failure rates."""

@@ -9,9 +9,9 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from actors import Runtime, TrackContext, TracksClient, Workflow
-from actors.api import ApiError, ApiService, call
+from actors.runtime.request_api import ApiError, ApiService, call
+from foundation.settings import Settings
 from tests.support.waiting import count_logs, eventually
-from tracks.settings import Settings
 
 
 class Count(BaseModel):

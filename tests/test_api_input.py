@@ -12,10 +12,10 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from actors import TrackContext, Workflow
-from actors.api import ApiError, ApiService, call
+from actors.runtime.request_api import ApiError, ApiService, call
+from foundation.connections import connect_nats
+from foundation.settings import Settings
 from tests.conftest import Servers
-from tracks.connections import connect_nats
-from tracks.settings import Settings
 
 ERROR = "Nats-Service-Error"
 CODE = "Nats-Service-Error-Code"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors import Runtime, TracksClient
-from actors.api import ApiError, call
+from actors.runtime.request_api import ApiError, call
 from tests.support.waiting import eventually
 from tests.test_coordination_phases import reviewed
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 from nats.js import JetStreamContext
 
+from foundation.settings import Settings
 from subjects import DLQ_STREAM, STREAM
 from tracks.bench import BenchConfig, run_bench
-from tracks.settings import Settings
 
 
 async def _left_behind(js: JetStreamContext, run: str) -> list[str]:

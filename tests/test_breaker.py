@@ -8,7 +8,7 @@ import json
 import pytest
 
 from actors import PoisonMessage, Runtime, TrackContext, TrackOptions, TracksClient, Workflow
-from actors.breaker import BreakerMiddleware, BreakerState, CircuitBreaker, Transition
+from actors.middleware.breaker import BreakerMiddleware, BreakerState, CircuitBreaker, Transition
 from tests.support.waiting import count_logs, eventually
 
 

@@ -23,7 +23,7 @@ handlers' marker file must say:
 Tries that failed (``failed_tries``), dropped outcomes and the actors' ERROR lines and tracebacks
 are printed, not judged. When this test was written, a PostgreSQL restart produced some in most
 runs: asyncpg raises ``InternalClientError`` ("cannot switch to state 12; another operation (2) is
-in progress") on a pooled connection the server terminated, and ``actors.batcher.is_transient``
+in progress") on a pooled connection the server terminated, and ``foundation.group_commit.is_transient``
 does not take it for an outage, so a claim became a failed try and a completion write an
 unsettled step (its handler ran again on the redelivery).
 
@@ -52,16 +52,16 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actors import TracksClient
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from foundation.settings import load_settings
 from subjects import dlq_stream, ensure_streams, tracks_stream
 from tests.conftest import Servers
 from tests.support.actor_process import ActorProcess
 from tests.support.chaos_app import ChaosTracks, Marker, build_workflow, chaos_tracks, read_markers
 from tests.support.records import stream_subjects
 from tests.support.servers import own_nats, own_postgres
-from tracks.connections import connect_nats
-from tracks.db import create_pool
 from tracks.embedded import NatsServer, PostgresServer
-from tracks.settings import load_settings
 
 ACTORS = 2
 

@@ -12,11 +12,11 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import Runtime
+from foundation.connections import connect_nats
+from foundation.settings import Settings
 from scheduler.service import Scheduler
 from tests.support.actor_app import build_workflow
 from tests.support.scheduling import scheduler_settings
-from tracks.connections import connect_nats
-from tracks.settings import Settings
 
 
 async def close_as_the_server_does(nc: NATS) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors import Runtime, TrackContext, TracksClient, Workflow
-from actors.payloads import is_ref
+from actors.transport.payloads import is_ref
 
 
 async def test_a_five_megabyte_output_reaches_the_next_track(settings, pool, nc, unique):

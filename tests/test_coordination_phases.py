@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from actors import Phase, Runtime, TrackContext, TracksClient, Workflow
-from actors.progress import ProgressError, proceed, progress
-from actors.publisher import EventPublisher
+from actors.ledger.progress import ProgressError, proceed, progress
+from foundation.jetstream.publisher import EventPublisher
 from tests.support.waiting import eventually
 
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from actors import PermanentError, RunFailed, Runtime, RunTimedOut, TrackContext, TracksClient, Workflow
-from actors.progress import ProgressError, resume
-from actors.publisher import EventPublisher
+from actors.ledger.progress import ProgressError, resume
+from foundation.jetstream.publisher import EventPublisher
 from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
 

@@ -10,11 +10,11 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import PermanentError, Runtime, TrackContext, Workflow
-from actors import dlq as letters
-from actors.ledger import Ledger
+from actors.failures import dlq_ops as letters
+from actors.ledger.store import Ledger
+from foundation.settings import Settings
 from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 
 async def test_a_failing_trigger_at_max_payload_is_dead_lettered_by_reference_and_replays(

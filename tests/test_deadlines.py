@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from actors.deadlines import TICK_S, Deadlines
-from actors.time_limit import StepTimeout, TimeLimitMiddleware
+from actors.middleware.time_limit import StepTimeout, TimeLimitMiddleware
+from foundation.jetstream.timers import TICK_S, Deadlines
 
 pytestmark = pytest.mark.asyncio
 

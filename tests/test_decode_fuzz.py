@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import PoisonMessage, Runtime, TrackContext, Workflow
-from actors.decode import MAX_BODY_BYTES, Activation, decode
+from actors.transport.decode import MAX_BODY_BYTES, Activation, decode
 from tests.support.waiting import eventually
 
 json_values = st.recursive(

@@ -11,10 +11,10 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import Ledger
-from actors.advisories import ERROR_TYPE, MaxDeliveries, MaxDeliveriesWatcher, Outcome
-from actors.publisher import EventPublisher
-from actors.runs import Runs
-from actors.settlement import DeadLetterDoor
+from actors.failures.advisories import ERROR_TYPE, MaxDeliveries, MaxDeliveriesWatcher, Outcome
+from actors.failures.door import DeadLetterDoor
+from actors.ledger.runs import Runs
+from foundation.jetstream.publisher import EventPublisher
 from tests.conftest import Servers
 from tests.support.actor_process import ActorProcess
 from tests.support.hang_app import MAX_DELIVER, hang_track

@@ -12,11 +12,17 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import Ledger
-from actors.advisories import ERROR_TYPE, MaxDeliveries, MaxDeliveriesWatcher, Outcome, UnsettledSweep
-from actors.decode import fallback_correlation_id, time_us
-from actors.publisher import EventPublisher
-from actors.runs import Runs
-from actors.settlement import DeadLetterDoor
+from actors.failures.advisories import (
+    ERROR_TYPE,
+    MaxDeliveries,
+    MaxDeliveriesWatcher,
+    Outcome,
+    UnsettledSweep,
+)
+from actors.failures.door import DeadLetterDoor
+from actors.ledger.runs import Runs
+from actors.transport.decode import fallback_correlation_id, time_us
+from foundation.jetstream.publisher import EventPublisher
 from tests.support.records import step_statuses, stream_subjects
 from tests.support.waiting import eventually
 

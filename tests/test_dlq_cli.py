@@ -10,11 +10,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actors import PermanentError, Runtime, TrackContext, TracksClient, Workflow
+from foundation.settings import Settings
 from tests.conftest import Servers
 from tests.support.cli import run_tracks
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 BROKEN: set[str] = set()
 """Tracks whose handler fails (the "bug"); a test fixes one by removing it."""

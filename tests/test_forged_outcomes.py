@@ -10,7 +10,7 @@ import asyncpg
 from nats.aio.client import Client as NATS
 
 from actors import Runtime, TrackContext, TracksClient, Workflow
-from tracks.settings import Settings
+from foundation.settings import Settings
 
 
 async def test_a_forged_failed_event_does_not_fool_a_waiting_client(

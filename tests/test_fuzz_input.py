@@ -34,14 +34,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from actors import PoisonMessage, Runtime
-from actors.decode import decode
+from actors.transport.decode import decode
+from foundation.settings import Settings
 from subjects import EventType, encode_event
 from subjects import headers as wire_headers
 from tests.support.fuzz_workflow import FuzzPair, fuzz_pair
 from tests.support.hostile import COMPLETED, DEAD, Hostile, hostile_messages, reason_key
 from tests.support.records import consumer_idle
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 FAST_SEED = 20261127
 SLOW_SEED = 5000

@@ -14,12 +14,12 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from actors import PermanentError, Runtime, TrackContext, Workflow
+from foundation.settings import Settings
 from subjects import headers
 from tests.conftest import Servers
 from tests.support.cli import run_tracks
 from tests.support.records import step_statuses, stream_subjects
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 CUSTOMER = "Müller & Søn — 日本 ✓"
 REASON = "Rechnung abgelehnt: ungültige Steuernummer (¥ 1 200)"

@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from actors.inbox import subscribe_inbox
+from foundation.jetstream.inbox import subscribe_inbox
 
 
 async def test_a_handler_that_raises_is_logged_and_the_connection_reads_on(
@@ -27,7 +27,7 @@ async def test_a_handler_that_raises_is_logged_and_the_connection_reads_on(
 
     subject = f"_INBOX.{unique}"
     sub = await subscribe_inbox(nc, subject, handle)
-    with caplog.at_level(logging.ERROR, logger="actors.inbox"):
+    with caplog.at_level(logging.ERROR, logger="foundation.jetstream.inbox"):
         for body in (b"first", b"bad", b"second", b"last"):
             await nc.publish(subject, body)
         await asyncio.wait_for(done.wait(), 5)

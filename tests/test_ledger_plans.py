@@ -22,10 +22,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from actors.ledger import Claim, LogRow, StepFinish, claim_params, write_params
-from actors.ledger_sql import CLAIM_SQL, WRITE_SQL
-from actors.runs import _COMPLETE_SQL
-from tracks.db import create_pool, migrate
+from actors.ledger.runs import _COMPLETE_SQL
+from actors.ledger.sql import CLAIM_SQL, WRITE_SQL
+from actors.ledger.store import Claim, LogRow, StepFinish, claim_params, write_params
+from foundation.db import create_pool, migrate
 
 BATCH = 400
 RUNS = 15_000

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from actors.ledger import Claim, Ledger, LogRow, StepFinish, Verdict
+from actors.ledger.store import Claim, Ledger, LogRow, StepFinish, Verdict
 
 
 class _LosesReplies:

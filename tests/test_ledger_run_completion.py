@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from actors.ledger import Claim, Ledger, LogRow, StepFinish, Verdict
+from actors.ledger.store import Claim, Ledger, LogRow, StepFinish, Verdict
 
 
 async def _open_run(ledger: Ledger, cid: str, wf: str, track: str, seq: int) -> int:

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from actors import Runtime, Workflow
-from actors.runtime import SchemaError
-from tracks.db import MigrationError, discover, migrate, migrations_dir, pending
+from actors.runtime.process import SchemaError
+from foundation.db import MigrationError, discover, migrate, migrations_dir, pending
 
 
 async def test_applies_all_in_order_then_nothing(fresh_db):

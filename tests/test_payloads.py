@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from actors.errors import PoisonMessage
-from actors.payloads import PayloadCorrupt, PayloadMissing, PayloadStore, encoded, is_ref
+from actors.transport.payloads import PayloadCorrupt, PayloadMissing, PayloadStore, encoded, is_ref
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from actors import Runtime, TrackContext, TrackOptions, Workflow
-from actors.priority import PriorityBuffer, level_of
+from actors.runtime.priority import PriorityBuffer, level_of
 from subjects import headers
 from tests.support.waiting import eventually
 

@@ -9,7 +9,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 
-from actors.pubacks import _SWEEP_EVERY, PubAckInbox
+from foundation.jetstream.pubacks import _SWEEP_EVERY, PubAckInbox
 from subjects import STREAM, headers
 
 

@@ -12,11 +12,11 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
-from actors.consumer import ConsumerSpec, reconcile
-from actors.push import DELIVER_PREFIX, PushSource, push_config, reconcile_push
+from actors.transport.pull import ConsumerSpec, reconcile
+from actors.transport.push import DELIVER_PREFIX, PushSource, push_config, reconcile_push
+from foundation.settings import Settings
 from tests.support.records import event_counts, step_statuses
 from tests.support.waiting import count_logs, eventually
-from tracks.settings import Settings
 
 
 class N(BaseModel):

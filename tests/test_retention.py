@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from actors.payloads import PayloadMissing, PayloadStore
-from actors.retention import purge
+from actors.ledger.retention import purge
+from actors.transport.payloads import PayloadMissing, PayloadStore
+from foundation.db import create_pool, migrate
 from tests.conftest import Servers
 from tracks.cli.main import cli
-from tracks.db import create_pool, migrate
 
 DAY = 86400.0
 

@@ -9,8 +9,8 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from actors import Runtime, TrackContext, TrackOptions, Workflow
+from foundation.settings import Settings
 from tests.support.records import step_statuses, stream_subjects
-from tracks.settings import Settings
 
 
 async def test_six_restarts_with_a_backlog_dead_letter_nothing(

@@ -9,13 +9,13 @@ import pytest
 from nats.js import JetStreamContext
 
 from actors import Runtime
+from foundation.settings import Settings
 from tests.conftest import Servers
 from tests.support.cli import Result, run_tracks
 from tests.support.records import consumer_idle, stream_subjects
 from tests.support.waiting import count_logs, eventually
 from tests.support.workflows import passthrough_pair
 from tracks.embedded._process import free_port
-from tracks.settings import Settings
 
 
 def assert_one_line_error(result: Result, expected: str) -> None:

@@ -8,11 +8,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from actors import Runtime, TrackContext, TracksClient, Workflow
-from actors.runtime import HANDBACK_ALLOWANCE
+from actors.runtime.process import HANDBACK_ALLOWANCE
+from foundation.settings import Settings
 from tests.support.records import step_statuses
 from tests.support.waiting import count_logs, eventually
 from tests.support.workflows import passthrough_pair
-from tracks.settings import Settings
 
 
 async def test_a_drifted_consumer_is_updated_at_start(

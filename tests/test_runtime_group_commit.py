@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from actors.batcher import GroupCommit
+from foundation.group_commit import GroupCommit
 
 
 async def test_close_writes_everything_queued() -> None:

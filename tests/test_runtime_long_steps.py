@@ -9,12 +9,12 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
+from foundation.connections import connect_nats
+from foundation.settings import Settings
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
 from tests.support.waiting import chain_settled, count_logs, eventually
-from tracks.connections import connect_nats
-from tracks.settings import Settings
 
 
 async def test_heartbeats_keep_a_step_longer_than_ack_wait_from_redelivery(

@@ -10,14 +10,14 @@ import asyncpg
 from nats.js.errors import NotFoundError
 
 from actors import Runtime, TracksClient
+from foundation.connections import connect_nats
+from foundation.settings import Settings, load_settings
 from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
 from tests.support.waiting import chain_settled, count_logs, eventually
-from tracks.connections import connect_nats
-from tracks.settings import Settings, load_settings
 
 BEFORE, AFTER = 200, 50
 

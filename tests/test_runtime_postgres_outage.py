@@ -9,14 +9,14 @@ from pathlib import Path
 from nats.js import JetStreamContext
 
 from actors import Runtime, TracksClient
+from foundation.db import create_pool
+from foundation.settings import Settings
 from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_postgres
 from tests.support.waiting import chain_settled, count_logs, eventually
-from tracks.db import create_pool
-from tracks.settings import Settings
 
 RUNS = 200
 CONCURRENCY = 40

@@ -6,10 +6,10 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from actors import PermanentError, RetryableError, Runtime, TrackContext, TrackOptions, TracksClient, Workflow
-from actors.runtime import HANDBACK_ALLOWANCE
+from actors.runtime.process import HANDBACK_ALLOWANCE
+from foundation.settings import Settings
 from tests.support.records import consumer_idle, step_statuses, stream_subjects
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 FAST_RETRY = 0.05
 

@@ -9,10 +9,10 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from actors import RetryableError, Runtime, TrackContext, TracksClient, Workflow
+from foundation.settings import Settings
 from subjects import headers
 from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
 from tests.support.waiting import count_logs, eventually
-from tracks.settings import Settings
 
 
 class Job(BaseModel):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from scheduler.bench import run_scheduler_bench
 from tests.conftest import Servers
+from tracks.bench.scheduler import run_scheduler_bench
 
 
 async def test_bench_smoke(servers: Servers, pool: asyncpg.Pool) -> None:

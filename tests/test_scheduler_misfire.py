@@ -9,13 +9,13 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
+from foundation.settings import Settings
 from scheduler.cron import CronExpression
 from scheduler.misfire import plan_catch_up, plan_due
 from scheduler.schedules import NewSchedule, ScheduleStore
 from scheduler.settings import MisfirePolicy
 from subjects.headers import MSG_ID
 from tests.support.scheduling import cleanup_schedules, published, running_scheduler
-from tracks.settings import Settings
 
 EVERY_MINUTE = CronExpression.parse("* * * * *")
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)

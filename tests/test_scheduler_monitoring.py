@@ -8,7 +8,7 @@ import json
 
 from nats.aio.client import Client as NATS
 
-from tracks.monitoring import ResourceMonitor, metrics_subject, report_resources
+from foundation.monitoring import ResourceMonitor, metrics_subject, report_resources
 
 
 async def test_snapshot_measures_this_process(nc: NATS) -> None:

@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
+from foundation.db import create_pool, migrate
+from foundation.settings import Settings, load_settings
 from scheduler import NewSchedule, OverlapPolicy, ScheduleStore
 from tests.support.scheduling import published, running_scheduler
 from tests.support.waiting import eventually
-from tracks.db import create_pool, migrate
 from tracks.embedded import PostgresServer
-from tracks.settings import Settings, load_settings
 
 
 @pytest.mark.slow

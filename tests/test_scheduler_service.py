@@ -12,14 +12,14 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
-from scheduler.priority import Priority
+from foundation.settings import Settings
+from foundation.telemetry import configure_tracing
 from scheduler.schedules import NewSchedule, OverlapPolicy, ScheduleStore
 from subjects import EventMetadata, EventType, SubjectKind, TrackEvent, names
 from subjects.headers import MSG_ID, PRIORITY
+from subjects.priority import Priority
 from tests.support.scheduling import body, cleanup_schedules, published, running_scheduler
 from tests.support.waiting import eventually
-from tracks.settings import Settings
-from tracks.telemetry import configure_tracing
 
 EVERY_SECOND = "* * * * * *"
 

@@ -8,11 +8,11 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
+from foundation.settings import Settings
 from scheduler.schedules import ScheduleStore
 from scheduler.settings import SchedulerSettings
 from scheduler.standard import STANDARD_SCHEDULES, standard_schedules
 from tests.support.scheduling import running_scheduler
-from tracks.settings import Settings
 
 NAMES = [name for name, _, _ in STANDARD_SCHEDULES]
 

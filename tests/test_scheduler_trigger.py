@@ -10,13 +10,13 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from foundation.settings import Settings
 from scheduler import CronExpression, CrontabTrigger, NewSchedule, Schedule, ScheduleStore
 from scheduler.service import Scheduler
 from tests.support.scheduling import cleanup_schedules, scheduler_settings
 from tests.support.waiting import eventually
-from tracks.connections import connect_nats
-from tracks.db import create_pool
-from tracks.settings import Settings
 
 
 def test_trigger_uses_crontab_semantics_not_apschedulers() -> None:

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from actors import PermanentError, TrackContext, TrackOptions, Workflow
-from actors.ledger import Claim, StepFinish
+from actors.ledger.store import Claim, StepFinish
+from foundation.settings import Settings
 from tests.support.harness import FakeMsg, Harness
-from tracks.settings import Settings
 
 
 def _pair(unique: str) -> Workflow:
@@ -206,7 +206,7 @@ async def test_a_late_outcome_of_a_superseded_attempt_is_not_announced_nor_settl
         await h.ledger.claim(
             Claim(cid, track, 5, wf.name, root=True, max_tries=5)
         )  # another replica took over
-        from actors.ledger import LogRow
+        from actors.ledger.store import LogRow
 
         written = await h.ledger.finish(
             StepFinish("completed", LogRow(cid, track, "completed"), output={}, fence=first.attempt)
@@ -247,7 +247,7 @@ async def test_a_claim_the_database_refused_uses_no_try_and_records_nothing(
 ) -> None:
     from asyncpg.exceptions._base import InternalClientError
 
-    from actors.batcher import is_transient
+    from foundation.group_commit import is_transient
 
     assert is_transient(
         InternalClientError("cannot switch to state 12; another operation (2) is in progress")
@@ -271,7 +271,7 @@ async def test_a_claim_the_database_refused_uses_no_try_and_records_nothing(
 async def test_a_row_nobody_waits_for_that_fails_is_logged_and_counted(
     pool: asyncpg.Pool, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from actors.ledger import Ledger, LogRow
+    from actors.ledger.store import Ledger, LogRow
 
     ledger = Ledger(pool)
     ledger.start()

@@ -10,15 +10,15 @@ import pytest
 from nats.js import JetStreamContext
 
 from actors import Runtime, TracksClient
+from foundation.connections import server_address
+from foundation.db import create_pool
+from foundation.settings import Settings
 from tests.conftest import Servers
 from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
 from tests.support.servers import own_postgres
 from tests.support.waiting import count_logs, eventually
-from tracks.connections import server_address
-from tracks.db import create_pool
 from tracks.embedded._process import free_port
-from tracks.settings import Settings
 
 SECRET = "hunter2-not-for-logs"
 
@@ -117,7 +117,7 @@ def test_server_addresses_never_show_credentials() -> None:
 
 
 def test_a_wrong_database_url_is_refused_without_its_password() -> None:
-    from tracks.settings import SettingsError, load_settings
+    from foundation.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError) as refused:
         load_settings(database_url="mysql://admin:hunter2@db.example/prod")
@@ -128,7 +128,7 @@ def test_asyncpg_pool_floor_retries_log_one_line_without_traceback_per_30s() -> 
     import logging
     import sys
 
-    from tracks.db.pool import _QuietFloorRetries
+    from foundation.db.pool import _QuietFloorRetries
 
     quiet = _QuietFloorRetries()
     try:

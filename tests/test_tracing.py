@@ -15,8 +15,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from actors import Runtime, TracksClient
+from foundation import telemetry
 from tests.test_runtime_chain import chain_of_four
-from tracks import telemetry
 
 
 async def test_every_step_of_a_run_shares_one_trace(settings, pool, nc, unique):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors import Runtime, TrackOptions, Workflow, WorkflowError
-from actors.config import resolve
+from actors.runtime.config import resolve
 
 
 def _track(**options: float):

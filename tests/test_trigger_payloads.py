@@ -13,12 +13,12 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import Runtime, TrackContext, TracksClient, Workflow
-from actors.payloads import PayloadStore, encoded, is_ref
+from actors.transport.payloads import PayloadStore, encoded, is_ref
+from foundation.settings import Settings
 from tests.conftest import Servers
 from tests.support.cli import run_tracks
 from tests.support.records import step_statuses
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 BIG = {"blob": "é" * (1024 * 1024), "pages": 12}  # 2 MiB of JSON: twice NATS's default max payload
 

@@ -7,10 +7,10 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from actors import Runtime, TrackContext, Workflow
-from actors import dlq as letters
+from actors.failures import dlq_ops as letters
+from foundation.settings import Settings
 from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
-from tracks.settings import Settings
 
 
 async def test_a_trigger_whose_correlation_id_has_a_dot_is_dead_lettered_naming_its_subject(

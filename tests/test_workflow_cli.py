@@ -89,8 +89,8 @@ def test_unknown_module_and_workflow_are_one_line() -> None:
     code, out = show("tracks.examples.receipts:nope")
     assert code == 1
     assert out.strip() == "Error: tracks.examples.receipts has no workflow 'nope' (it has: receipts)"
-    code, out = show("tracks.settings")
-    assert code == 1 and out.strip() == "Error: module 'tracks.settings' defines no Workflow"
+    code, out = show("foundation.settings")
+    assert code == 1 and out.strip() == "Error: module 'foundation.settings' defines no Workflow"
 
 
 def test_a_workflow_without_tracks_still_renders() -> None:

@@ -1,7 +1,7 @@
 """A worker without NATS: fake messages that record how they were settled, a publisher that records
 what it would publish, and the real ledger on the suite's PostgreSQL.
 
-Think dramatiq's StubBroker: each outcome path of :mod:`actors.settlement` runs in milliseconds
+Think dramatiq's StubBroker: each outcome path of :mod:`actors.runtime.settlement` runs in milliseconds
 through the same chain and settlement as in production (``TrackWorker._process``), and a test
 reads back the settlement (``msg.settled``), the publishes and the ledger rows.
 """
@@ -16,19 +16,19 @@ import asyncpg
 from nats.aio.msg import Msg
 from nats.js.api import PubAck
 
-from actors.breaker import BreakerMiddleware, CircuitBreaker
-from actors.config import resolve
-from actors.ledger import Ledger
-from actors.middleware import Middleware
-from actors.plan import StepPlan
-from actors.recording import LedgerMiddleware
-from actors.runs import Runs
-from actors.time_limit import TimeLimitMiddleware
-from actors.tracing import TracingMiddleware
+from actors.ledger.plan import StepPlan
+from actors.ledger.runs import Runs
+from actors.ledger.store import Ledger
+from actors.middleware.base import Middleware
+from actors.middleware.breaker import BreakerMiddleware, CircuitBreaker
+from actors.middleware.claim import LedgerMiddleware
+from actors.middleware.time_limit import TimeLimitMiddleware
+from actors.middleware.tracing import TracingMiddleware
+from actors.runtime.config import resolve
+from actors.runtime.worker import TrackWorker
 from actors.track import Track
-from actors.worker import TrackWorker
+from foundation.settings import Settings
 from subjects import EventType, SubjectKind, encode_event, names
-from tracks.settings import Settings
 
 __all__ = ["FakeMsg", "Harness", "RecordingPublisher"]
 
@@ -88,7 +88,7 @@ class FakeMsg:
 
 @dataclass
 class RecordingPublisher:
-    """Stands in for :class:`actors.publisher.EventPublisher`: keeps what would be published."""
+    """Stands in for :class:`foundation.jetstream.publisher.EventPublisher`: keeps what would be published."""
 
     max_payload: int = 1024 * 1024
     published: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)

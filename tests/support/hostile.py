@@ -6,7 +6,7 @@ step, or a dead letter on ``dlq.<track>.<cid>`` whose ``Tracks-Error`` says why;
 dead-lettered on its first delivery. :func:`hostile_messages` draws a seeded batch; every
 :class:`Hostile` carries what its end state must be, decided here by the message class (and,
 for bodies whose fate depends on their bytes, by :func:`reference_verdict`, an oracle written
-from the rule, not from ``actors.decode``).
+from the rule, not from ``actors.transport.decode``).
 """
 
 from __future__ import annotations

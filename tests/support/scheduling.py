@@ -14,11 +14,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from foundation.settings import Settings
 from scheduler.service import Scheduler
 from scheduler.settings import SchedulerSettings
-from tracks.connections import connect_nats
-from tracks.db import create_pool
-from tracks.settings import Settings
 
 __all__ = ["body", "cleanup_schedules", "published", "running_scheduler", "scheduler_settings", "utcnow"]
 

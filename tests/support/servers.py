@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tracks.db import migrate
+from foundation.db import migrate
 from tracks.embedded import NatsServer, PostgresServer
 
 __all__ = ["own_nats", "own_postgres"]

@@ -17,8 +17,8 @@ import asyncpg
 from nats.aio.client import Client as NATS
 
 from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
+from foundation.settings import Settings
 from subjects import DLQ_STREAM
-from tracks.settings import Settings
 
 __all__ = ["measure_failures"]
 

@@ -14,6 +14,10 @@ from typing import Any, TypeVar
 from nats.aio.client import Client as NATS
 
 from actors import Runtime, TrackContext, Workflow
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from foundation.gc_tuning import tune_gc
+from foundation.settings import Settings
 from subjects import (
     DLQ_STREAM,
     STREAM,
@@ -24,14 +28,10 @@ from subjects import (
     names,
     tracks_stream,
 )
-from tracks.connections import connect_nats, resolve_endpoints
-from tracks.db import create_pool
-from tracks.gc_tuning import tune_gc
-from tracks.settings import Settings
-
-from .driver import Measurement, drive
-from .failures import measure_failures
-from .raw import raw_chain, raw_diamond
+from tracks.bench.driver import Measurement, drive
+from tracks.bench.failures import measure_failures
+from tracks.bench.raw import raw_chain, raw_diamond
+from tracks.endpoints import with_endpoints
 
 __all__ = ["BenchConfig", "run_bench"]
 
@@ -127,7 +127,7 @@ async def _measure_runtime(
 async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
     if settings.gc_tuning:  # before the baseline too: every contender runs in the same process
         tune_gc()
-    endpoints = resolve_endpoints(settings)
+    settings, endpoints = with_endpoints(settings)
     nc = await connect_nats(settings, endpoints.nats_url, name="tracks-bench")
     run_id = uuid.uuid4().hex[:6]
     left: list[Traffic] = []

@@ -16,9 +16,9 @@ from nats.js import JetStreamContext
 
 from actors.errors import WorkflowError
 from actors.loader import LoadError, load_workflow
-from actors.payloads import PayloadStore
+from actors.transport.payloads import PayloadStore
 from actors.workflow import Workflow
-from tracks.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 __all__ = [
     "PAYLOAD_HELP",

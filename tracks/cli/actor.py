@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 
 from actors import LoadError, Runtime, WorkflowError, load_tracks
-
-from ._common import UserError, async_command, get_settings
+from tracks.cli._common import UserError, async_command, get_settings
+from tracks.endpoints import with_endpoints
 
 __all__ = ["actor"]
 
@@ -29,9 +31,9 @@ async def run_cmd(targets: tuple[str, ...]) -> None:
         tracks = load_tracks(list(targets))
     except (LoadError, WorkflowError) as exc:
         raise UserError(str(exc)) from None
-    settings = get_settings()
+    settings, endpoints = await asyncio.to_thread(with_endpoints, get_settings())
     name = "tracks-actor:" + ",".join(t.name for t in tracks)
-    async with Runtime(tracks, settings=settings, name=name[:100]) as runtime:
+    async with Runtime(tracks, settings=settings, name=name[:100], migrate=endpoints.embedded) as runtime:
         click.echo(f"running {', '.join(runtime.workers)} (Ctrl-C to stop)", err=True)
         await runtime.serve()
     click.echo("stopped cleanly", err=True)

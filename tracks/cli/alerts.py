@@ -10,13 +10,13 @@ import json
 
 import click
 
-from actors.alerts import check, load_alert_settings
+from actors.failures.alerts import check, load_alert_settings
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from foundation.settings import SettingsError
 from subjects import check_token
-from tracks.connections import connect_nats, resolve_endpoints
-from tracks.db import create_pool
-from tracks.settings import SettingsError
-
-from ._common import UserError, async_command, get_settings
+from tracks.cli._common import UserError, async_command, get_settings
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["ALERT_EXIT_CODE", "alerts"]
 

@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from tracks.bench import BenchConfig, run_bench
-
-from ._common import async_command, get_settings
+from tracks.cli._common import async_command, get_settings
 
 __all__ = ["bench"]
 

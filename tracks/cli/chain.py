@@ -6,11 +6,10 @@ import json
 
 import click
 
-from actors.chain import execution_chain, step_summaries
-from tracks.connections import resolve_endpoints
-from tracks.db import create_pool
-
-from ._common import UserError, async_command, get_settings
+from actors.ledger.execution_chain import execution_chain, step_summaries
+from foundation.db import create_pool
+from tracks.cli._common import UserError, async_command, get_settings
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["chain"]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncpg
 import click
 
-from tracks.connections import resolve_endpoints
-from tracks.db import init_connection, migrate
-
-from ._common import async_command, get_settings
+from foundation.db import init_connection, migrate
+from tracks.cli._common import async_command, get_settings
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["db"]
 

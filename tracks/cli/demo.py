@@ -9,12 +9,11 @@ import asyncpg
 import click
 
 from actors import Runtime, TracksClient
-from actors.chain import execution_chain
-from tracks.connections import resolve_endpoints
-from tracks.db import init_connection, migrate
+from actors.ledger.execution_chain import execution_chain
+from foundation.db import init_connection, migrate
+from tracks.cli._common import UserError, async_command, get_settings
+from tracks.endpoints import with_endpoints
 from tracks.examples.receipts import receipts
-
-from ._common import UserError, async_command, get_settings
 
 __all__ = ["demo"]
 
@@ -27,7 +26,7 @@ async def demo(runs: int, timeout: float) -> None:
     """Start the servers if needed, migrate, run gmail → drive → file_management → freee, show a chain."""
     settings = get_settings()
     click.echo("starting servers (embedded unless TRACKS_NATS_URL / TRACKS_DATABASE_URL are set) ...")
-    endpoints = await asyncio.to_thread(resolve_endpoints, settings)
+    settings, endpoints = await asyncio.to_thread(with_endpoints, settings)
     click.echo(f"  NATS        {endpoints.nats_url}\n  PostgreSQL  {endpoints.database_url}")
     conn = await asyncpg.connect(endpoints.database_url)
     try:

@@ -6,9 +6,8 @@ import subprocess
 
 import click
 
+from tracks.cli._common import UserError, get_settings
 from tracks.embedded import EmbeddedStack
-
-from ._common import UserError, get_settings
 
 __all__ = ["dev"]
 

@@ -1,6 +1,6 @@
 """``tracks dlq ls | show | replay | purge``: inspect and act on dead letters.
 
-Reading never creates a consumer (see :mod:`actors.dlq`); ``nats stream view DLQ`` shows the
+Reading never creates a consumer (see :mod:`actors.failures.dlq_ops`); ``nats stream view DLQ`` shows the
 same messages.
 """
 
@@ -13,14 +13,20 @@ from contextlib import asynccontextmanager
 import click
 from nats.js import JetStreamContext
 
-from actors import dlq as letters_
-from actors.dlq import NotADeadLetter, Replayer, StepStillRunning, StoredLetter, UnknownDeadLetter
-from actors.ledger import Ledger
+from actors.failures import dlq_ops as letters_
+from actors.failures.dlq_ops import (
+    NotADeadLetter,
+    Replayer,
+    StepStillRunning,
+    StoredLetter,
+    UnknownDeadLetter,
+)
+from actors.ledger.store import Ledger
+from foundation.connections import connect_nats
+from foundation.db import create_pool
 from subjects import check_token
-from tracks.connections import connect_nats, resolve_endpoints
-from tracks.db import create_pool
-
-from ._common import UserError, async_command, get_settings
+from tracks.cli._common import UserError, async_command, get_settings
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["dlq"]
 

@@ -7,19 +7,19 @@ import os
 
 import click
 
-from .actor import actor
-from .alerts import alerts
-from .bench import bench
-from .chain import chain
-from .db import db
-from .demo import demo
-from .dev import dev
-from .dlq import dlq
-from .retention import retention
-from .runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
-from .schedule import schedule, scheduler
-from .trigger import trigger
-from .workflow import workflow
+from tracks.cli.actor import actor
+from tracks.cli.alerts import alerts
+from tracks.cli.bench import bench
+from tracks.cli.chain import chain
+from tracks.cli.db import db
+from tracks.cli.demo import demo
+from tracks.cli.dev import dev
+from tracks.cli.dlq import dlq
+from tracks.cli.retention import retention
+from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
+from tracks.cli.schedule import schedule, scheduler
+from tracks.cli.trigger import trigger
+from tracks.cli.workflow import workflow
 
 __all__ = ["cli", "main"]
 

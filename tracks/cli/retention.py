@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import click
 
-from actors.payloads import PayloadStore
-from actors.retention import purge
-from tracks.connections import connect_nats, resolve_endpoints
-from tracks.db import create_pool
-
-from ._common import UserError, async_command, get_settings
+from actors.ledger.retention import purge
+from actors.transport.payloads import PayloadStore
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from tracks.cli._common import UserError, async_command, get_settings
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["retention"]
 

@@ -10,12 +10,11 @@ import asyncpg
 import click
 
 from actors import RunFailed, RunTimedOut, TracksClient, WaitTimeout
-from actors.progress import ProgressError, proceed, progress, resume
-from actors.publisher import EventPublisher
-from tracks.connections import connect_nats, resolve_endpoints
-from tracks.db import create_pool
-
-from ._common import (
+from actors.ledger.progress import ProgressError, proceed, progress, resume
+from foundation.connections import connect_nats
+from foundation.db import create_pool
+from foundation.jetstream.publisher import EventPublisher
+from tracks.cli._common import (
     PAYLOAD_HELP,
     UserError,
     async_command,
@@ -24,6 +23,7 @@ from ._common import (
     read_payload,
     resolve_workflow,
 )
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 

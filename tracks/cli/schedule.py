@@ -15,10 +15,12 @@ from pathlib import Path
 
 import asyncpg
 import click
-from pydantic import ValidationError
 
+from foundation.connections import connect_nats
+from foundation.db import create_pool, init_connection, migrate
+from foundation.settings import SettingsError, load
+from foundation.telemetry import configure_tracing, shutdown_tracing
 from scheduler.executions import ExecutionStore
-from scheduler.priority import Priority
 from scheduler.schedules import (
     InvalidSchedule,
     NewSchedule,
@@ -30,11 +32,9 @@ from scheduler.schedules import (
 )
 from scheduler.settings import SchedulerSettings
 from subjects import dlq_stream, ensure_streams, tracks_stream
-from tracks.connections import connect_nats, resolve_endpoints
-from tracks.db import create_pool, init_connection, migrate
-from tracks.telemetry import configure_tracing, shutdown_tracing
-
-from ._common import UserError, async_command, get_settings, parse_json_object
+from subjects.priority import Priority
+from tracks.cli._common import UserError, async_command, get_settings, parse_json_object
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["schedule", "scheduler"]
 
@@ -220,10 +220,9 @@ async def history_cmd(name: str, limit: int) -> None:
 
 def _scheduler_settings() -> SchedulerSettings:
     try:
-        return SchedulerSettings()
-    except ValidationError as exc:
-        lines = [f"TRACKS_SCHEDULER_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
-        raise UserError("invalid settings:\n" + "\n".join(lines)) from None
+        return load(SchedulerSettings, "TRACKS_SCHEDULER_")
+    except SettingsError as exc:
+        raise UserError(f"invalid settings:\n{exc}") from None
 
 
 @click.group()
@@ -292,7 +291,7 @@ async def run_cmd() -> None:
 @async_command
 async def bench_cmd(schedules: int, seconds: float, rss_schedules: int, json_file: Path | None) -> None:
     """Tick lateness p50/p99 under load, and scheduler RSS with many schedules loaded."""
-    from scheduler.bench import run_scheduler_bench
+    from tracks.bench.scheduler import run_scheduler_bench
 
     endpoints = resolve_endpoints(get_settings())
     result = await run_scheduler_bench(

@@ -9,10 +9,17 @@ from __future__ import annotations
 import click
 
 from actors import TracksClient
+from foundation.connections import connect_nats
 from subjects import check_token
-from tracks.connections import connect_nats, resolve_endpoints
-
-from ._common import PAYLOAD_HELP, UserError, async_command, get_settings, payload_store, read_payload
+from tracks.cli._common import (
+    PAYLOAD_HELP,
+    UserError,
+    async_command,
+    get_settings,
+    payload_store,
+    read_payload,
+)
+from tracks.endpoints import resolve_endpoints
 
 __all__ = ["trigger"]
 

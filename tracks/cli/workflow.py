@@ -11,8 +11,7 @@ import click
 
 from actors import Workflow, WorkflowError
 from actors.track import Track
-
-from ._common import resolve_workflow
+from tracks.cli._common import resolve_workflow
 
 __all__ = ["mermaid", "render_text", "topological", "workflow"]
 

@@ -1,8 +1,8 @@
 """Servers the project can run by itself: the embedded default and the test suite's servers."""
 
-from .nats_server import NatsServer, nats_server_binary
-from .postgres import PostgresServer, postgres_bin_dir
-from .stack import EmbeddedStack, ServerStatus
+from tracks.embedded.nats_server import NatsServer, nats_server_binary
+from tracks.embedded.postgres import PostgresServer, postgres_bin_dir
+from tracks.embedded.stack import EmbeddedStack, ServerStatus
 
 __all__ = [
     "EmbeddedStack",

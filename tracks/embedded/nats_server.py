@@ -10,7 +10,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._process import args_of, free_port, pid_alive, port_open, spawn, stop_pid, wait_for_port
+from tracks.embedded._process import args_of, free_port, pid_alive, port_open, spawn, stop_pid, wait_for_port
 
 __all__ = ["NatsServer", "nats_server_binary"]
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._process import as_user, cwd_of, free_port, pid_alive, spawn, stop_pid, wait_for_port
+from tracks.embedded._process import as_user, cwd_of, free_port, pid_alive, spawn, stop_pid, wait_for_port
 
 __all__ = ["PostgresServer", "postgres_bin_dir"]
 

@@ -13,9 +13,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._process import pid_alive, port_open
-from .nats_server import NatsServer
-from .postgres import PostgresServer
+from tracks.embedded._process import pid_alive, port_open
+from tracks.embedded.nats_server import NatsServer
+from tracks.embedded.postgres import PostgresServer
 
 __all__ = ["EmbeddedStack", "ServerStatus"]
 

@@ -1,0 +1,235 @@
+"""Alerts: too many dead letters, or a track failing too often. Checked periodically.
+
+Two conditions, each published as a plain JSON object on ``tracks.alerts.<name>`` (kept by
+the ``TRACKS`` stream; no track consumes it) and logged as a WARNING line:
+
+- ``dlq_backlog`` — the ``DLQ`` stream holds **more than** ``TRACKS_ALERT_DLQ_THRESHOLD``
+  dead letters. Payload: ``messages``, ``threshold``.
+- ``failure_rate`` — per track, over the last ``TRACKS_ALERT_WINDOW_S`` seconds of
+  ``processing_logs``: ``failed / (completed + failed)`` **exceeds**
+  ``TRACKS_ALERT_FAILURE_RATE``, counted only once ``completed + failed`` reaches
+  ``TRACKS_ALERT_MIN_EVENTS`` (one failure out of one is not a 100 % failure rate).
+  Payload: ``track``, ``rate``, ``failed``, ``total``, ``window`` (seconds), ``threshold``.
+
+The rate counts **step outcomes, not attempts**: ``completed`` rows, and ``failed`` rows
+that dead-lettered the message (``details.deadLettered``: the last delivery, a permanent
+error, a poison message, a max-deliveries advisory). A failed attempt that is retried is
+not a failure of the step, and a step retried four times before it succeeds counts as one
+success. A dead-lettered step that is replayed and then completes counts once each way.
+
+Rate limit: each runtime checks every ``TRACKS_ALERT_INTERVAL_S``; an alert's
+``Nats-Msg-Id`` is ``alert:<name>:<key>:<time bucket of one interval>``, so replicas
+checking in the same interval publish it once (the stream drops the repeats). A condition
+that lasts fires once per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from foundation.jetstream.publisher import EventPublisher
+from foundation.settings import load
+from subjects import DLQ_STREAM, headers, names
+
+__all__ = [
+    "DLQ_BACKLOG",
+    "FAILURE_RATE",
+    "Alert",
+    "AlertMonitor",
+    "AlertSettings",
+    "check",
+    "dlq_backlog",
+    "failure_rates",
+    "load_alert_settings",
+    "publish",
+]
+
+log = logging.getLogger(__name__)
+
+DLQ_BACKLOG = "dlq_backlog"
+FAILURE_RATE = "failure_rate"
+
+
+class AlertSettings(BaseSettings):
+    """``TRACKS_ALERT_*``: the thresholds of the SPEC (100 dead letters, 60 % over an hour)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACKS_ALERT_", frozen=True, extra="ignore")
+
+    dlq_threshold: Annotated[int, Field(ge=0)] = 100
+    """Alert when the DLQ holds more dead letters than this."""
+    failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.6
+    """Alert when a track's share of failed steps exceeds this (0..1)."""
+    window_s: Annotated[float, Field(gt=0)] = 3600.0
+    interval_s: Annotated[float, Field(gt=0)] = 30.0
+    """How often a runtime checks (and at most how often one condition is published)."""
+    min_events: Annotated[int, Field(ge=1)] = 20
+    """Step outcomes a track needs in the window before its rate is judged."""
+
+
+def load_alert_settings(**overrides: Any) -> AlertSettings:
+    """Read the environment; :class:`SettingsError` with one line per bad variable."""
+    return load(AlertSettings, "TRACKS_ALERT_", **overrides)
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    """``dlq_backlog`` | ``failure_rate`` (the subject's last token)."""
+    key: str
+    """What the condition is about: ``DLQ``, or the track."""
+    message: str
+    details: dict[str, Any]
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "alert": self.name,
+            "key": self.key,
+            "message": self.message,
+            **self.details,
+            "at": self.at.isoformat(),
+        }
+
+
+async def dlq_backlog(js: JetStreamContext, threshold: int) -> Alert | None:
+    held = int((await js.stream_info(DLQ_STREAM)).state.messages)
+    if held <= threshold:
+        return None
+    return Alert(
+        DLQ_BACKLOG,
+        DLQ_STREAM,
+        f"the {DLQ_STREAM} stream holds {held} dead letters "
+        f"(threshold {threshold}): inspect them with `tracks dlq ls`",
+        {"messages": held, "threshold": threshold},
+    )
+
+
+_RATES_SQL = """
+SELECT track_id,
+       count(*) FILTER (WHERE event_type = 'completed') AS completed,
+       count(*) FILTER (WHERE event_type = 'failed' AND details @> '{"deadLettered": true}') AS failed
+FROM processing_logs
+WHERE occurred_at >= now() - make_interval(secs => $1)
+  AND event_type IN ('completed', 'failed')
+  AND ($2::text[] IS NULL OR track_id = ANY($2::text[]))
+GROUP BY track_id
+ORDER BY track_id
+"""
+
+
+async def failure_rates(
+    pool: asyncpg.Pool,
+    settings: AlertSettings,
+    tracks: Sequence[str] | None = None,
+) -> list[Alert]:
+    """An alert per track (of ``tracks``, or every track active in the window) over the threshold."""
+    rows = await pool.fetch(_RATES_SQL, settings.window_s, list(tracks) if tracks is not None else None)
+    alerts = []
+    for row in rows:
+        failed, total = int(row["failed"]), int(row["completed"]) + int(row["failed"])
+        rate = failed / total if total else 0.0
+        if total < settings.min_events or rate <= settings.failure_rate:
+            continue
+        track = row["track_id"]
+        alerts.append(
+            Alert(
+                FAILURE_RATE,
+                track,
+                f"track {track}: {failed} of {total} steps failed in the last {settings.window_s:g}s "
+                f"({rate:.0%} > {settings.failure_rate:.0%})",
+                {
+                    "track": track,
+                    "rate": round(rate, 4),
+                    "failed": failed,
+                    "total": total,
+                    "window": settings.window_s,
+                    "threshold": settings.failure_rate,
+                },
+            )
+        )
+    return alerts
+
+
+async def check(
+    js: JetStreamContext, pool: asyncpg.Pool, settings: AlertSettings, tracks: Sequence[str] | None = None
+) -> list[Alert]:
+    """Both conditions, once; nothing is published."""
+    backlog = await dlq_backlog(js, settings.dlq_threshold)
+    return ([backlog] if backlog else []) + await failure_rates(pool, settings, tracks)
+
+
+async def publish(publisher: EventPublisher, alert: Alert, interval_s: float) -> PubAck:
+    """On ``tracks.alerts.<name>``, once per condition and interval across replicas."""
+    bucket = int(alert.at.timestamp() // interval_s)
+    body = json.dumps(alert.payload(), separators=(",", ":")).encode()
+    hdrs = {headers.MSG_ID: f"alert:{alert.name}:{alert.key}:{bucket}"}
+    return await publisher.publish(names.alert(alert.name), body, hdrs)
+
+
+class AlertMonitor:
+    """The runtime's periodic check: its own tracks' failure rates and the DLQ backlog."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        publisher: EventPublisher,
+        settings: AlertSettings,
+        tracks: Sequence[str],
+    ) -> None:
+        self._js = js
+        self._pool = pool
+        self._publisher = publisher
+        self.settings = settings
+        self._tracks = list(tracks)
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="alert-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def check_once(self) -> list[tuple[Alert, PubAck]]:
+        """Check, log and publish what fires; the PubAck says whether another replica was first."""
+        fired = []
+        for alert in await check(self._js, self._pool, self.settings, self._tracks):
+            log.warning("ALERT %s: %s", alert.name, alert.message)
+            ack = await publish(self._publisher, alert, self.settings.interval_s)
+            self.published += 0 if ack.duplicate else 1
+            fired.append((alert, ack))
+        return fired
+
+    async def _loop(self) -> None:
+        """First check at start (a backlog left from before is reported at once), then every interval."""
+        while True:
+            began = time.monotonic()
+            try:
+                await self.check_once()
+            except Exception as exc:  # a check must never take the runtime down
+                self.errors += 1
+                log.warning(
+                    "alert check failed (%s: %s); next in %.0fs",
+                    type(exc).__name__,
+                    exc,
+                    self.settings.interval_s,
+                )
+            await asyncio.sleep(max(0.0, self.settings.interval_s - (time.monotonic() - began)))

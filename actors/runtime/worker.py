@@ -1,0 +1,358 @@
+"""One track's consume loop: fetch ahead, start the most urgent, run the chain, settle.
+
+The worker owns every message while it is held (heartbeats); what becomes of it — ack, nak,
+term, dead letter, hand-back — is decided and done by :mod:`actors.runtime.settlement` alone, from
+the outcome the chain returned or the exception it raised. Handlers only return or raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+
+from nats.aio.msg import Msg
+from opentelemetry import context as otel_context
+from pydantic import ValidationError
+
+from actors.context import TrackContext
+from actors.errors import PoisonMessage
+from actors.failures.door import DeadLetterDoor
+from actors.ledger.plan import StepPlan
+from actors.ledger.runs import Runs
+from actors.ledger.store import Ledger
+from actors.middleware.base import Completed, Middleware, Next, Step, compose
+from actors.middleware.breaker import BreakerState, CircuitBreaker
+from actors.runtime.config import TrackConfig
+from actors.runtime.priority import PriorityBuffer, level_of
+from actors.runtime.settlement import Settlement
+from actors.track import Track
+from actors.transport.decode import Activation, decode, stored_at_us
+from actors.transport.payloads import PayloadStore, is_ref
+from actors.transport.pull import MessageSource
+from foundation.jetstream.publisher import EventPublisher
+from subjects import headers
+
+__all__ = ["TrackWorker"]
+
+log = logging.getLogger(__name__)
+
+
+class TrackWorker:
+    def __init__(
+        self,
+        track: Track,
+        config: TrackConfig,
+        source: MessageSource,
+        ledger: Ledger,
+        publisher: EventPublisher,
+        middleware: list[Middleware],
+        breaker: CircuitBreaker,
+        runs: Runs,
+        payloads: PayloadStore,
+        targets: list[str] | None = None,
+        *,
+        door: DeadLetterDoor | None = None,
+        user_middleware: int = 0,
+    ) -> None:
+        """``user_middleware``: how many of the last ``middleware`` are users' own (see ``compose``)."""
+        self.track = track
+        self.config = config
+        self.source = source
+        self._chain: Next = compose(middleware, self._invoke, tolerant=user_middleware)
+        door = door or DeadLetterDoor(ledger, publisher, runs, payloads)
+        self.settlement = Settlement(
+            track, config.retry, ledger, publisher, runs, StepPlan.of(track), targets, door
+        )
+        self.breaker = breaker
+        self._payloads = payloads
+        self._probe: int | None = None  # id() of the half-open probe message
+        self._waiting: PriorityBuffer[Msg] = PriorityBuffer(aging_s=config.priority_aging_s)
+        self._background: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # running steps, by their stream sequence
+        self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
+        self._running_seqs: set[int] = set()  # stream sequences being processed
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.processed = 0
+        self.fetches = 0
+        self.settle_errors = 0
+        self.redeliveries_ignored = 0
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start waiting messages most urgent first; fetch ahead when half the look-ahead is free.
+
+        Messages are fetched a batch ahead of the free slots, so that among those pending the
+        higher-priority ones start first (:mod:`actors.runtime.priority`); fetching only when half the
+        look-ahead is free keeps pulls large (each pull is a round trip).
+        """
+        heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.track.name}-heartbeats")
+        c = self.config
+        lookahead = max(1, min(c.fetch_batch, c.max_ack_pending - c.concurrency))
+        low_water = max(1, lookahead // 2)
+        try:
+            while not self._stopping.is_set():
+                if self._waiting and self.breaker.state is not BreakerState.CLOSED:
+                    await self._release_waiting(keep=self._probe)
+                self._dispatch()
+                room = lookahead - len(self._waiting)
+                if room < low_water and (self._tasks or self._waiting):
+                    await self._wait_for_slot()
+                    continue
+                allowed = self.breaker.allowance(room)
+                if allowed == 0:
+                    await self._wait_for_breaker()
+                    continue
+                self._hold(await self._fetch(allowed))
+                self._dispatch()
+        finally:
+            heartbeats.cancel()
+
+    def _dispatch(self) -> None:
+        """Start waiting messages in free slots, most urgent first (also run as each step ends,
+        so a freed slot never idles while the loop is inside a fetch)."""
+        if self._stopping.is_set() or not self._waiting:
+            return
+        if self.breaker.state is not BreakerState.CLOSED and (self._probe is None or len(self._waiting) > 1):
+            return  # only the half-open probe may start; the rest is handed back by the loop
+        free = self.config.concurrency - len(self._tasks)
+        if free > 0:
+            for msg in self._waiting.take(free):
+                self._spawn(msg)
+
+    async def _release_waiting(self, keep: int | None) -> None:
+        """The breaker opened: hand back what was fetched but not started (all but the probe)."""
+        for msg in self._waiting.drain():
+            if id(msg) == keep:
+                self._waiting.add(msg, 0)
+                continue
+            self._inflight.pop(id(msg), None)
+            await self.settlement.hand_back(msg)
+
+    async def _fetch(self, allowed: int) -> list[Msg]:
+        self.fetches += 1
+        msgs = await self.source.fetch(allowed)
+        if allowed == 1 and self.breaker.state != "closed":
+            if msgs:
+                self._probe = id(msgs[0])
+            else:
+                self.breaker.probe_done()
+        return msgs
+
+    def _hold(self, msgs: list[Msg]) -> None:
+        """Fetched messages wait by priority; held from now on (heartbeats cover them)."""
+        now = time.monotonic()
+        for msg in msgs:
+            self._inflight[id(msg)] = (msg, now)
+            self._waiting.add(msg, level_of(_header(msg, headers.PRIORITY)))
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_freed.clear()
+        await self._slot_freed.wait()
+
+    async def _wait_for_breaker(self) -> None:
+        """Open: sleep until the probe is due (or stop). Half-open: until the probe settles."""
+        wait = self.breaker.seconds_until_probe()
+        if wait <= 0:
+            await self._wait_for_slot()
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=wait)
+
+    def _spawn(self, msg: Msg) -> None:
+        meta = msg.metadata  # parsed from the reply subject on every access: once per message here
+        seq = meta.sequence.stream
+        if seq in self._running_seqs:
+            self._ignore_redelivery(msg, seq)
+            return
+        self._running_seqs.add(seq)
+        task = asyncio.create_task(self._process(msg, meta))
+        self._tasks[task] = seq
+        task.add_done_callback(self._done)
+
+    def _ignore_redelivery(self, msg: Msg, seq: int) -> None:
+        """A redelivery of a message this worker is still processing: never run it twice.
+
+        Its ack wait ran out while heartbeats could not reach the server (a restart, a stalled
+        loop). The claim cannot tell this apart from a redelivery after a crash (same stream
+        sequence), so it would run the step a second time, concurrently. The first delivery
+        settles the message instead: JetStream acks, naks and heartbeats by stream sequence.
+        """
+        self.redeliveries_ignored += 1
+        self._inflight.pop(id(msg), None)
+        log.info(
+            "%s: stream seq %d redelivered while still in progress here; not run twice", self.track.name, seq
+        )
+        if self._probe == id(msg):
+            self._probe = None
+            self.breaker.probe_done()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running_seqs.discard(self._tasks.pop(task))
+        self._dispatch()
+        self._slot_freed.set()
+
+    def stop_fetching(self) -> None:
+        self._stopping.set()
+        self._slot_freed.set()
+
+    async def finish_inflight(self, grace_s: float) -> int:
+        """Let in-flight steps finish; cancel (and nak) what is still running after ``grace_s``.
+
+        Messages fetched but not started are nak'ed at once, for another replica to take.
+        """
+        for msg in self._waiting.drain():
+            self._inflight.pop(id(msg), None)
+            await self.settlement.hand_back(msg)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        left = list(self._tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.gather(*left, return_exceptions=True)
+        await self.source.close()
+        return len(left)
+
+    async def _heartbeat_loop(self) -> None:
+        """``+WPI`` for every message held longer than a third of ack_wait, handler or not."""
+        every = max(self.config.ack_wait_s / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            cutoff = time.monotonic() - every
+            for msg, since in list(self._inflight.values()):
+                if since < cutoff:
+                    try:
+                        await msg.in_progress()
+                    except Exception as exc:
+                        log.debug("heartbeat failed: %s", exc)
+
+    # --- one message -----------------------------------------------------------------------
+
+    async def _process(self, msg: Msg, meta: Msg.Metadata) -> None:
+        settlement = self.settlement
+        try:
+            hdrs = headers.plain(msg.headers)
+            try:
+                activation = decode(
+                    msg.subject, msg.data, hdrs, meta.sequence.stream, stored_at_us(msg.reply)
+                )
+                self._check_workflow(activation)
+            except PoisonMessage as exc:
+                await settlement.poison(msg, meta, exc)
+                return
+            step = Step(self.track, msg, activation, self._context(msg, meta, activation, hdrs))
+            try:
+                outcome = await self._chain(step)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                with _in_trace(step):
+                    await settlement.fail(step, exc)
+                return
+            with _in_trace(step):  # its events continue the step's trace: one trace per run
+                await settlement.settle(step, outcome)
+        except asyncio.CancelledError:
+            await settlement.hand_back(msg)  # shutting down: to another replica now
+            raise
+        except Exception:
+            self.settle_errors += 1
+            log.exception(
+                "%s: could not settle %s; it stays unacked for redelivery", self.track.name, msg.subject
+            )
+        finally:
+            self._inflight.pop(id(msg), None)
+            self.processed += 1
+            if self._probe == id(msg):
+                self._probe = None
+                self.breaker.probe_done()
+
+    def _check_workflow(self, activation: Activation) -> None:
+        """A track of workflow W takes no message that claims another workflow (it would record and
+        announce a run of a workflow it is not part of)."""
+        graph = self.track.graph
+        if graph is not None and activation.workflow is not None and activation.workflow != graph.name:
+            raise PoisonMessage(
+                f"metadata.workflow {activation.workflow!r} is not the workflow of {self.track.name} "
+                f"({graph.name!r})"
+            )
+
+    def _context(
+        self, msg: Msg, meta: Msg.Metadata, activation: Activation, hdrs: dict[str, str]
+    ) -> TrackContext:
+        """``meta`` is parsed once by the caller: nats-py re-parses ``msg.metadata`` on every access."""
+        upstream = {activation.source_track: activation.payload} if activation.source_track else {}
+        return TrackContext(
+            track=self.track.name,
+            correlation_id=activation.correlation_id,
+            attempt=meta.num_delivered,
+            workflow=activation.workflow or self.track.workflow,
+            user_id=activation.user_id,
+            subject=msg.subject,
+            stream_seq=meta.sequence.stream,
+            deliveries=meta.num_delivered,
+            headers=hdrs,
+            upstream=upstream,
+            _heartbeat=msg.in_progress,
+        )
+
+    async def _invoke(self, step: Step) -> Completed:
+        """The end of the chain: resolve and validate the input, run the handler, keep its output.
+
+        Payloads over the size threshold travel by reference (claim check): references are
+        resolved here, and a large output is stored before the ledger or the event see it.
+        """
+        inputs = step.claim.inputs if step.claim is not None else None
+        raw = inputs if inputs is not None else step.activation.payload
+        if inputs is not None:  # fan-in: each upstream's output may be a reference
+            raw = {
+                track: await self._payloads.resolve(out) if is_ref(out) else out
+                for track, out in inputs.items()
+            }
+        elif is_ref(raw):
+            raw = await self._payloads.resolve(raw)
+        try:
+            value = self.track.parse_input(raw)
+        except ValidationError as exc:
+            raise PoisonMessage(
+                f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
+                f"{_summary(exc)}"
+            ) from None
+        result = await self.track.handler(step.ctx, value)
+        return Completed(
+            await self._payloads.offload(
+                step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
+            )
+        )
+
+
+class _in_trace:
+    """Settle inside the step's span. A class, not ``@contextmanager``: a generator per step costs."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, step: Step) -> None:
+        self._context = step.trace_context
+        self._token: object = None
+
+    def __enter__(self) -> None:
+        if self._context is not None:
+            self._token = otel_context.attach(self._context)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+def _header(msg: Msg, name: str) -> str | None:
+    value = (msg.headers or {}).get(name)
+    return value if value is None or isinstance(value, str) else headers.plain({name: value})[name]
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()[:5]
+    )

@@ -1,0 +1,153 @@
+"""Settings: one frozen, validated object read once from the environment.
+
+Every knob is a ``TRACKS_*`` variable. When ``TRACKS_NATS_URL`` or ``TRACKS_DATABASE_URL``
+is unset the embedded default (see :mod:`tracks.embedded`) provides the server. A bad value
+is reported as one line per variable (:class:`SettingsError`), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load", "load_settings"]
+
+_S = TypeVar("_S", bound=BaseSettings)
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class SettingsError(ValueError):
+    """The environment holds invalid values; ``str()`` is one line per bad variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKS_", frozen=True, extra="ignore")
+
+    # --- servers -------------------------------------------------------------------------
+    nats_url: str | None = None
+    """Comma-separated NATS URLs; unset means the embedded nats-server."""
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds: Path | None = None
+    """A NATS ``.creds`` file (JWT + NKey)."""
+    database_url: str | None = None
+    """A PostgreSQL DSN; unset means the embedded PostgreSQL."""
+    data_dir: Path = Path(".tracks")
+    """Where the embedded servers keep their data, logs and state file."""
+    db_pool_size: PositiveInt = 8
+    connect_wait_s: PositiveFloat = 60.0
+    """How long a starting actor waits for NATS and for PostgreSQL to answer before it gives up."""
+
+    # --- streams -------------------------------------------------------------------------
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
+    """How long TRACKS keeps events (limits retention)."""
+    dlq_max_age_s: PositiveFloat = 30 * 24 * 3600.0
+    duplicate_window_s: PositiveFloat = 120.0
+    """JetStream de-duplication window for ``Nats-Msg-Id``."""
+
+    # --- consumers (defaults for every track; a track may override) -------------------------
+    ack_wait_s: PositiveFloat = 30.0
+    max_deliver: Annotated[int, Field(ge=1)] = 5
+    max_ack_pending: PositiveInt = 1024
+    concurrency: PositiveInt = 256
+    """Handlers running at once per track in one process."""
+    fetch_batch: PositiveInt = 256
+    fetch_timeout_s: PositiveFloat = 1.0
+    shutdown_grace_s: PositiveFloat = 30.0
+    """On SIGTERM, how long in-flight handlers may take to finish before they are abandoned."""
+
+    # --- failures (defaults for every track; a track may override) ----------------------
+    retry_base_s: Annotated[float, Field(ge=0)] = 1.0
+    """First retry delay; doubles per delivery (with jitter) up to ``retry_cap_s``."""
+    retry_cap_s: PositiveFloat = 60.0
+    time_limit_s: PositiveFloat = 300.0
+    """Longest a handler may run; every step has one (heartbeats keep ack_wait from expiring)."""
+    breaker_threshold: Annotated[int, Field(ge=0)] = 25
+    """Consecutive failures that open a track's circuit breaker (0 disables it)."""
+    breaker_cooldown_s: PositiveFloat = 30.0
+    """How long an open breaker waits before it lets one probe message through."""
+
+    metrics_interval_s: PositiveFloat = 30.0
+    """How often an actor reports CPU, RSS and open connections (log line + tracksapi.metrics.*)."""
+    priority_aging_s: PositiveFloat = 10.0
+    """Waiting this long lifts a pending message one priority level (low never starves)."""
+    run_timeout_check_s: PositiveFloat = 5.0
+    """How often each runtime looks for workflow runs past their deadline."""
+    sweep_interval_s: PositiveFloat = 60.0
+    """How often each runtime looks for steps whose message JetStream gave up on unheard (and at start)."""
+    gc_tuning: bool = True
+    """Freeze the start-up heap and raise the collector's thresholds (see :mod:`foundation.gc_tuning`)."""
+
+    # --- records -------------------------------------------------------------------------
+    records_batch: PositiveInt = 500
+    records_linger_ms: Annotated[float, Field(ge=0)] = 0.0
+    """Extra wait before a record batch is written (0: batch whatever queued meanwhile)."""
+
+    # --- payloads and retention ----------------------------------------------------------
+    payload_threshold_bytes: PositiveInt = 256 * 1024
+    """Payloads whose JSON is larger go by reference through the object store (NATS's max is 1 MiB)."""
+    payload_ttl_s: PositiveFloat = 7 * 24 * 3600.0
+    """How long the object store keeps offloaded payloads."""
+    retention_s: PositiveFloat = 30 * 24 * 3600.0
+    """Finished coordination data older than this is purged by ``tracks retention run``."""
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"{_masked(url.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError(f"{_masked(value)!r} is not a postgresql:// URL")
+        return value
+
+    @field_validator("nats_creds")
+    @classmethod
+    def _creds_exist(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no credentials file at {value}")
+        return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.nats_url.split(",")] if self.nats_url else []
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise :class:`SettingsError` with one line per bad value."""
+    return load(Settings, "TRACKS_", **overrides)
+
+
+def load(model: type[_S], env_prefix: str, **overrides: object) -> _S:
+    """Any settings model of the project from the environment: the one place that turns a
+    validation error into :class:`SettingsError`, one line per bad variable (``PREFIX_FIELD: why``)."""
+    try:
+        return model(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{env_prefix}{field.upper()}: {err['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("\n".join(lines)) from None
+
+
+def _masked(url: str) -> str:
+    """A URL with its password (``user:password@``) replaced by ``***``, for error messages."""
+    return re.sub(r"(^|//)([^/@:]*):[^/@]*@", r"\1\2:***@", url)
