@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck clean dev-down
+.PHONY: demo test test-fast bench lint typecheck clean dev-down
 
 demo: $(STAMP)  ## set up, then run the reference workflow on the embedded default
 	$(BIN)/tracks demo
@@ -12,12 +12,16 @@ demo: $(STAMP)  ## set up, then run the reference workflow on the embedded defau
 test: $(STAMP)  ## set up, then run the whole test suite (real nats-server + PostgreSQL it starts itself)
 	$(BIN)/pytest
 
+test-fast: $(STAMP)  ## everything but the slow chaos, soak and outage tests (a few minutes)
+	$(BIN)/pytest -m "not slow"
+
 bench: $(STAMP)  ## throughput and latency vs a raw nats-py chain; JSON in bench-results/
 	$(BIN)/tracks bench --json bench-results/bench.json
 
-lint: $(STAMP)
+lint: $(STAMP)  ## style, formatting, and the layers (import-linter contract in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     """How often each runtime looks for workflow runs past their deadline."""
     sweep_interval_s: PositiveFloat = 60.0
     """How often each runtime looks for steps whose message JetStream gave up on unheard (and at start)."""
+    lean_spans: bool = True
+    """Per-step spans built without the SDK's span machinery (docs/hot-path.md); false: SDK spans."""
     gc_tuning: bool = True
     """Freeze the start-up heap and raise the collector's thresholds (see :mod:`foundation.gc_tuning`)."""
 

@@ -35,6 +35,7 @@ __all__ = [
     "inject_span",
     "parent_of",
     "remove_span_processor",
+    "set_lean_spans",
     "shutdown_tracing",
     "start_span",
     "trace_id_of",
@@ -47,14 +48,24 @@ _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
 _sink = SpanSink()
 _default_sampler = True
+_lean = True
+"""Per-step spans are lean (:mod:`foundation.lean_spans`); ``False`` falls back to the SDK's own
+spans (``TRACKS_LEAN_SPANS=false``): the way out should an OpenTelemetry upgrade break them."""
 _TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 CURRENT: Any = object()
 """``start_span(parent=CURRENT)``: the parent is the current span (the default)."""
 
 
-def configure_tracing(service_name: str) -> None:
+def set_lean_spans(on: bool) -> None:
+    """Lean runtime spans (the default) or the SDK's (see ``_lean``)."""
+    global _lean
+    _lean = on
+
+
+def configure_tracing(service_name: str, *, lean_spans: bool = True) -> None:
     """Install the tracer provider once per process (later calls are no-ops)."""
     global _provider, _default_sampler
+    set_lean_spans(lean_spans)
     if _provider is not None or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
@@ -124,6 +135,10 @@ def start_span(
     if parent is CURRENT:
         current = trace.get_current_span().get_span_context()
         parent = current if current.is_valid else None
+    if not _lean:
+        root = otel_context.Context()
+        context = trace.set_span_in_context(trace.NonRecordingSpan(parent), root) if parent else root
+        return tracer().start_span(name, context=context, kind=kind, attributes=attributes)
     return LeanSpan.start(
         name,
         kind=kind,

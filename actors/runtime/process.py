@@ -126,7 +126,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
-        telemetry.configure_tracing(self.name)
+        telemetry.configure_tracing(self.name, lean_spans=s.lean_spans)
         if s.gc_tuning:
             tune_gc()
         if not s.nats_url or not s.database_url:

@@ -238,7 +238,7 @@ async def run_cmd() -> None:
 
     settings = get_settings()
     sched_settings = _scheduler_settings()
-    configure_tracing("tracks-scheduler")
+    configure_tracing("tracks-scheduler", lean_spans=settings.lean_spans)
     endpoints = resolve_endpoints(settings)
     conn = await asyncpg.connect(endpoints.database_url)
     try:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from nats.js import JetStreamContext
 
 from foundation.settings import Settings
 from subjects import DLQ_STREAM, STREAM
 from tracks.bench import BenchConfig, run_bench
+
+pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
 
 async def _left_behind(js: JetStreamContext, run: str) -> list[str]:

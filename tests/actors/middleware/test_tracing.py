@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -16,12 +17,19 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from actors import Runtime, TracksClient
 from foundation import telemetry
-from tests.test_runtime_chain import chain_of_four
+from tests.actors.runtime.test_runtime_chain import chain_of_four
 
 
-async def test_every_step_of_a_run_shares_one_trace(settings, pool, nc, unique):
+@pytest.fixture(params=["lean", "sdk"])
+def traced(request: pytest.FixtureRequest, settings: Any) -> Any:
+    """Each test runs with the runtime's lean spans and with the SDK's (TRACKS_LEAN_SPANS=false)."""
+    yield settings.model_copy(update={"lean_spans": request.param == "lean"})
+    telemetry.set_lean_spans(True)
+
+
+async def test_every_step_of_a_run_shares_one_trace(traced, pool, nc, unique):
     wf = chain_of_four(unique)
-    async with Runtime(list(wf), settings=settings):
+    async with Runtime(list(wf), settings=traced):
         client = TracksClient(nc)
         first = await client.run(wf, {"n": 1}, timeout=30, correlation_id=f"{unique}-one")
         second = await client.run(wf, {"n": 2}, timeout=30, correlation_id=f"{unique}-two")
@@ -72,7 +80,7 @@ class _Collector:
         self._server.server_close()
 
 
-async def test_spans_are_exported_over_otlp_as_one_trace_per_run(settings, nc, unique):
+async def test_spans_are_exported_over_otlp_as_one_trace_per_run(traced, nc, unique):
     """CONSUMER span per step, PRODUCER span per publish, linked trigger → step → event → step."""
     collector = _Collector()
     processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.endpoint))
@@ -81,7 +89,7 @@ async def test_spans_are_exported_over_otlp_as_one_trace_per_run(settings, nc, u
     names = [t.name for t in wf]
     cid = f"{unique}-traced"
     try:
-        async with Runtime(list(wf), settings=settings):
+        async with Runtime(list(wf), settings=traced):
             await TracksClient(nc).run(wf, {"n": 1}, timeout=30, correlation_id=cid)
         await asyncio.to_thread(processor.force_flush)
     finally:

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import asyncpg
+import pytest
 from nats.js.errors import NotFoundError
 
 from actors import Runtime, TracksClient
@@ -18,6 +19,8 @@ from tests.support.actor_process import ActorProcess
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
 from tests.support.waiting import chain_settled, count_logs, eventually
+
+pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
 BEFORE, AFTER = 200, 50
 

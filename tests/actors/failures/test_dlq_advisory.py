@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -20,6 +21,8 @@ from tests.support.actor_process import ActorProcess
 from tests.support.hang_app import MAX_DELIVER, hang_track
 from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
 
 def _holder(marks: Path, delivery: int) -> int | None:

@@ -6,6 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
 from nats.js import JetStreamContext
 
 from actors import Runtime, TracksClient
@@ -17,6 +18,8 @@ from tests.support.actor_process import ActorProcess
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_postgres
 from tests.support.waiting import chain_settled, count_logs, eventually
+
+pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
 RUNS = 200
 CONCURRENCY = 40

@@ -6,8 +6,8 @@ import pytest
 
 from actors import Runtime, TracksClient
 from actors.runtime.request_api import ApiError, call
+from tests.actors.coordination.test_coordination_phases import reviewed
 from tests.support.waiting import eventually
-from tests.test_coordination_phases import reviewed
 
 
 async def test_status_and_proceed_over_nats(settings, pool, nc, unique):

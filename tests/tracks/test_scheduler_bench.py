@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from tests.conftest import Servers
 from tracks.bench.scheduler import run_scheduler_bench
+
+pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
 
 async def test_bench_smoke(servers: Servers, pool: asyncpg.Pool) -> None:

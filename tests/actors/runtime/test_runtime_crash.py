@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import asyncpg
+import pytest
 from nats.js import JetStreamContext
 
 from actors import TracksClient
@@ -15,6 +16,8 @@ from tests.support.actor_app import track_names
 from tests.support.actor_process import ActorProcess
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.waiting import chain_settled, count_logs, eventually
+
+pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
 RUNS = 300
 

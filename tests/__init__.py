@@ -1,0 +1,1 @@
+"""The suite: folders mirror the packages (actors/ by family, scheduler/, foundation/, tracks/)."""
