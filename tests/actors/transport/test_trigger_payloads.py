@@ -103,7 +103,7 @@ async def test_publishing_2mb_inline_is_what_fails(nc: NATS, unique: str) -> Non
 
 
 CLI_WF = measuring("trigger-payloads-cli")
-"""Fixed names: ``tracks run tests.actors.transport.test_trigger_payloads:trigger-payloads-cli-wf`` loads it."""
+"""Fixed names: ``tracks run tests.actors.transport.test_trigger_payloads:<name>-wf`` loads it."""
 
 
 async def test_cli_trigger_and_run_read_a_2mb_payload_from_a_file_or_stdin(
