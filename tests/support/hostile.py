@@ -115,7 +115,10 @@ class _Names:
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def cid(self, kind: str) -> str:
-        return f"{kind.replace('_', '')[:8]}-{next(self.counter)}"
+        """Unique to this batch's workflow too: runs are keyed by correlation ID alone, and the
+        suite's batches share one database."""
+        tag = self.pair.up.removesuffix("-up")[-10:]
+        return f"{kind.replace('_', '')[:8]}-{tag}-{next(self.counter)}"
 
     @property
     def up(self) -> str:
