@@ -5,7 +5,9 @@ written. While one batch is written the next one fills up, so batches grow with 
 latency stays one round trip when idle. Transient database failures are retried with
 back-off, forever, while callers wait. Memory stays bounded without a buffer limit here:
 the runtime fetches no new message while its in-flight slots are taken, and each in-flight
-step queues at most a few rows, so an outage becomes back-pressure, never loss.
+step queues at most a few rows, so an outage becomes back-pressure, never loss. A written
+batch is let go at once: a writer waiting for the next one keeps no items, so a burst's last
+batches (up to ``max_batch`` payloads each) do not stay in memory through the idle time after it.
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ class GroupCommit(Generic[T, R]):
                     future.cancel()
                 self.dropped += len(batch)
                 raise
+            # Not kept while this writer waits for the next batch: the items (payloads and all)
+            # and their futures' results would otherwise live on through an idle spell.
+            del batch
 
     async def _write_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]

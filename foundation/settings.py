@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     """Per-step spans built without the SDK's span machinery (docs/hot-path.md); false: SDK spans."""
     gc_tuning: bool = True
     """Freeze the start-up heap and raise the collector's thresholds (see :mod:`foundation.gc_tuning`)."""
+    idle_trim_s: Annotated[float, Field(ge=0)] = 10.0
+    """An actor idle this long after a burst gives glibc's free heap pages back to the OS
+    (:mod:`foundation.idle_trim`); 0: never."""
 
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500

@@ -43,6 +43,7 @@ from foundation import telemetry
 from foundation.connections import connect_nats
 from foundation.db import create_pool, migrate, pending
 from foundation.gc_tuning import tune_gc
+from foundation.idle_trim import IdleTrim
 from foundation.jetstream.publisher import EventPublisher
 from foundation.monitoring import ResourceMonitor, report_resources
 from foundation.settings import Settings, load_settings
@@ -106,6 +107,8 @@ class Runtime:
         self._stray_loop: asyncio.Task[None] | None = None
         self._door: DeadLetterDoor | None = None
         self._resources: asyncio.Task[None] | None = None
+        self.idle_trim: IdleTrim | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
         self.api: ApiService | None = None
@@ -186,6 +189,9 @@ class Runtime:
         self._resources = asyncio.create_task(
             report_resources(self.nc, monitor, s.metrics_interval_s, self._stop), name="resources"
         )
+        if s.idle_trim_s:  # memory after a burst back to the OS (glibc only)
+            self.idle_trim = IdleTrim(s.idle_trim_s)
+            self._trimmer = asyncio.create_task(self.idle_trim.run(self._stop), name="idle-trim")
         for task in self._loops:
             task.add_done_callback(self._loop_ended)
         self.api = ApiService(self.nc, self.pool, workflows_of(self.tracks))
@@ -320,6 +326,8 @@ class Runtime:
             await self._strays.close()
         if self._resources is not None:
             self._resources.cancel()
+        if self._trimmer is not None:
+            self._trimmer.cancel()
         for worker in self.workers.values():
             worker.stop_fetching()
         if self._loops:
