@@ -230,6 +230,7 @@ class TrackWorker:
                     except Exception as exc:
                         log.debug("heartbeat failed: %s", exc)
             msg = None  # type: ignore[assignment]  # not held through the idle time that follows
+
     # --- one message -----------------------------------------------------------------------
 
     async def _process(self, msg: Msg, meta: Msg.Metadata) -> None:
