@@ -17,7 +17,7 @@ import asyncpg
 import click
 
 from foundation.connections import connect_nats
-from foundation.db import create_pool, init_connection, migrate
+from foundation.db import create_pool, migrate
 from foundation.settings import SettingsError, load
 from foundation.telemetry import configure_tracing, shutdown_tracing
 from scheduler.executions import ExecutionStore
@@ -240,14 +240,13 @@ async def run_cmd() -> None:
     sched_settings = _scheduler_settings()
     configure_tracing("tracks-scheduler", lean_spans=settings.lean_spans)
     endpoints = resolve_endpoints(settings)
-    conn = await asyncpg.connect(endpoints.database_url)
-    try:
-        await init_connection(conn)
+    # waits for PostgreSQL as an actor does (TRACKS_CONNECT_WAIT_S, one line while it waits)
+    pool = await create_pool(
+        endpoints.database_url, max_size=settings.db_pool_size, wait_s=settings.connect_wait_s
+    )
+    async with pool.acquire() as conn:
         await migrate(conn)
-    finally:
-        await conn.close()
     nc = await connect_nats(settings, endpoints.nats_url, name=f"tracks-scheduler-{sched_settings.instance}")
-    pool = await create_pool(endpoints.database_url, max_size=settings.db_pool_size)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -150,3 +150,31 @@ def test_asyncpg_pool_floor_retries_log_one_line_without_traceback_per_30s() -> 
     kept = [r for r in records if quiet.filter(r)]
     assert len(kept) == 1 and kept[0].exc_info is None
     assert "ConnectionRefusedError" in kept[0].getMessage()
+
+
+async def test_scheduler_waits_for_postgres_then_gives_up_with_one_clear_error(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """``tracks scheduler run`` waits for PostgreSQL as an actor does (it used to fail at once)."""
+    import asyncio
+    import os
+    import sys
+
+    unreachable = f"127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "TRACKS_NATS_URL": servers.nats_url,
+        "TRACKS_DATABASE_URL": f"postgresql://postgres:{SECRET}@{unreachable}/tracks",
+        "TRACKS_CONNECT_WAIT_S": "2",
+        "OTEL_SDK_DISABLED": "true",
+    }
+    tracks = str(Path(sys.executable).parent / "tracks")
+    proc = await asyncio.create_subprocess_exec(
+        tracks, "scheduler", "run", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    output = out.decode()
+    assert proc.returncode == 1, output
+    assert output.count(f"waiting for PostgreSQL at {unreachable} (connection refused); giving up in 2s") == 1
+    assert f"PostgreSQL at {unreachable} did not answer within 2s" in output, output
+    assert SECRET not in output
