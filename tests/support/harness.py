@@ -9,7 +9,6 @@ reads back the settlement (``msg.settled``), the publishes and the ledger rows.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -27,8 +26,8 @@ from actors.middleware.tracing import TracingMiddleware
 from actors.runtime.config import resolve
 from actors.runtime.worker import TrackWorker
 from actors.track import Track
+from foundation.jetstream.publisher import EventPublisher
 from foundation.settings import Settings
-from subjects import EventType, SubjectKind, encode_event, names
 
 __all__ = ["FakeMsg", "Harness", "RecordingPublisher"]
 
@@ -86,40 +85,23 @@ class FakeMsg:
         return self.settled[0][0] if self.settled else None
 
 
-@dataclass
-class RecordingPublisher:
-    """Stands in for :class:`foundation.jetstream.publisher.EventPublisher`: keeps what would be published."""
+class RecordingPublisher(EventPublisher):
+    """The real :class:`foundation.jetstream.publisher.EventPublisher` (its events built as in
+    production) with no connection: what would be published is kept instead."""
 
-    max_payload: int = 1024 * 1024
-    published: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    def __init__(self, max_payload: int = 1024 * 1024) -> None:
+        self._max_payload = max_payload
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    @property
+    def max_payload(self) -> int:
+        return self._max_payload
 
     async def publish(
         self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None
     ) -> PubAck:
         self.published.append((subject, body, dict(hdrs)))
         return PubAck(stream=stream or "TRACKS", seq=len(self.published))
-
-    async def track_event(
-        self,
-        track: str,
-        kind: SubjectKind,
-        correlation_id: str,
-        payload: dict[str, object],
-        *,
-        user_id: str | None = None,
-        workflow: str | None = None,
-        targets: list[str] | None = None,
-    ) -> PubAck:
-        body = encode_event(
-            track,
-            EventType(str(kind)),
-            payload,
-            correlation_id=correlation_id,
-            source_track=track,
-            user_id=user_id,
-            workflow=workflow,
-        )
-        return await self.publish(names.event(track, kind, correlation_id), body, {})
 
     def subjects(self) -> list[str]:
         return [s for s, _, _ in self.published]
@@ -146,7 +128,7 @@ class Harness:
         self.pool = pool
         self.publisher = RecordingPublisher()
         self.ledger = Ledger(pool)
-        self.runs = Runs(pool, self.publisher)  # type: ignore[arg-type]
+        self.runs = Runs(pool, self.publisher)
         config = resolve(track, settings)
         self.breaker = CircuitBreaker(track.name, threshold=config.breaker_threshold, cooldown_s=60)
         chain: list[Middleware] = [
@@ -161,7 +143,7 @@ class Harness:
             config,
             _NoSource(),  # type: ignore[arg-type]
             self.ledger,
-            self.publisher,  # type: ignore[arg-type]
+            self.publisher,
             chain,
             self.breaker,
             self.runs,
