@@ -9,13 +9,11 @@ cluster, and we never change the permissions of the directories around them (a h
 ``mktemp -d`` directory): what it cannot reach is placed under ``/var/lib/tracks-pg``, and a
 warning says so. The binaries are linked (or copied) there; a cluster whose data dir it
 cannot reach lives there too, behind a ``pgdata`` symlink in the data dir, and is deleted
-once that link is gone (see :func:`_sweep`).
+once that link is gone (see :func:`sweep`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.util
 import logging
 import os
@@ -29,16 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracks.embedded._process import as_user, cwd_of, free_port, pid_alive, spawn, stop_pid, wait_for_port
+from tracks.embedded.server_home import (
+    SERVER_HOME,
+    SYSTEM_USER,
+    bin_dir_for,
+    prepare_home,
+    sweep,
+    user_can,
+)
 
 __all__ = ["PostgresServer", "postgres_bin_dir"]
 
 log = logging.getLogger(__name__)
 
-_SYSTEM_USER = "tracks-pg"
-# As root: what the server user cannot reach where it is (root-owned, 0755; clusters/ is its own).
-_SERVER_HOME = Path("/var/lib/tracks-pg")
-# A cluster directory younger than this is never swept: its link may be about to be made.
-_SWEEP_GRACE_S = 60.0
 DATABASE = "tracks"
 
 
@@ -95,7 +96,7 @@ class PostgresServer:
         """Start (or adopt) the server; one that fails to come up is stopped before raising."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
-        self._bin = _bin_dir_for(user)
+        self._bin = bin_dir_for(user, postgres_bin_dir())
         cluster = self._cluster_for(user)
         if self.adopt_running():
             self._wait_ready(user, timeout)
@@ -169,7 +170,7 @@ class PostgresServer:
         self.stop()
         if self.pgdata.is_symlink():
             home = Path(os.readlink(self.pgdata)).parent
-            if home.parent == _SERVER_HOME / "clusters":
+            if home.parent == SERVER_HOME / "clusters":
                 shutil.rmtree(home, ignore_errors=True)
             self.pgdata.unlink()
         else:
@@ -232,12 +233,12 @@ class PostgresServer:
         if os.geteuid() != 0:
             return None
         try:
-            user = pwd.getpwnam(_SYSTEM_USER)
+            user = pwd.getpwnam(SYSTEM_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True, capture_output=True
+                ["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True
             )
-            user = pwd.getpwnam(_SYSTEM_USER)
+            user = pwd.getpwnam(SYSTEM_USER)
         os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         return user
 
@@ -245,23 +246,23 @@ class PostgresServer:
         """The directory the server runs on: ``pgdata``, or where it leads when the user can't reach it."""
         if user is None:
             return self.pgdata
-        clusters = _SERVER_HOME / "clusters"
+        clusters = SERVER_HOME / "clusters"
         if clusters.is_dir():
-            _sweep(clusters)
+            sweep(clusters)
         if self.pgdata.is_symlink():
             target = Path(os.readlink(self.pgdata))
             if target.parent.is_dir():
                 return target
             self.pgdata.unlink()  # its directory was deleted: start over with a new cluster
-        elif _user_can(user, "xw", self.data_dir):
+        elif user_can(user, "xw", self.data_dir):
             return self.pgdata
         elif self.pgdata.exists():
             raise RuntimeError(
-                f"PostgreSQL runs as user {_SYSTEM_USER} when tracks runs as root, and it cannot "
+                f"PostgreSQL runs as user {SYSTEM_USER} when tracks runs as root, and it cannot "
                 f"reach the cluster in {self.pgdata} (a parent directory is private): run tracks "
                 "as another user, or let that user traverse the parent directories (chmod o+x)"
             )
-        _prepare_home(self.data_dir)
+        prepare_home(self.data_dir)
         clusters.mkdir(mode=0o700, exist_ok=True)
         os.chown(clusters, user.pw_uid, user.pw_gid)
         home = Path(tempfile.mkdtemp(prefix="cluster-", dir=clusters))
@@ -272,135 +273,9 @@ class PostgresServer:
         log.warning(
             "PostgreSQL runs as user %s, which cannot reach %s (a parent directory is private): "
             "its cluster is in %s, linked from %s",
-            _SYSTEM_USER,
+            SYSTEM_USER,
             self.data_dir,
             target,
             self.pgdata,
         )
         return target
-
-
-def _bin_dir_for(user: pwd.struct_passwd | None) -> Path:
-    """pgserver's ``bin``, or (when the server user cannot reach it) a copy under ``/var/lib``.
-
-    The binaries find their libraries through ``$ORIGIN/../../../pgserver.libs``, so the copy
-    keeps pgserver's layout: ``pginstall-<key>/pgserver/pginstall`` beside ``pgserver.libs``.
-    Files are hard-linked when they can be, so a copy usually takes no space.
-    """
-    source_bin = postgres_bin_dir()
-    pginstall = source_bin.parent
-    if user is None or _user_can(user, "x", source_bin / "postgres", pginstall / "lib", pginstall / "share"):
-        return source_bin
-    binary = (source_bin / "postgres").stat()
-    origin = f"{pginstall.resolve()}:{binary.st_size}:{binary.st_mtime_ns}"
-    dest = _SERVER_HOME / f"pginstall-{hashlib.sha256(origin.encode()).hexdigest()[:12]}"
-    if not dest.is_dir():
-        _prepare_home(pginstall)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=_SERVER_HOME))
-        try:
-            shutil.copytree(
-                pginstall,
-                tmp / "pgserver" / "pginstall",
-                symlinks=True,
-                ignore=shutil.ignore_patterns("include"),
-                copy_function=_link_or_copy,
-            )
-            libs = pginstall.parent.parent / "pgserver.libs"
-            if libs.is_dir():
-                shutil.copytree(libs, tmp / "pgserver.libs", symlinks=True, copy_function=_link_or_copy)
-            (tmp / "source").write_text(str(pginstall.resolve()))
-            tmp.chmod(0o755)
-            with contextlib.suppress(OSError):  # another process made the same copy meanwhile
-                tmp.rename(dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not dest.is_dir():
-            raise RuntimeError(f"could not copy the PostgreSQL binaries to {dest}")
-        log.warning(
-            "PostgreSQL runs as user %s, which cannot reach %s (a parent directory is private): "
-            "it runs from a copy in %s",
-            _SYSTEM_USER,
-            pginstall,
-            dest,
-        )
-        _sweep_copies(keep=dest)
-    return dest / "pgserver" / "pginstall" / "bin"
-
-
-def _user_can(user: pwd.struct_passwd, flags: str, *paths: Path) -> bool:
-    """Whether ``user`` passes ``test -<flag>`` on every path: asked of the kernel, as that user."""
-    tests = " && ".join(f'test -{flag} "${i}"' for i in range(1, len(paths) + 1) for flag in flags)
-    done = subprocess.run(
-        ["/bin/sh", "-c", tests, "sh", *map(str, paths)],
-        capture_output=True,
-        check=False,
-        **as_user(user),
-    )
-    return done.returncode == 0
-
-
-def _prepare_home(unreachable: Path) -> None:
-    """``/var/lib/tracks-pg``: root's, readable by all, written by nobody else; or a one-line refusal."""
-    try:
-        _SERVER_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
-        info = _SERVER_HOME.stat()
-    except OSError as exc:
-        raise RuntimeError(
-            f"PostgreSQL runs as user {_SYSTEM_USER} when tracks runs as root, and it cannot reach "
-            f"{unreachable} (a parent directory is private), nor could {_SERVER_HOME} be made for it "
-            f"({exc.strerror}): run tracks as another user, or let {_SYSTEM_USER} traverse the "
-            "parent directories (chmod o+x)"
-        ) from None
-    if info.st_uid != 0 or info.st_mode & 0o022:
-        raise RuntimeError(
-            f"{_SERVER_HOME} must be owned by root and writable by nobody else (it holds the "
-            f"PostgreSQL binaries {_SYSTEM_USER} runs): fix or remove it"
-        )
-
-
-def _link_or_copy(src: str, dst: str) -> object:
-    try:
-        os.link(src, dst)
-    except OSError:
-        return shutil.copy2(src, dst)
-    return dst
-
-
-def _sweep(clusters: Path) -> None:
-    """Delete clusters whose data dir no longer links to them and whose server is not running."""
-    for home in clusters.iterdir():
-        try:
-            if time.time() - home.stat().st_mtime < _SWEEP_GRACE_S:
-                continue  # maybe being made: its link may not be there yet
-        except OSError:
-            continue  # deleted meanwhile
-        try:
-            origin: Path | None = Path((home / "origin").read_text())
-        except OSError:
-            origin = None  # never finished: its maker died before writing where it belongs
-        if origin is not None and origin.is_symlink() and Path(os.readlink(origin)) == home / "pgdata":
-            continue
-        try:
-            pid: int | None = int((home / "pgdata" / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pid = None
-        if pid_alive(pid):
-            continue
-        log.info("deleting %s: the data dir that linked to it (%s) is gone", home, origin)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _sweep_copies(keep: Path) -> None:
-    """Delete copies of binaries whose source is gone and that no process runs from."""
-    running = set()
-    for exe in Path("/proc").glob("[0-9]*/exe"):
-        with contextlib.suppress(OSError):
-            running.add(os.readlink(exe))
-    for copy in _SERVER_HOME.glob("pginstall-*"):
-        try:
-            source = Path((copy / "source").read_text())
-        except OSError:
-            continue
-        if copy == keep or source.exists() or any(exe.startswith(f"{copy}/") for exe in running):
-            continue
-        shutil.rmtree(copy, ignore_errors=True)
