@@ -255,21 +255,28 @@ class Ledger:
         return [StepState.of(r) for r in rows]
 
     async def _claim_batch(self, claims: Sequence[Claim]) -> list[ClaimResult]:
-        # One statement may not claim the same step twice: the first wins, the rest are duplicates.
-        first: dict[tuple[str, str], Claim] = {}
-        for c in claims:
-            first.setdefault((c.correlation_id, c.track), c)
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(CLAIM_SQL, *claim_params(first.values()))
-        by_key = {(r["cid"], r["track"]): r for r in rows}
-        results = []
+        """One statement may not claim the same step twice, so a batch holding several messages for
+        one step (a fan-in's upstreams, redelivered together after an outage) is claimed in rounds:
+        the first message of each step, then the second, each round seeing what the one before
+        decided. Every message gets its own verdict: answering the later ones "duplicate" unread
+        would ack the step's completing message without re-announcing its output (a lost run)."""
+        rounds: list[list[Claim]] = []
+        depth: dict[tuple[str, str], int] = {}
         for c in claims:
             key = (c.correlation_id, c.track)
-            if first[key] is not c:
-                results.append(ClaimResult(Verdict.DUPLICATE))
-                continue
-            results.append(_verdict(by_key[key]))
-        return results
+            n = depth.get(key, 0)
+            depth[key] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(c)
+        verdicts: dict[int, ClaimResult] = {}
+        async with self._pool.acquire() as conn:
+            for batch in rounds:
+                rows = await conn.fetch(CLAIM_SQL, *claim_params(batch))
+                by_key = {(r["cid"], r["track"]): r for r in rows}
+                for c in batch:
+                    verdicts[id(c)] = _verdict(by_key[(c.correlation_id, c.track)])
+        return [verdicts[id(c)] for c in claims]
 
     async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[Written]:
         async with self._pool.acquire() as conn:
