@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     """An actor idle this long after a burst gives glibc's free heap pages back to the OS
     (:mod:`foundation.idle_trim`); 0: never."""
 
+    # --- metrics and health ---------------------------------------------------------------
+    http_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """Actors and the scheduler serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port
+    (unset: no server; 0: any free port)."""
+    http_host: str = "127.0.0.1"
+    """The address that server listens on (``0.0.0.0``: every interface)."""
+
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500
     records_linger_ms: Annotated[float, Field(ge=0)] = 0.0

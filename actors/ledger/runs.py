@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from actors.runtime.metrics import run_ended
 from foundation.group_commit import GroupCommit
 from foundation.jetstream.publisher import EventPublisher
 from subjects import EventType, RunOutcome, encode_event, headers, names
@@ -183,3 +184,4 @@ class Runs:
             body,
             {headers.MSG_ID: f"{correlation_id}:workflow:{outcome}"},
         )
+        run_ended(workflow, outcome)

@@ -33,6 +33,7 @@ from actors.middleware.claim import LedgerMiddleware
 from actors.middleware.time_limit import TimeLimitMiddleware
 from actors.middleware.tracing import TracingMiddleware
 from actors.runtime.config import resolve
+from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
 from actors.runtime.worker import TrackWorker
 from actors.track import Track
@@ -112,6 +113,8 @@ class Runtime:
         self.advisories: MaxDeliveriesWatcher | None = None
         self.alerts: AlertMonitor | None = None
         self.api: ApiService | None = None
+        self.metrics: RuntimeMetrics | None = None
+        """``/metrics``, ``/healthz``, ``/readyz`` (TRACKS_HTTP_PORT) and OTLP metrics, when on."""
         self._alert_settings = alert_settings or load_alert_settings()
         for track in self.tracks:  # refuse contradictory settings before connecting to anything
             resolve(track, self.settings)
@@ -130,6 +133,7 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         telemetry.configure_tracing(self.name, lean_spans=s.lean_spans)
+        self.metrics = await RuntimeMetrics.open(self)  # first: /readyz says what start-up still lacks
         if s.gc_tuning:
             tune_gc()
         if not s.nats_url or not s.database_url:
@@ -306,6 +310,10 @@ class Runtime:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def request_stop(self) -> None:
         log.warning("stopping: no new messages are fetched; in-flight steps may finish")
         self._stop.set()
@@ -368,4 +376,6 @@ class Runtime:
                     await self.nc.close()
                 except OSError as exc:  # nats-py flushes its buffer into the lost socket
                     log.debug("closing the NATS connection: %s", exc)
+        if self.metrics is not None:
+            await self.metrics.close()
         telemetry.shutdown_tracing()

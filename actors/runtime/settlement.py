@@ -40,6 +40,7 @@ from actors.ledger.runs import Runs
 from actors.ledger.store import Ledger, LogRow, StepFinish, Verdict
 from actors.middleware.base import Completed, Outcome, Skipped, Step
 from actors.retry import RetryPolicy
+from actors.runtime.metrics import StepMetrics
 from actors.track import Track
 from actors.transport.decode import fallback_correlation_id, stored_at_us
 from foundation.group_commit import is_transient
@@ -75,6 +76,7 @@ class Settlement:
         self.dead_letter = door.bury
         self._plan = plan
         self._targets = targets
+        self.metrics = StepMetrics(track.name)
 
     # --- the chain's outcomes ------------------------------------------------------------
 
@@ -107,7 +109,9 @@ class Settlement:
                 step, UnstorableOutput(f"the handler's output cannot be stored: {type(exc).__name__}: {exc}")
             )
             return
+        self.metrics.duration.observe(time.monotonic() - step.started)
         if not written.applied:
+            self.metrics.superseded.inc()
             log.warning(
                 "%s %s: attempt %d finished after another replica took the step over; its outcome "
                 "is recorded as superseded and not announced",
@@ -118,6 +122,7 @@ class Settlement:
             return
         await self._announce_completed(step, outcome.output, written.completed_run, rechecked=False)
         await step.msg.ack()
+        self.metrics.completed.inc()
 
     async def _skipped(self, step: Step, outcome: Skipped) -> None:
         verdict = outcome.verdict
@@ -137,6 +142,7 @@ class Settlement:
             if buried:
                 log.warning("%s %s dead-lettered: %s", self.track.name, ctx.correlation_id, error)
             await step.msg.term()
+            (self.metrics.dead_lettered if buried else self.metrics.superseded).inc()
             return
         elif verdict is Verdict.UNEXPECTED:
             activation = step.activation
@@ -158,8 +164,10 @@ class Settlement:
             )
             log.warning("%s: %s", self.track.name, error)
             await step.msg.term()
+            self.metrics.dead_lettered.inc()
             return
         await step.msg.ack()
+        self.metrics.skipped.inc()
 
     async def _announce_completed(
         self, step: Step, output: dict[str, object] | None, completed_run: str | None, *, rechecked: bool
@@ -191,8 +199,11 @@ class Settlement:
             # was used and nothing ran, so nothing is recorded; the message comes back later.
             log.warning("%s %s: not started (%s); handed back", self.track.name, ctx.correlation_id, error)
             await msg.nak(self._retry.delay_s(1))
+            self.metrics.handed_back.inc()
             return
         tries = step.claim.tries if step.claim is not None else ctx.deliveries
+        if step.claim is not None:
+            self.metrics.duration.observe(time.monotonic() - step.started)
         if not permanent and not self._retry.exhausted(tries):
             delay = self._retry.delay_s(tries, exc)
             retry: dict[str, object] = {
@@ -211,6 +222,7 @@ class Settlement:
                 delay,
             )
             await msg.nak(delay)
+            self.metrics.retried.inc()
             return
         details: dict[str, object] = {"permanent": permanent, "tries": tries, "deliveries": ctx.deliveries}
         buried = await self.dead_letter(
@@ -234,8 +246,10 @@ class Settlement:
                 self.track.name,
                 ctx.correlation_id,
             )
+            self.metrics.superseded.inc()
             return
         await msg.term()
+        self.metrics.dead_lettered.inc()
 
     async def poison(self, msg: Msg, meta: Msg.Metadata, exc: PoisonMessage) -> None:
         """Unusable on arrival: straight to the DLQ on this first delivery, never redelivered.
@@ -264,6 +278,7 @@ class Settlement:
         )
         log.warning("%s: poison message on %s dead-lettered: %s", self.track.name, msg.subject[:200], exc)
         await msg.term()
+        self.metrics.poison.inc()
 
     async def hand_back(self, msg: Msg) -> None:
         """Fetched but never started: back to the stream at once, for this or another replica.
@@ -271,6 +286,7 @@ class Settlement:
         Nothing was claimed, so the ledger counts no try; JetStream counts a delivery, which is
         why exhaustion is decided by tries, and the consumer's own ``max_deliver`` leaves room.
         """
+        self.metrics.handed_back.inc()
         try:
             await msg.nak()
         except Exception as exc:  # the connection may be gone: ack_wait hands it back then

@@ -80,6 +80,11 @@ class TrackWorker:
         self.settle_errors = 0
         self.redeliveries_ignored = 0
 
+    @property
+    def in_flight(self) -> int:
+        """Messages held: fetched and not yet settled (running or waiting to start)."""
+        return len(self._inflight)
+
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
