@@ -1,8 +1,15 @@
 """The actor runtime: declare tracks in a workflow, run them on durable JetStream consumers."""
 
-from actors.client import RunFailed, RunTimedOut, TracksClient, WaitTimeout, new_correlation_id
+from actors.client import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout, new_correlation_id
 from actors.context import TrackContext
-from actors.errors import CycleError, PermanentError, PoisonMessage, RetryableError, WorkflowError
+from actors.errors import (
+    CycleError,
+    PermanentError,
+    PoisonMessage,
+    RetryableError,
+    StepCancelled,
+    WorkflowError,
+)
 from actors.ledger.store import Ledger
 from actors.loader import LoadError, load_tracks, load_workflows
 from actors.middleware.base import Middleware, Next, Step
@@ -22,10 +29,12 @@ __all__ = [
     "PoisonMessage",
     "RetryPolicy",
     "RetryableError",
+    "RunCancelled",
     "RunFailed",
     "RunTimedOut",
     "Runtime",
     "Step",
+    "StepCancelled",
     "Track",
     "TrackContext",
     "TrackOptions",

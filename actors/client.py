@@ -28,7 +28,7 @@ from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_tok
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunFailed", "RunTimedOut", "TracksClient", "WaitTimeout", "new_correlation_id"]
+__all__ = ["RunCancelled", "RunFailed", "RunTimedOut", "TracksClient", "WaitTimeout", "new_correlation_id"]
 
 
 def new_correlation_id() -> str:
@@ -46,6 +46,15 @@ class RunFailed(RuntimeError):
 
 class RunTimedOut(RuntimeError):
     """The run passed its workflow's deadline and was marked timed out (``tracks resume`` continues it)."""
+
+
+class RunCancelled(RuntimeError):
+    """The run was cancelled (``tracks cancel``, :meth:`TracksClient.cancel`); ``reason`` says why."""
+
+    def __init__(self, correlation_id: str, reason: str | None) -> None:
+        super().__init__(f"run {correlation_id} was cancelled" + (f": {reason}" if reason else ""))
+        self.correlation_id = correlation_id
+        self.reason = reason
 
 
 class WaitTimeout(TimeoutError):
@@ -96,7 +105,8 @@ class TracksClient:
         user_id: str | None = None,
     ) -> Any:
         """Start a run and wait for it: its result, or :class:`RunFailed` / :class:`RunTimedOut` /
-        :class:`WaitTimeout`. Needs a client made from a NATS connection (it listens for the outcome)."""
+        :class:`RunCancelled` / :class:`WaitTimeout`. Needs a client made from a NATS connection (it
+        listens for the outcome)."""
         if self._nc is None:
             raise TypeError(
                 "TracksClient.run needs a client built from a NATS connection, not a JetStream context"
@@ -125,6 +135,22 @@ class TracksClient:
         finally:
             await sub.unsubscribe()
         return await self._resolved(_outcome_of(cid, msg))
+
+    async def cancel(self, correlation_id: str, *, reason: str | None = None, wait_s: float = 5.0) -> bool:
+        """Cancel a running run, through a running actor's request API (``tracksapi.cancel``).
+
+        Returns ``False`` when it was cancelled before (the announcement is sent again, harmlessly).
+        Raises :class:`~actors.runtime.request_api.ApiError`: 404 no such run, 409 it has finished.
+        Needs a client built from a NATS connection."""
+        from actors.runtime.request_api import call
+
+        if self._nc is None:
+            raise TypeError("TracksClient.cancel needs a client built from a NATS connection")
+        body: dict[str, Any] = {"correlationId": check_token(correlation_id, "correlation ID")}
+        if reason is not None:
+            body["reason"] = reason
+        reply = await call(self._nc, "cancel", body, wait_s=wait_s)
+        return not reply.get("alreadyCancelled", False)
 
     async def _confirmed(self, cid: str, msg: Msg) -> bool:
         """Does the ledger agree with this outcome event? Asked of a running actor (``tracksapi.status``):
@@ -194,6 +220,8 @@ def _outcome_of(correlation_id: str, msg: Msg) -> Any:
     payload = json.loads(msg.data).get("payload", {})
     if outcome == RunOutcome.COMPLETED:
         return payload.get("result")
+    if outcome == RunOutcome.CANCELLED:
+        raise RunCancelled(correlation_id, payload.get("reason"))
     if outcome == RunOutcome.TIMED_OUT:
         raise RunTimedOut(
             f"run {correlation_id} timed out (deadline {payload.get('deadline')}); "

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CycleError", "PermanentError", "PoisonMessage", "RetryableError", "WorkflowError"]
+__all__ = [
+    "CycleError",
+    "PermanentError",
+    "PoisonMessage",
+    "RetryableError",
+    "StepCancelled",
+    "WorkflowError",
+]
 
 
 class PermanentError(Exception):
@@ -19,6 +26,11 @@ class RetryableError(Exception):
 
 class PoisonMessage(Exception):
     """The message itself is unusable (bad JSON, wrong schema, bad headers): never retried."""
+
+
+class StepCancelled(Exception):
+    """The step's run was cancelled (``ctx.raise_if_cancelled()``): the step is recorded as
+    cancelled and its message acked; nothing downstream starts, nothing is retried."""
 
 
 class WorkflowError(ValueError):

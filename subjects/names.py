@@ -2,7 +2,7 @@
 
 tracks.<track>.run[.<cid>]        trigger a track (body: payload or TrackEvent)
 tracks.<track>.<event>.<cid>      a track's events: completed | failed | data_ready
-tracks.workflow.<name>.<outcome>.<cid>   a workflow run ended: completed | failed | timed_out
+tracks.workflow.<name>.<outcome>.<cid>   a workflow run ended: completed | failed | timed_out | cancelled
 dlq.<track>.<cid>                 a dead letter
 """
 
@@ -34,6 +34,7 @@ __all__ = [
     "run",
     "run_filters",
     "unrouted_filter",
+    "workflow_cancellations",
     "workflow_event",
     "workflow_events",
 ]
@@ -88,6 +89,7 @@ class RunOutcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
 
 
 def workflow_event(workflow: str, outcome: RunOutcome, correlation_id: str) -> str:
@@ -98,6 +100,11 @@ def workflow_event(workflow: str, outcome: RunOutcome, correlation_id: str) -> s
 def workflow_events(workflow: str, correlation_id: str) -> str:
     """Every outcome of one run (a subscription's filter)."""
     return f"{ROOT}.workflow.{workflow}.*.{correlation_id}"
+
+
+def workflow_cancellations() -> str:
+    """Every run cancellation of every workflow (what a runtime listens to, to tell its steps)."""
+    return f"{ROOT}.workflow.*.{RunOutcome.CANCELLED}.*"
 
 
 def api(endpoint: str) -> str:

@@ -93,6 +93,8 @@ async def proceed(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id:
             f"run {correlation_id} waits at no manual gate (current phase: "
             f"{state.current_phase or 'none, all phases completed'}, status: {state.status})"
         )
+    if state.status == "cancelled":
+        raise ProgressError(f"run {correlation_id} was cancelled; a cancelled run does not continue")
     if not state.can_proceed:
         raise ProgressError(f"run {correlation_id} is {state.status}; resume it before releasing a gate")
     phase = state.current_phase
@@ -135,6 +137,10 @@ async def resume(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id: 
     run, steps = await _load(pool, correlation_id)
     if run["status"] == "completed":
         raise ProgressError(f"run {correlation_id} already completed; nothing to resume")
+    if run["status"] == "cancelled":  # final, as in Temporal: start a new run instead
+        raise ProgressError(
+            f"run {correlation_id} was cancelled; a cancelled run is not resumed (start a new run)"
+        )
     definition = run["definition"]
     graph: dict[str, list[str]] = definition["tracks"]
     frontier = [

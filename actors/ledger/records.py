@@ -56,7 +56,7 @@ class Verdict(StrEnum):
     GATED = "gated"
     """The step's manual phase is not released: it waits for ``tracks proceed``."""
     CLOSED = "closed"
-    """The run timed out: nothing more starts until it is resumed."""
+    """The run timed out (nothing more starts until it is resumed) or was cancelled (for good)."""
     SUPERSEDED = "superseded"
     """This replica's outcome came too late: another took the step over (see ``StepFinish.fence``)."""
     EXHAUSTED = "exhausted"
@@ -103,6 +103,8 @@ class ClaimResult:
     output: dict[str, Any] | None = None
     inputs: dict[str, Any] | None = None
     """For a fan-in step: each upstream's recorded output, by track."""
+    run_status: str | None = None
+    """For ``CLOSED``: how the run ended (``timed_out`` or ``cancelled``)."""
 
 
 @dataclass(frozen=True)

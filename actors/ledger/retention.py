@@ -1,6 +1,6 @@
 """Retention: delete finished coordination data older than a cutoff.
 
-What goes: ``track_steps`` rows of finished steps (completed, failed, timed out) finished
+What goes: ``track_steps`` rows of finished steps (completed, failed, timed out, cancelled) finished
 before the cutoff; ``processing_logs`` rows older than the cutoff of runs with no unfinished
 step (a run still in progress keeps its whole history, so its chain stays explainable);
 ``workflow_runs`` rows finished before the cutoff (when that table exists); and the
@@ -21,7 +21,7 @@ from actors.transport.payloads import PayloadStore
 
 __all__ = ["FINISHED", "purge"]
 
-FINISHED = ("completed", "failed", "timed_out")
+FINISHED = ("completed", "failed", "timed_out", "cancelled")
 
 _STEPS_SQL = """
 DELETE FROM track_steps WHERE (correlation_id, track_id) IN (

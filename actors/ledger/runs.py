@@ -20,7 +20,7 @@ from foundation.jetstream.publisher import EventPublisher
 from subjects import EventType, RunOutcome, encode_event, headers, names
 from subjects.jsonwire import dumps
 
-__all__ = ["RunState", "Runs"]
+__all__ = ["RunState", "Runs", "announce"]
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +171,28 @@ class Runs:
     async def _announce(
         self, workflow: str, outcome: RunOutcome, correlation_id: str, payload: dict[str, Any]
     ) -> None:
-        body = encode_event(
-            workflow,
-            EventType.COMPLETED if outcome is RunOutcome.COMPLETED else EventType.FAILED,
-            {"outcome": str(outcome), **payload},
-            correlation_id=correlation_id,
-            source_track=workflow,
-            workflow=workflow,
-        )
-        await self._publisher.publish(
-            names.workflow_event(workflow, outcome, correlation_id),
-            body,
-            {headers.MSG_ID: f"{correlation_id}:workflow:{outcome}"},
-        )
-        run_ended(workflow, outcome)
+        await announce(self._publisher, workflow, outcome, correlation_id, payload)
+
+
+async def announce(
+    publisher: EventPublisher,
+    workflow: str,
+    outcome: RunOutcome,
+    correlation_id: str,
+    payload: dict[str, Any],
+) -> None:
+    """``tracks.workflow.<wf>.<outcome>.<cid>``, once per run and outcome (a fixed ``Nats-Msg-Id``)."""
+    body = encode_event(
+        workflow,
+        EventType.COMPLETED if outcome is RunOutcome.COMPLETED else EventType.FAILED,
+        {"outcome": str(outcome), **payload},
+        correlation_id=correlation_id,
+        source_track=workflow,
+        workflow=workflow,
+    )
+    await publisher.publish(
+        names.workflow_event(workflow, outcome, correlation_id),
+        body,
+        {headers.MSG_ID: f"{correlation_id}:workflow:{outcome}"},
+    )
+    run_ended(workflow, outcome)

@@ -70,7 +70,7 @@ WITH req AS (
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
            seq, trace_id, claim_id, 1
     FROM state WHERE deps_met AND source_ok AND NOT coalesce(exhausted, false)
-                 AND run_status IS DISTINCT FROM 'timed_out'
+                 AND coalesce(run_status, '') NOT IN ('timed_out', 'cancelled')
     ORDER BY cid, track  -- rows are locked in key order by every statement: batches never deadlock
     ON CONFLICT (correlation_id, track_id) DO UPDATE
         SET status = EXCLUDED.status,

@@ -73,8 +73,8 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
         return ClaimResult(Verdict.EXHAUSTED, attempt=row["prior_attempts"])
     if not row["source_ok"]:
         return ClaimResult(Verdict.UNEXPECTED)
-    if row["run_status"] == "timed_out":
-        return ClaimResult(Verdict.CLOSED)
+    if row["run_status"] in ("timed_out", "cancelled"):
+        return ClaimResult(Verdict.CLOSED, run_status=row["run_status"])
     if not row["deps_met"]:
         return ClaimResult(Verdict.WAITING)
     return ClaimResult(Verdict.DUPLICATE)

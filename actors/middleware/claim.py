@@ -21,8 +21,9 @@ _REASONS = {
     Verdict.ALREADY_DONE: "step already completed: its output is re-announced",
     Verdict.COMPLETED_BEFORE: "step already completed",
     Verdict.DUPLICATE: "step claimed by another message",
-    Verdict.CLOSED: "the run is closed (timed out or cancelled): resume it to continue",
+    Verdict.CLOSED: "the run timed out: resume it to continue",
 }
+_CANCELLED = "the run was cancelled: nothing more of it starts"
 
 
 class LedgerMiddleware:
@@ -57,16 +58,16 @@ class LedgerMiddleware:
         )
         step.claim = result
         if result.verdict is not Verdict.RUN:
-            self._note(step, result.verdict)
+            self._note(step, result.verdict, cancelled=result.run_status == "cancelled")
             return Skipped(result.verdict, result.output)
         ctx.attempt = result.attempt
         if result.inputs is not None:  # fan-in: every upstream's recorded output, by track
             ctx.upstream = result.inputs
         return await call_next(step)
 
-    def _note(self, step: Step, verdict: Verdict) -> None:
+    def _note(self, step: Step, verdict: Verdict, *, cancelled: bool = False) -> None:
         """Say in the records why the handler did not run (gated steps are recorded by the claim)."""
-        reason = _REASONS.get(verdict)
+        reason = _CANCELLED if cancelled else _REASONS.get(verdict)
         if reason is not None:
             event = "skipped" if verdict is Verdict.CLOSED else "duplicate"
             self._ledger.record(step.log_row(event, details={"reason": reason, "subject": step.msg.subject}))

@@ -32,6 +32,7 @@ from actors.middleware.breaker import BreakerAnnouncer, BreakerMiddleware, Circu
 from actors.middleware.claim import LedgerMiddleware
 from actors.middleware.time_limit import TimeLimitMiddleware
 from actors.middleware.tracing import TracingMiddleware
+from actors.runtime.cancellation import CancelListener
 from actors.runtime.config import resolve
 from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
@@ -115,6 +116,7 @@ class Runtime:
         self.api: ApiService | None = None
         self.metrics: RuntimeMetrics | None = None
         """``/metrics``, ``/healthz``, ``/readyz`` (TRACKS_HTTP_PORT) and OTLP metrics, when on."""
+        self.cancellations: CancelListener | None = None
         self._alert_settings = alert_settings or load_alert_settings()
         for track in self.tracks:  # refuse contradictory settings before connecting to anything
             resolve(track, self.settings)
@@ -168,6 +170,8 @@ class Runtime:
             worker = self._worker(track, publisher)
             await worker.source.start()
             self.workers[track.name] = worker
+        self.cancellations = CancelListener(self.nc, self.pool, self.workers)  # ctx.cancelled
+        await self.cancellations.start()
         # listening before the first fetch: a message whose last delivery died with an earlier
         # process is given up (and advised) when its ack_wait ends, maybe right now
         self.advisories = MaxDeliveriesWatcher(
@@ -349,6 +353,8 @@ class Runtime:
                 abandoned,
                 self.settings.shutdown_grace_s,
             )
+        if self.cancellations is not None:
+            await self.cancellations.stop()  # after the steps it may tell
         if self.alerts is not None:
             await self.alerts.stop()
         if self.advisories is not None:

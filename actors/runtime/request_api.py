@@ -25,6 +25,7 @@ from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER, Request, ServiceError
 from nats.micro.service import Service
 
+from actors.ledger.cancel import cancel
 from actors.ledger.execution_chain import execution_chain
 from actors.ledger.progress import ProgressError, proceed, progress, resume
 from actors.track import Track
@@ -76,6 +77,7 @@ class ApiService:
             "status": self.status,
             "proceed": self.proceed,
             "resume": self.resume,
+            "cancel": self.cancel,
         }
         """Name → handler; each answers on ``tracksapi.<name>``. Add entries before :meth:`start`."""
 
@@ -177,6 +179,14 @@ class ApiService:
         """Continue a failed or timed-out run from its last successful steps."""
         done = await _progress_call(resume(self._pool, self._publisher, _correlation_id(body)))
         return {"correlationId": done.correlation_id, "reactivated": done.tracks}
+
+    async def cancel(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a running run (``{"correlationId": ..., "reason": ...}``); 409 when it has finished."""
+        cid = _correlation_id(body)
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise ApiError(400, f"reason must be a string, got {_json_type(reason)}")
+        return (await _progress_call(cancel(self._pool, self._publisher, cid, reason))).as_wire()
 
 
 async def _progress_call(call: Awaitable[T]) -> T:

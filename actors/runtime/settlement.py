@@ -21,6 +21,10 @@ what is durable before the message goes:
   lost the step does not dead-letter it) → the dead letter, acknowledged by the DLQ stream →
   ``tracks.<track>.failed.<cid>`` when someone may wait for it → the run failed and announced
   → term (by the caller that holds the message).
+- **cancelled** (the run was cancelled while the step ran, ``ctx.cancelled``, and the handler
+  stopped: raised ``StepCancelled`` or anything else): ``cancelled`` recorded (fenced) → ack;
+  nothing announced, nothing retried. A handler that finishes anyway is **completed** as
+  above; the claim refuses every step of a cancelled run, so nothing downstream starts.
 - **hand-back** (fetched but never started: breaker opened, shutdown, look-ahead): nak at once;
   no try is used up because nothing was claimed.
 """
@@ -193,6 +197,9 @@ class Settlement:
         """The chain raised: retry with back-off while tries remain, else the dead-letter door."""
         ctx, msg = step.ctx, step.msg
         error = bounded(f"{type(exc).__name__}: {exc}")
+        if ctx.cancelled and step.claim is not None:
+            await self._cancelled(step, exc, error)
+            return
         permanent = self._retry.is_permanent(exc)
         if step.claim is None and not permanent:
             # Failed before the ledger granted the step (the database refused the claim): no try
@@ -250,6 +257,27 @@ class Settlement:
             return
         await msg.term()
         self.metrics.dead_lettered.inc()
+
+    async def _cancelled(self, step: Step, exc: Exception, error: str) -> None:
+        """The run was cancelled and the handler stopped: the step ends ``cancelled``, no retry."""
+        ctx = step.ctx
+        written = await self._ledger.finish(
+            StepFinish(
+                "cancelled",
+                step.log_row(
+                    "cancelled",
+                    error=error,
+                    error_type=type(exc).__name__,
+                    duration_ms=(time.monotonic() - step.started) * 1000,
+                    details={"reason": ctx.cancel_reason},
+                ),
+                fence=step.fence,
+            )
+        )
+        if not written.applied:  # another replica took the step over: its message, not ours
+            return
+        log.info("%s %s stopped: its run was cancelled", self.track.name, ctx.correlation_id)
+        await step.msg.ack()
 
     async def poison(self, msg: Msg, meta: Msg.Metadata, exc: PoisonMessage) -> None:
         """Unusable on arrival: straight to the DLQ on this first delivery, never redelivered.

@@ -73,6 +73,7 @@ class TrackWorker:
         self._tasks: dict[asyncio.Task[None], int] = {}  # running steps, by their stream sequence
         self._inflight: dict[int, tuple[Msg, float]] = {}  # by id(): Msg is unhashable
         self._running_seqs: set[int] = set()  # stream sequences being processed
+        self._contexts: dict[int, TrackContext] = {}  # steps in flight, by stream sequence (cancel_run)
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self.processed = 0
@@ -200,6 +201,15 @@ class TrackWorker:
         self._dispatch()
         self._slot_freed.set()
 
+    def cancel_run(self, correlation_id: str, reason: str | None = None) -> int:
+        """Tell this track's steps in flight for a cancelled run (``ctx.cancelled``); how many were told."""
+        told = 0
+        for ctx in list(self._contexts.values()):
+            if ctx.correlation_id == correlation_id and not ctx.cancelled:
+                ctx.mark_cancelled(reason)
+                told += 1
+        return told
+
     def stop_fetching(self) -> None:
         self._stopping.set()
         self._slot_freed.set()
@@ -251,6 +261,7 @@ class TrackWorker:
                 await settlement.poison(msg, meta, exc)
                 return
             step = Step(self.track, msg, activation, self._context(msg, meta, activation, hdrs))
+            self._contexts[meta.sequence.stream] = step.ctx  # before the claim: a cancel after it tells it
             try:
                 outcome = await self._chain(step)
             except asyncio.CancelledError:
@@ -271,6 +282,7 @@ class TrackWorker:
             )
         finally:
             self._inflight.pop(id(msg), None)
+            self._contexts.pop(meta.sequence.stream, None)
             self.processed += 1
             if self._probe == id(msg):
                 self._probe = None

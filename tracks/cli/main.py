@@ -17,6 +17,7 @@ from tracks.cli.dev import dev
 from tracks.cli.dlq import dlq
 from tracks.cli.retention import retention
 from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
+from tracks.cli.runs_admin import cancel_cmd, runs
 from tracks.cli.schedule import schedule, scheduler
 from tracks.cli.trigger import trigger
 from tracks.cli.workflow import workflow
@@ -50,6 +51,8 @@ cli.add_command(schedule)
 cli.add_command(scheduler)
 cli.add_command(workflow)
 cli.add_command(retention)
+cli.add_command(runs)  # runs ls | show
+cli.add_command(cancel_cmd)
 
 
 def main() -> None:

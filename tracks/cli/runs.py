@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import click
 
-from actors import RunFailed, RunTimedOut, TracksClient, WaitTimeout
+from actors import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout
 from actors.ledger.progress import ProgressError, proceed, progress, resume
 from foundation.connections import connect_nats
 from foundation.db import create_pool
@@ -40,7 +40,8 @@ async def run_cmd(
 ) -> None:
     """Start a run of WORKFLOW (``module:name``); print its correlation ID, or with --wait its result.
 
-    Exit codes with --wait: 0 completed, 1 failed or timed out, 2 still running when the wait ended.
+    Exit codes with --wait: 0 completed, 1 failed, timed out or cancelled, 2 still running when the
+    wait ended.
     """
     wf, body = resolve_workflow(workflow), read_payload(payload)
     settings = get_settings()
@@ -52,7 +53,7 @@ async def run_cmd(
             return
         try:
             result = await client.run(wf, body, timeout=timeout, correlation_id=correlation_id)
-        except (RunFailed, RunTimedOut) as exc:
+        except (RunFailed, RunTimedOut, RunCancelled) as exc:
             raise UserError(str(exc)) from None
         except WaitTimeout as exc:
             click.echo(str(exc), err=True)
