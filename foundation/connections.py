@@ -103,8 +103,8 @@ async def connect_nats(
 
     Starting, it waits up to ``settings.connect_wait_s`` for a server to answer (one warning
     says so), then raises :class:`ConnectionError` naming it. ``wait_for_server=False``
-    (one-shot commands): when no server answers the first few attempts, raise
-    :class:`ConnectionError` at once.
+    (one-shot commands): when no server answers the first few attempts, or none within
+    ``settings.connect_timeout_s`` (``tracks --connect-timeout``), raise :class:`ConnectionError`.
 
     ``on_closed(last_error)`` is called when nats-py closes the connection for good on its
     own (see :class:`_Client`), never after the owner's ``close()`` or ``drain()``. Nothing
@@ -114,9 +114,12 @@ async def connect_nats(
     nc = _Client()
     address = server_address(url)
     connected = announced = False
+    failure: Exception | None = None  # why the last attempt to connect failed
 
     async def on_error(exc: Exception) -> None:
-        nonlocal announced
+        nonlocal announced, failure
+        if not connected and not isinstance(exc, nats.errors.NoServersError):
+            failure = exc
         if connected:
             if wait_for_server or nc.is_connected:
                 log.warning("nats: %s", exc)
@@ -155,7 +158,8 @@ async def connect_nats(
             )
 
     started = time.monotonic()
-    deadline = asyncio.timeout(settings.connect_wait_s if wait_for_server else None)
+    bound = settings.connect_wait_s if wait_for_server else settings.connect_timeout_s
+    deadline = asyncio.timeout(bound)
     try:
         async with deadline:
             await nc.connect(
@@ -167,7 +171,7 @@ async def connect_nats(
                 user_credentials=str(settings.nats_creds) if settings.nats_creds else None,
                 max_reconnect_attempts=-1 if wait_for_server else 2,
                 reconnect_time_wait=0.5,  # type: ignore[arg-type]  # annotated int, used as a float sleep
-                connect_timeout=5,
+                connect_timeout=min(5, bound),  # type: ignore[arg-type]  # annotated int, used as a float
                 allow_reconnect=True,
                 error_cb=on_error,
                 disconnected_cb=on_disconnected,
@@ -176,7 +180,8 @@ async def connect_nats(
                 pending_size=64 * 1024 * 1024,
             )
     except nats.errors.NoServersError:
-        raise ConnectionError(f"no NATS server answers at {address}") from None
+        reason = describe_error(failure) if failure is not None else "no server answers"
+        raise ConnectionError(f"cannot reach NATS at {address}: {reason}") from None
     except TimeoutError:
         if not deadline.expired():
             raise
@@ -184,9 +189,12 @@ async def connect_nats(
             await nc.close()
         except Exception as exc:
             log.debug("nats: closing the abandoned client: %s", exc)
+        last = failure if failure is not None else nc.last_error
+        if not wait_for_server:
+            reason = describe_error(last) if last is not None else "no answer"
+            raise ConnectionError(f"cannot reach NATS at {address}: {reason} within {bound:g}s") from None
         raise ConnectionError(
-            f"NATS at {address} did not answer within {settings.connect_wait_s:g}s "
-            f"({describe_error(nc.last_error)})"
+            f"NATS at {address} did not answer within {bound:g}s ({describe_error(last)})"
         ) from None
     connected = True
     if announced:

@@ -7,12 +7,14 @@ is reported as one line per variable (:class:`SettingsError`), never as a traceb
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from foundation.redact import MASK, mask_url
 
 __all__ = ["Settings", "SettingsError", "load", "load_settings"]
 
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
     db_pool_size: PositiveInt = 8
     connect_wait_s: PositiveFloat = 60.0
     """How long a starting actor waits for NATS and for PostgreSQL to answer before it gives up."""
+    connect_timeout_s: PositiveFloat = 5.0
+    """How long a one-shot CLI command waits for a server (``tracks --connect-timeout``)."""
 
     # --- streams -------------------------------------------------------------------------
     stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
@@ -118,7 +122,7 @@ class Settings(BaseSettings):
             return None
         for url in value.split(","):
             if not url.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
-                raise ValueError(f"{_masked(url.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
+                raise ValueError(f"{mask_url(url.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
         return value
 
     @field_validator("database_url")
@@ -127,7 +131,7 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not value.startswith(("postgres://", "postgresql://")):
-            raise ValueError(f"{_masked(value)!r} is not a postgresql:// URL")
+            raise ValueError(f"{mask_url(value)!r} is not a postgresql:// URL")
         return value
 
     @field_validator("nats_creds")
@@ -136,6 +140,16 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"no credentials file at {value}")
         return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """``repr()`` (and so every log line or traceback showing settings) without secrets."""
+        for name, value in super().__repr_args__():
+            if value is not None and name in ("nats_password", "nats_token"):
+                yield name, MASK
+            elif isinstance(value, str) and name in ("nats_url", "database_url"):
+                yield name, mask_url(value)
+            else:
+                yield name, value
 
     @property
     def nats_servers(self) -> list[str]:
@@ -158,8 +172,3 @@ def load(model: type[_S], env_prefix: str, **overrides: object) -> _S:
             field = ".".join(str(p) for p in err["loc"])
             lines.append(f"{env_prefix}{field.upper()}: {err['msg'].removeprefix('Value error, ')}")
         raise SettingsError("\n".join(lines)) from None
-
-
-def _masked(url: str) -> str:
-    """A URL with its password (``user:password@``) replaced by ``***``, for error messages."""
-    return re.sub(r"(^|//)([^/@:]*):[^/@]*@", r"\1\2:***@", url)

@@ -7,11 +7,18 @@ the settings they are given and never start a server.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from foundation.settings import Settings
 from tracks.embedded import EmbeddedStack
 
-__all__ = ["Endpoints", "resolve_endpoints", "with_endpoints"]
+__all__ = ["Endpoints", "NoServers", "existing_url", "resolve_endpoints", "with_endpoints"]
+
+NO_SERVERS_HINT = "run `tracks dev up` or set TRACKS_NATS_URL / TRACKS_DATABASE_URL"
+
+
+class NoServers(RuntimeError):
+    """A command that only reads found neither a configured server nor a running embedded one."""
 
 
 @dataclass(frozen=True)
@@ -36,3 +43,21 @@ def with_endpoints(settings: Settings) -> tuple[Settings, Endpoints]:
         update={"nats_url": endpoints.nats_url, "database_url": endpoints.database_url}
     )
     return resolved, endpoints
+
+
+def existing_url(settings: Settings, server: Literal["nats", "postgres"]) -> str:
+    """The configured URL of ``server``, else the running embedded one's; never starts a server.
+
+    For commands that only read or act on what exists: in a directory where nothing was ever
+    started, they say so (:class:`NoServers`) instead of creating an empty cluster.
+    """
+    configured = settings.nats_url if server == "nats" else settings.database_url
+    if configured:
+        return configured
+    for status in EmbeddedStack(settings.data_dir).status():
+        if status.name == server and status.running and status.url:
+            return status.url
+    what = "NATS" if server == "nats" else "PostgreSQL"
+    raise NoServers(
+        f"no servers: no {what} configured or running under {settings.data_dir}; {NO_SERVERS_HINT}"
+    )

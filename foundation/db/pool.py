@@ -77,12 +77,19 @@ logging.getLogger("asyncpg.pool").addFilter(_QuietFloorRetries())
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 8, batch_joins: bool = False, wait_s: float = 0.0
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 8,
+    batch_joins: bool = False,
+    wait_s: float = 0.0,
+    connect_timeout_s: float = 60.0,
 ) -> asyncpg.Pool:
     """``wait_s``: how long to wait for PostgreSQL to accept connections (a process that starts
     with its database, or before it). One warning says so, attempts repeat with back-off (0.1 s
     doubling to 2 s), and past the bound a :class:`ConnectionError` names the server; never
-    the DSN's user or password. ``0``: one attempt, its error raised as asyncpg raises it.
+    the DSN's user or password. ``0``: one attempt of at most ``connect_timeout_s`` (a CLI
+    command: ``tracks --connect-timeout``), its error raised as asyncpg raises it.
 
     ``batch_joins``: connections for the runtime, whose hot statements each take a batch of
     hundreds of keys (ledger claims and outcomes, run completions; see :mod:`actors.ledger.sql`) and
@@ -114,7 +121,7 @@ async def create_pool(
                 command_timeout=60,
                 server_settings=_BATCH_JOINS if batch_joins else None,
                 # asyncpg's default connect timeout, and no attempt outlasts the wait
-                timeout=min(60.0, max(1.0, left)) if wait_s > 0 else 60.0,
+                timeout=min(connect_timeout_s, max(1.0, left)) if wait_s > 0 else connect_timeout_s,
             )
         except _UNAVAILABLE as exc:
             if wait_s <= 0:

@@ -64,13 +64,13 @@ async def test_bad_names_are_refused_before_any_server_is_contacted(
 
 
 async def test_trigger_without_a_reachable_server_fails_fast(servers: Servers) -> None:
-    """With NATS unreachable, ``tracks trigger`` says so in one line and exits 1 (within the
+    """With NATS unreachable, ``tracks trigger`` says so in one line and exits 4 (within the
     subprocess timeout) instead of retrying the connection forever."""
     unreachable = f"nats://127.0.0.1:{free_port()}"
     result = await run_tracks(servers, "trigger", "x", "--payload", "{}", nats_url=unreachable)
-    assert result.code == 1, result
+    assert result.code == 4, result
     assert "Traceback" not in result.err
-    assert result.err.startswith("Error: cannot reach a server"), result.err
+    assert result.err.startswith("Error: cannot reach NATS at 127.0.0.1:"), result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
 
 

@@ -11,17 +11,29 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import asyncpg
 import click
+import nats.errors
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from actors.errors import WorkflowError
 from actors.loader import LoadError, load_workflow
 from actors.transport.payloads import PayloadStore
 from actors.workflow import Workflow
+from foundation.redact import mask_secrets
 from foundation.settings import Settings, SettingsError, load_settings
+from tracks.endpoints import NoServers
 
 __all__ = [
+    "CONNECT_TIMEOUT_KEY",
+    "EXIT_CODES",
+    "EXIT_NOT_SET_UP",
+    "EXIT_UNREACHABLE",
     "PAYLOAD_HELP",
+    "STREAM_HINT",
+    "NotSetUp",
+    "ServerUnreachable",
     "UserError",
     "async_command",
     "get_settings",
@@ -35,13 +47,51 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+EXIT_UNREACHABLE = 4
+EXIT_NOT_SET_UP = 5
+EXIT_CODES = (
+    ("0", "done (alerts check: nothing fires)"),
+    ("1", "error you can fix: bad input, unknown name, failed run (one line says what)"),
+    ("2", "usage error (unknown option, missing argument); run --wait: still running"),
+    ("3", "alerts check: an alert fires"),
+    ("4", "a server is unreachable, or none is configured or running"),
+    ("5", "not set up: database not migrated, or a stream missing"),
+    ("130", "interrupted (Ctrl-C)"),
+)
+"""The exit codes of every command (README "CLI behaviour", ``tracks --help``)."""
+
+STREAM_HINT = (
+    "start an actor (`tracks actor run MODULE`) or the scheduler (`tracks scheduler run`): they create it"
+)
+CONNECT_TIMEOUT_KEY = "tracks.connect_timeout_s"
+"""Where ``tracks --connect-timeout`` leaves its value (``click.Context.meta``) for :func:`get_settings`."""
+
+
 class UserError(click.ClickException):
-    """A mistake the user can fix: printed as one line, exit code 1."""
+    """A mistake the user can fix: printed as one line, exit code 1. Secrets in it are masked."""
+
+    def format_message(self) -> str:
+        return mask_secrets(self.message)
+
+
+class ServerUnreachable(UserError):
+    """No server answers (or none is configured or running): exit code 4."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class NotSetUp(UserError):
+    """The server answers but is not set up (database not migrated, stream missing): exit code 5."""
+
+    exit_code = EXIT_NOT_SET_UP
 
 
 def get_settings() -> Settings:
+    """Settings from the environment; ``tracks --connect-timeout`` overrides TRACKS_CONNECT_TIMEOUT_S."""
+    ctx = click.get_current_context(silent=True)
+    timeout = ctx.meta.get(CONNECT_TIMEOUT_KEY) if ctx is not None else None
     try:
-        return load_settings()
+        return load_settings(**({"connect_timeout_s": timeout} if timeout is not None else {}))
     except SettingsError as exc:
         raise UserError(f"invalid settings:\n{exc}") from None
 
@@ -83,7 +133,8 @@ def payload_store(js: JetStreamContext, settings: Settings) -> PayloadStore:
 
 
 def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """Run an async click callback; connection failures become one clear line."""
+    """Run an async click callback; failures become one clear line with its exit code
+    (:data:`EXIT_CODES`): no server (4), an unmigrated database or a missing stream (5)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -93,14 +144,28 @@ def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
             raise
         except KeyboardInterrupt:
             sys.exit(130)
-        except (OSError, TimeoutError) as exc:
-            raise UserError(f"cannot reach a server: {exc}") from None
         except Exception as exc:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
-            raise UserError(f"{type(exc).__name__}: {exc}") from None
+            raise _one_line(exc) from None
 
     return wrapper
+
+
+def _one_line(exc: Exception) -> UserError:
+    if isinstance(exc, NoServers):
+        return ServerUnreachable(str(exc))
+    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+        return NotSetUp(f"the database is not migrated ({exc}): run `tracks db migrate`")
+    if isinstance(exc, NotFoundError) and "stream" in (exc.description or ""):
+        return NotSetUp(f"{exc.description}: {STREAM_HINT}")
+    if isinstance(exc, NoStreamResponseError):
+        return NotSetUp(f"no stream holds what was published (is TRACKS missing?): {STREAM_HINT}")
+    if isinstance(exc, ConnectionError) and str(exc):  # ours: it names the server already
+        return ServerUnreachable(str(exc))
+    if isinstance(exc, ConnectionError | OSError | TimeoutError | nats.errors.NoServersError):
+        return ServerUnreachable(f"cannot reach a server: {exc or type(exc).__name__}")
+    return UserError(f"{type(exc).__name__}: {exc}")
 
 
 def resolve_workflow(target: str) -> Workflow:

@@ -11,12 +11,10 @@ import json
 import click
 
 from actors.failures.alerts import check, load_alert_settings
-from foundation.connections import connect_nats
-from foundation.db import create_pool
 from foundation.settings import SettingsError
-from subjects import check_token
+from subjects import DLQ_STREAM, check_token
 from tracks.cli._common import UserError, async_command, get_settings
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import nats_session, pool_session
 
 __all__ = ["ALERT_EXIT_CODE", "alerts"]
 
@@ -43,14 +41,8 @@ async def check_cmd(tracks: tuple[str, ...], as_json: bool) -> None:
     except (ValueError, SettingsError) as exc:
         raise UserError(str(exc)) from None
     settings = get_settings()
-    endpoints = resolve_endpoints(settings)
-    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
-    pool = await create_pool(endpoints.database_url, max_size=2)
-    try:
+    async with nats_session(settings, streams=[DLQ_STREAM]) as nc, pool_session(settings) as pool:
         fired = await check(nc.jetstream(), pool, alert_settings, list(tracks) or None)
-    finally:
-        await pool.close()
-        await nc.drain()
     for alert in fired:
         click.echo(json.dumps(alert.payload()) if as_json else f"ALERT {alert.name}: {alert.message}")
     if not fired:

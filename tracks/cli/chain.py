@@ -7,9 +7,8 @@ import json
 import click
 
 from actors.ledger.execution_chain import execution_chain, step_summaries
-from foundation.db import create_pool
 from tracks.cli._common import UserError, async_command, get_settings
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import pool_session
 
 __all__ = ["chain"]
 
@@ -20,12 +19,9 @@ __all__ = ["chain"]
 @async_command
 async def chain(correlation_id: str, as_json: bool) -> None:
     """Print what happened to one run: every track event in order, then each step's status."""
-    pool = await create_pool(resolve_endpoints(get_settings()).database_url, max_size=2)
-    try:
+    async with pool_session(get_settings()) as pool:
         events = await execution_chain(pool, correlation_id)
         steps = await step_summaries(pool, correlation_id)
-    finally:
-        await pool.close()
     if not events:
         raise UserError(f"no records for correlation ID {correlation_id}")
     if as_json:

@@ -22,30 +22,25 @@ from actors.failures.dlq_ops import (
     UnknownDeadLetter,
 )
 from actors.ledger.store import Ledger
-from foundation.connections import connect_nats
-from foundation.db import create_pool
-from subjects import check_token
+from subjects import DLQ_STREAM, check_token
 from tracks.cli._common import UserError, async_command, get_settings
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import nats_session, open_pool
 
 __all__ = ["dlq"]
 
 
 @asynccontextmanager
 async def _jetstream() -> AsyncIterator[JetStreamContext]:
-    settings = get_settings()
-    nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
-    try:
-        yield nc.jetstream()
-    except (UnknownDeadLetter, NotADeadLetter, StepStillRunning) as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        await nc.drain()
+    async with nats_session(get_settings(), streams=[DLQ_STREAM]) as nc:
+        try:
+            yield nc.jetstream()
+        except (UnknownDeadLetter, NotADeadLetter, StepStillRunning) as exc:
+            raise UserError(str(exc)) from None
 
 
 @asynccontextmanager
 async def _replayer(js: JetStreamContext) -> AsyncIterator[Replayer]:
-    pool = await create_pool(resolve_endpoints(get_settings()).database_url, max_size=2)
+    pool = await open_pool(get_settings())
     ledger = Ledger(pool)
     ledger.start()
     try:

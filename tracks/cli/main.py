@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
+from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from foundation.logs import configure_logging
+from tracks.cli._common import CONNECT_TIMEOUT_KEY, EXIT_CODES
 from tracks.cli.actor import actor
 from tracks.cli.alerts import alerts
 from tracks.cli.bench import bench
@@ -25,15 +27,41 @@ from tracks.cli.workflow import workflow
 __all__ = ["cli", "main"]
 
 
-@click.group()
+def _version() -> str:
+    try:
+        return version("tracks")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES)
+
+
+@click.group(epilog=_EPILOG)
+@click.version_option(_version(), "--version", prog_name="tracks", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug, with tracebacks).")
-def cli(verbose: int) -> None:
-    """Durable track coordination and background jobs on NATS JetStream."""
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="TRACKS_CONNECT_TIMEOUT_S",
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a command waits for each server before it exits 4 [env: TRACKS_CONNECT_TIMEOUT_S].",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, connect_timeout: float) -> None:
+    """Durable track coordination and background jobs on NATS JetStream.
+
+    Logs go to stderr (TRACKS_LOG_FORMAT=json: one JSON object per line); passwords and tokens
+    in URLs are masked in every message.
+    """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(
-        level=os.environ.get("TRACKS_LOG_LEVEL", logging.getLevelName(level)),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        configure_logging(level)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="TRACKS_LOG_FORMAT") from None
+    ctx.meta[CONNECT_TIMEOUT_KEY] = connect_timeout
 
 
 cli.add_command(dev)

@@ -10,10 +10,8 @@ import click
 
 from actors.ledger.retention import purge
 from actors.transport.payloads import PayloadStore
-from foundation.connections import connect_nats
-from foundation.db import create_pool
 from tracks.cli._common import UserError, async_command, get_settings
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import nats_session, pool_session
 
 __all__ = ["retention"]
 
@@ -37,17 +35,11 @@ async def run_cmd(older_than_days: float | None) -> None:
     if older_than_days is not None and older_than_days < 0:
         raise UserError(f"--older-than-days must be >= 0, got {older_than_days:g}")
     older_than_s = older_than_days * 86400 if older_than_days is not None else settings.retention_s
-    endpoints = resolve_endpoints(settings)
-    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
-    pool = await create_pool(endpoints.database_url, max_size=2)
-    try:
+    async with pool_session(settings) as pool, nats_session(settings) as nc:
         payloads = PayloadStore(
             nc.jetstream(), threshold_bytes=settings.payload_threshold_bytes, ttl_s=settings.payload_ttl_s
         )
         counts = await purge(pool, older_than_s=older_than_s, payloads=payloads)
-    finally:
-        await pool.close()
-        await nc.drain()
     click.echo(f"purged what finished more than {older_than_s / 86400:g} day(s) ago:")
     for name, n in counts.items():
         click.echo(f"  {name:16} {n}")

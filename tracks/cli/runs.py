@@ -11,9 +11,8 @@ import click
 
 from actors import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout
 from actors.ledger.progress import ProgressError, proceed, progress, resume
-from foundation.connections import connect_nats
-from foundation.db import create_pool
 from foundation.jetstream.publisher import EventPublisher
+from subjects import STREAM
 from tracks.cli._common import (
     PAYLOAD_HELP,
     UserError,
@@ -23,7 +22,7 @@ from tracks.cli._common import (
     read_payload,
     resolve_workflow,
 )
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import nats_session, nats_url, open_nats, pool_session
 
 __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 
@@ -45,7 +44,8 @@ async def run_cmd(
     """
     wf, body = resolve_workflow(workflow), read_payload(payload)
     settings = get_settings()
-    nc = await connect_nats(settings, resolve_endpoints(settings).nats_url, name="tracks-cli")
+    # the embedded default is started when no server is configured (as `tracks demo` does)
+    nc = await open_nats(settings, nats_url(settings, start=True), streams=[STREAM])
     try:
         client = TracksClient(nc, payloads=payload_store(nc.jetstream(), settings))
         if not wait:
@@ -66,16 +66,11 @@ async def run_cmd(
 @asynccontextmanager
 async def _db_and_publisher() -> AsyncIterator[tuple[asyncpg.Pool, EventPublisher]]:
     settings = get_settings()
-    endpoints = resolve_endpoints(settings)
-    pool = await create_pool(endpoints.database_url, max_size=2)
-    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
-    try:
-        yield pool, EventPublisher(nc.jetstream())
-    except ProgressError as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        await nc.drain()
-        await pool.close()
+    async with pool_session(settings) as pool, nats_session(settings, streams=[STREAM]) as nc:
+        try:
+            yield pool, EventPublisher(nc.jetstream())
+        except ProgressError as exc:
+            raise UserError(str(exc)) from None
 
 
 @click.command("status")
@@ -83,8 +78,11 @@ async def _db_and_publisher() -> AsyncIterator[tuple[asyncpg.Pool, EventPublishe
 @async_command
 async def status_cmd(correlation_id: str) -> None:
     """Where a run stands: {currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}."""
-    async with _db_and_publisher() as (pool, _):
-        state = await progress(pool, correlation_id)
+    async with pool_session(get_settings()) as pool:  # reads PostgreSQL only: never waits for NATS
+        try:
+            state = await progress(pool, correlation_id)
+        except ProgressError as exc:
+            raise UserError(str(exc)) from None
     click.echo(json.dumps(state.as_wire(), indent=2))
 
 

@@ -33,7 +33,8 @@ from scheduler.schedules import (
 from scheduler.settings import SchedulerSettings
 from subjects import dlq_stream, ensure_streams, tracks_stream
 from subjects.priority import Priority
-from tracks.cli._common import UserError, async_command, get_settings, parse_json_object
+from tracks.cli._common import NotSetUp, UserError, async_command, get_settings, parse_json_object
+from tracks.cli._connect import pool_session
 from tracks.endpoints import resolve_endpoints
 
 __all__ = ["schedule", "scheduler"]
@@ -41,16 +42,13 @@ __all__ = ["schedule", "scheduler"]
 
 @asynccontextmanager
 async def _store() -> AsyncIterator[tuple[ScheduleStore, ExecutionStore]]:
-    endpoints = resolve_endpoints(get_settings())
-    pool = await create_pool(endpoints.database_url, max_size=2)
-    try:
-        yield ScheduleStore(pool), ExecutionStore(pool, instance="cli")
-    except asyncpg.UndefinedTableError:
-        raise UserError("the schedule tables do not exist; run `tracks db migrate` first") from None
-    except (UnknownSchedule, ScheduleExists, InvalidSchedule) as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        await pool.close()
+    async with pool_session(get_settings()) as pool:
+        try:
+            yield ScheduleStore(pool), ExecutionStore(pool, instance="cli")
+        except asyncpg.UndefinedTableError:
+            raise NotSetUp("the schedule tables do not exist; run `tracks db migrate` first") from None
+        except (UnknownSchedule, ScheduleExists, InvalidSchedule) as exc:
+            raise UserError(str(exc)) from None
 
 
 def _when(moment: datetime | None, tz: str = "UTC") -> str:

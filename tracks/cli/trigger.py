@@ -9,8 +9,7 @@ from __future__ import annotations
 import click
 
 from actors import TracksClient
-from foundation.connections import connect_nats
-from subjects import check_token
+from subjects import STREAM, check_token
 from tracks.cli._common import (
     PAYLOAD_HELP,
     UserError,
@@ -19,7 +18,7 @@ from tracks.cli._common import (
     payload_store,
     read_payload,
 )
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import nats_session
 
 __all__ = ["trigger"]
 
@@ -40,16 +39,12 @@ async def trigger(track: str, payload: str, correlation_id: str | None, user_id:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     settings = get_settings()
-    endpoints = resolve_endpoints(settings)
-    nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli", wait_for_server=False)
-    try:
+    async with nats_session(settings, streams=[STREAM]) as nc:
         js = nc.jetstream()
         client = TracksClient(js, payloads=payload_store(js, settings))
         try:
             cid, ack = await client.trigger(track, body, correlation_id=correlation_id, user_id=user_id)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    finally:
-        await nc.drain()
     note = " (duplicate: already triggered)" if ack.duplicate else ""
     click.echo(f"{cid}{note}")

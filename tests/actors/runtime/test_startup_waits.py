@@ -77,8 +77,8 @@ async def test_actor_gives_up_after_the_connect_wait_with_one_clear_error(
     servers: Servers, unique: str, tmp_path: Path, down: str
 ) -> None:
     """With NATS or PostgreSQL unreachable, ``tracks actor run`` says once that it waits, gives
-    up after TRACKS_CONNECT_WAIT_S and exits 1 with one line naming the server; no password,
-    no traceback."""
+    up after TRACKS_CONNECT_WAIT_S and exits 4 (server unreachable) with one line naming the
+    server; no password, no traceback."""
     unreachable = f"127.0.0.1:{free_port()}"
     nats_url = f"nats://u:{SECRET}@{unreachable}" if down == "NATS" else servers.nats_url
     database_url = (
@@ -102,7 +102,7 @@ async def test_actor_gives_up_after_the_connect_wait_with_one_clear_error(
     finally:
         actor.kill()
     output = actor.output()
-    assert code == 1, output
+    assert code == 4, output
     assert output.count(f"waiting for {down} at {unreachable} (connection refused); giving up in 2s") == 1
     assert output.count("waiting for") == 1, output
     assert f"{down} at {unreachable} did not answer within 2s (connection refused)" in output, output
@@ -174,7 +174,7 @@ async def test_scheduler_waits_for_postgres_then_gives_up_with_one_clear_error(
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     output = out.decode()
-    assert proc.returncode == 1, output
+    assert proc.returncode == 4, output
     assert output.count(f"waiting for PostgreSQL at {unreachable} (connection refused); giving up in 2s") == 1
     assert f"PostgreSQL at {unreachable} did not answer within 2s" in output, output
     assert SECRET not in output
