@@ -28,6 +28,7 @@ from scheduler.executions import ExecutionStore, Finished
 from scheduler.executor import TickExecutor
 from scheduler.history import HistoryConsumer
 from scheduler.listener import ScheduleChange, ScheduleListener
+from scheduler.metrics import SchedulerMetrics
 from scheduler.misfire import plan_catch_up, plan_due
 from scheduler.publisher import Route, TickPublisher, track_route
 from scheduler.schedules import InvalidSchedule, Schedule, ScheduleStore
@@ -58,9 +59,15 @@ class Scheduler:
         route: Route = track_route,
         duplicate_window_s: float = 120.0,
         clock: Callable[[], datetime] = _utcnow,
+        http_port: int | None = None,
+        http_host: str = "127.0.0.1",
     ) -> None:
+        """``http_port``: serve ``/metrics``, ``/healthz`` and ``/readyz`` there (TRACKS_HTTP_PORT)."""
         self.settings = settings or SchedulerSettings()
         self._nc = nc
+        self.pool = pool
+        self._http = (http_host, http_port)
+        self.metrics: SchedulerMetrics | None = None
         self._clock = clock
         self.schedules = ScheduleStore(pool)
         self.executions = ExecutionStore(pool, instance=self.settings.instance)
@@ -104,6 +111,14 @@ class Scheduler:
     def listener(self) -> ScheduleListener:
         return self._listener
 
+    @property
+    def nc(self) -> NATS:
+        return self._nc
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     # --- lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Scheduler:
@@ -133,6 +148,7 @@ class Scheduler:
             raise self.failure from None
 
     async def start(self, *, ready_timeout_s: float = 30.0) -> None:
+        self.metrics = await SchedulerMetrics.open(self, *self._http)  # first: /readyz tells start-up
         if self.settings.standard_schedules:
             added = await self.schedules.register(standard_schedules(self.settings.standard_targets))
             if added:
@@ -179,6 +195,8 @@ class Scheduler:
             self._aps.shutdown(wait=False)
         await self.firer.close()
         self._loaded.clear()
+        if self.metrics is not None:
+            await self.metrics.close()
 
     async def _watch_connection(self, every_s: float = 0.5) -> None:
         """nats-py gives a connection up for good in some cases (the server refused a publish

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from foundation.backoff import Backoff
 from foundation.group_commit import GroupCommit
 from scheduler.executions import Claim, Decision, ExecutionStore, Finished
+from scheduler.metrics import tick_counted
 from scheduler.misfire import MisfirePlan
 from scheduler.publisher import TickPublisher, message_id
 from scheduler.schedules import Schedule
@@ -77,7 +78,9 @@ class TickFirer:
     async def apply(self, schedule: Schedule, plan: MisfirePlan) -> None:
         """Record the plan's skips, then fire its tick (if any)."""
         if plan.skips:
-            self.stats.skipped += await self._executions.record_skips(schedule, plan.skips)
+            skipped = await self._executions.record_skips(schedule, plan.skips)
+            self.stats.skipped += skipped
+            tick_counted(schedule.name, "skipped", skipped)
             log.info("%s: skipped %d tick(s) (%s)", schedule.name, len(plan.skips), plan.skips[-1].reason)
         if plan.fire is not None:
             await self.fire(schedule, plan.fire)
@@ -88,9 +91,11 @@ class TickFirer:
             await self.publish(schedule, scheduled_for, claim.correlation_id)
         elif claim.decision is Decision.SKIPPED:
             self.stats.skipped += 1
+            tick_counted(schedule.name, "skipped")
             log.info("%s: tick %s skipped: %s", schedule.name, scheduled_for.isoformat(), claim.reason)
         elif claim.decision is Decision.QUEUED:
             self.stats.queued += 1
+            tick_counted(schedule.name, "queued")
             log.info("%s: tick %s queued: %s", schedule.name, scheduled_for.isoformat(), claim.reason)
         return claim.decision
 
@@ -108,11 +113,14 @@ class TickFirer:
                 continue
             if published.duplicate:
                 self.stats.duplicates += 1
+                tick_counted(schedule.name, "duplicate")
             else:
                 self.stats.published += 1
+                tick_counted(schedule.name, "published")
                 self.stats.lateness_ms.append((self._clock() - scheduled_for).total_seconds() * 1000)
             return
         self.stats.publish_failures += 1
+        tick_counted(schedule.name, "publish_failed")
         log.error(
             "%s: could not publish %s: %s", schedule.name, message_id(schedule.name, scheduled_for), error
         )
@@ -127,6 +135,7 @@ class TickFirer:
         released = await self._executions.release_queued(schedule.id)
         if released is not None:
             self.stats.released += 1
+            tick_counted(schedule.name, "released")
             log.info("%s: releasing queued tick %s", schedule.name, released.scheduled_for.isoformat())
             await self.publish(schedule, released.scheduled_for, released.correlation_id)
 

@@ -262,6 +262,8 @@ async def run_cmd() -> None:
             dsn=endpoints.database_url,
             settings=sched_settings,
             duplicate_window_s=settings.duplicate_window_s,
+            http_port=settings.http_port,
+            http_host=settings.http_host,
         )
         async with service:
             click.echo(
