@@ -32,6 +32,7 @@ from actors.transport.decode import Activation, decode, stored_at_us
 from actors.transport.payloads import PayloadStore, is_ref
 from actors.transport.pull import MessageSource
 from foundation.jetstream.publisher import EventPublisher
+from foundation.logs import set_step
 from subjects import headers
 
 __all__ = ["TrackWorker"]
@@ -262,6 +263,7 @@ class TrackWorker:
                 return
             step = Step(self.track, msg, activation, self._context(msg, meta, activation, hdrs))
             self._contexts[meta.sequence.stream] = step.ctx  # before the claim: a cancel after it tells it
+            set_step(step.ctx)  # every line logged in this task carries cid, track, attempt, trace
             try:
                 outcome = await self._chain(step)
             except asyncio.CancelledError:
