@@ -15,6 +15,7 @@ from tracks.cli.bench import bench
 from tracks.cli.chain import chain
 from tracks.cli.db import db
 from tracks.cli.demo import demo
+from tracks.cli.deploy import deploy
 from tracks.cli.dev import dev
 from tracks.cli.dlq import dlq
 from tracks.cli.retention import retention
@@ -73,6 +74,7 @@ cli.add_command(dlq)
 cli.add_command(alerts)
 cli.add_command(bench)
 cli.add_command(demo)
+cli.add_command(deploy)
 for _command in (run_cmd, status_cmd, proceed_cmd, resume_cmd):
     cli.add_command(_command)
 cli.add_command(schedule)

@@ -1,0 +1,151 @@
+"""``tracks deploy permissions``: the users it prints are enough to run the reference workflow
+on a nats-server that enforces them, and refuse what a track's actor has no business doing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import nats
+import nats.errors
+import pytest
+from click.testing import CliRunner
+from nats.aio.client import Client as NATS
+
+from actors import Runtime, TracksClient
+from actors.loader import load_workflow
+from foundation.connections import connect_nats
+from foundation.settings import Settings, load_settings
+from tests.conftest import Servers
+from tests.support.configured_nats import ConfiguredNats, configured_nats
+from tracks.cli.main import cli
+from tracks.deploy import deployment_users, to_json
+from tracks.deploy.permissions import password_variable
+
+MODULE = "tracks.examples.receipts"
+
+
+def _printed(*args: str) -> str:
+    result = CliRunner().invoke(cli, ["deploy", "permissions", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _passwords() -> dict[str, str]:
+    return {u.password_variable: f"pw-{i}" for i, u in enumerate(deployment_users([load_workflow(MODULE)]))}
+
+
+@pytest.fixture
+async def enforced(tmp_path: Path) -> AsyncIterator[ConfiguredNats]:
+    """A nats-server whose only users are those ``tracks deploy permissions`` printed."""
+    with configured_nats(tmp_path / "nats", _printed(MODULE), env=_passwords()) as server:
+        yield server
+
+
+def _as(server: ConfiguredNats, servers: Servers, user: str) -> Settings:
+    return load_settings(
+        nats_url=server.url,
+        database_url=servers.database_url,
+        nats_user=user,
+        nats_password=_passwords()[password_variable(user)],
+        run_timeout_check_s=0.5,
+        payload_threshold_bytes=64,  # outputs go by reference: the payload store under the allow-lists
+        metrics_interval_s=0.5,  # the metrics publish happens during the test, within the allow-list
+    )
+
+
+async def _client(server: ConfiguredNats, user: str, errors: list[str]) -> NATS:
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    password = _passwords()[password_variable(user)]
+    return await nats.connect(
+        server.url, user=user, password=password, error_cb=on_error, max_reconnect_attempts=0
+    )
+
+
+def test_the_printed_users_cover_every_track_and_role() -> None:
+    """One user per track of the module, then the scheduler, the operator and the observer; JSON
+    carries the same users, with passwords as variables, never values."""
+    data = json.loads(_printed(MODULE, "--format", "json"))
+    assert [u["user"] for u in data["users"]] == [
+        "track-gmail",
+        "track-drive",
+        "track-file_management",
+        "track-freee",
+        "tracks-scheduler",
+        "tracks-operator",
+        "tracks-observer",
+    ]
+    assert data == to_json(deployment_users([load_workflow(MODULE)]))
+    assert all(u["password"].startswith("$TRACKS_NATS_PASSWORD_") for u in data["users"])
+    gmail = data["users"][0]["permissions"]
+    assert "tracks.gmail.completed.*" in gmail["publish"]["allow"]
+    assert not any(s.startswith("tracksapi.") and "metrics" not in s for s in gmail["publish"]["allow"])
+
+
+def test_an_unknown_module_is_one_clear_line() -> None:
+    result = CliRunner().invoke(cli, ["deploy", "permissions", "no_such_module_here"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: cannot import 'no_such_module_here': No module named 'no_such_module_here'"
+    ]
+
+
+async def test_each_track_runs_with_its_own_user_and_the_operator_triggers(
+    enforced: ConfiguredNats, servers: Servers, migrated: None
+) -> None:
+    """The reference workflow's four actors, each connected as its track's user, complete a run
+    the operator user starts, their outputs passed through the payload store; nats-server reports
+    no permissions violation meanwhile."""
+    wf = load_workflow(MODULE)
+    async with AsyncExitStack() as stack:
+        for track in wf:
+            runtime = Runtime([track], settings=_as(enforced, servers, f"track-{track.name}"))
+            await stack.enter_async_context(runtime)
+        operator = _as(enforced, servers, "tracks-operator")
+        nc = await connect_nats(operator, enforced.url, wait_for_server=False)
+        stack.push_async_callback(nc.drain)
+        result = await TracksClient(nc).run(wf, {"mailbox": "me@example.com", "count": 2}, timeout=60)
+        assert result["total_jpy"] == 3000
+        await asyncio.sleep(1.0)  # a metrics report and a timeout check pass under the allow-lists
+    assert "Violation" not in enforced.log(), enforced.log()[-3000:]
+
+
+async def test_a_track_user_cannot_forge_another_tracks_events_or_call_the_api(
+    enforced: ConfiguredNats,
+) -> None:
+    """gmail's user publishing drive's completion, or asking ``tracksapi.proceed``: refused by the
+    server (a permissions violation reaches the error callback; no PubAck, no reply)."""
+    errors: list[str] = []
+    nc = await _client(enforced, "track-gmail", errors)
+    try:
+        js = nc.jetstream()
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await js.publish("tracks.drive.completed.x", b"{}", timeout=1.0)
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await nc.request("tracksapi.proceed", b'{"correlationId": "x"}', timeout=1.0)
+        await nc.flush()
+    finally:
+        await nc.close()
+    assert 'Publish Violation - Subject "tracksapi.proceed"' in enforced.log()  # what the next test rules out
+    assert any('publish to "tracks.drive.completed.x"' in e.lower() for e in errors), errors
+    assert any('publish to "tracksapi.proceed"' in e.lower() for e in errors), errors
+
+
+async def test_the_observer_reads_but_cannot_trigger(enforced: ConfiguredNats) -> None:
+    """The read-only user may subscribe to every event but not publish a trigger."""
+    errors: list[str] = []
+    nc = await _client(enforced, "tracks-observer", errors)
+    try:
+        await nc.subscribe("tracks.>")
+        await nc.publish("tracks.gmail.run.x", b"{}")
+        await nc.flush()
+        await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+    assert any('publish to "tracks.gmail.run.x"' in e.lower() for e in errors), errors
+    assert not any("subscription" in e.lower() for e in errors), errors
