@@ -20,9 +20,13 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from actors.transport.payloads import PayloadStore, is_ref
 from actors.workflow import Workflow
+from foundation import telemetry
 from foundation.jetstream.publisher import EventPublisher
 from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_token, headers, names
 
@@ -91,8 +95,22 @@ class TracksClient:
         if not roots:
             raise ValueError(f"workflow {workflow.name} has no tracks")
         body = await self._payloads.offload_input(cid, payload or {})
-        for root in roots:
-            await self.trigger(root.name, body, correlation_id=cid, user_id=user_id, workflow=workflow.name)
+        # one span for the run's start: every root's trigger is published in it, so the whole run
+        # is one trace (a child of the caller's current span, when there is one)
+        span = telemetry.start_span(
+            f"start {workflow.name}",
+            kind=SpanKind.INTERNAL,
+            attributes={"tracks.workflow": workflow.name, "messaging.message.conversation_id": cid},
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            for root in roots:
+                await self.trigger(
+                    root.name, body, correlation_id=cid, user_id=user_id, workflow=workflow.name
+                )
+        finally:
+            otel_context.detach(token)
+            span.end()
         return cid
 
     async def run(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -21,7 +22,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from foundation.lean_spans import LeanSpan, SpanSink
@@ -30,15 +31,18 @@ __all__ = [
     "CURRENT",
     "add_span_processor",
     "configure_tracing",
+    "continued",
     "extract",
     "inject",
     "inject_span",
     "parent_of",
+    "rejoin",
     "remove_span_processor",
     "set_lean_spans",
     "shutdown_tracing",
     "start_span",
     "trace_id_of",
+    "traceparent",
     "tracer",
 ]
 
@@ -97,10 +101,38 @@ def _exporter_from_env() -> SpanExporter | None:
     if chosen == "console":
         return ConsoleSpanExporter()
     if chosen == "otlp" or endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter()
+        return _otlp_exporter()
     return None
+
+
+def _otlp_exporter() -> SpanExporter:
+    """OTLP over ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``: ``http/protobuf`` (the default) or
+    ``grpc`` (the optional extra ``tracks[grpc]``; without it, one warning and HTTP)."""
+    chosen = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
+    protocol = (chosen or "http/protobuf").strip().lower()
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+        except ImportError:
+            log.warning(
+                "tracing: OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: "
+                "pip install 'tracks[grpc]'; exporting over http/protobuf instead"
+            )
+        else:
+            return GrpcSpanExporter()  # type: ignore[no-any-return,unused-ignore]
+    elif protocol != "http/protobuf":
+        log.warning(
+            "tracing: OTLP protocol %r is not supported (http/protobuf or grpc); exporting over "
+            "http/protobuf",
+            protocol,
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
 
 
 def tracer() -> trace.Tracer:
@@ -150,6 +182,27 @@ def start_span(
     )
 
 
+@contextmanager
+def continued(
+    name: str, stored: str | None, attributes: dict[str, Any], *, kind: SpanKind = SpanKind.INTERNAL
+) -> Iterator[trace.Span]:
+    """A current span continuing the trace whose ``traceparent`` was ``stored`` (a run's, read from
+    the database: ``tracks proceed`` and ``resume``, the timeout sweep); what is published inside
+    belongs to that trace. With nothing stored, a child of the current span. Not for hot paths."""
+    parent = parent_of({"traceparent": stored}) if stored else CURRENT
+    span = start_span(name, kind=kind, attributes=attributes, parent=parent)
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    except Exception as exc:
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
 def parent_of(headers: Mapping[str, str] | None) -> SpanContext | None:
     """The remote parent a message's ``traceparent`` names (W3C), or ``None``."""
     value = headers.get("traceparent") if headers else None
@@ -188,6 +241,36 @@ def inject(headers: MutableMapping[str, str], context: otel_context.Context | No
 
 def extract(headers: Mapping[str, str] | None) -> otel_context.Context:
     return _PROPAGATOR.extract(headers or {})
+
+
+def traceparent(span: trace.Span) -> str | None:
+    """``span``'s W3C ``traceparent`` (what a run stores to be continued later), or ``None``."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+
+
+def rejoin(span: trace.Span, parent: SpanContext) -> bool:
+    """Move a started span into ``parent``'s trace (its parent becomes ``parent``, and it links to
+    the parent it had): a step whose message came from another trace joins its run's trace.
+
+    Only before the span has children (a step calls it right after its claim). Relies on the span
+    keeping its context in ``_context`` and its parent in ``_parent``: true of lean spans and of the
+    SDK's (``tests/foundation/test_run_trace.py`` checks both). ``False`` when nothing changed."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid or not parent.is_valid or ctx.trace_id == parent.trace_id:
+        return False
+    if not span.is_recording() or not hasattr(span, "_parent"):
+        return False
+    before = span._parent
+    span._context = SpanContext(  # type: ignore[attr-defined]
+        parent.trace_id, ctx.span_id, False, ctx.trace_flags, parent.trace_state or ctx.trace_state
+    )
+    span._parent = parent
+    if before is not None:
+        span.add_link(before, {"tracks.link": "delivered_by"})
+    return True
 
 
 def trace_id_of(span: trace.Span) -> str | None:

@@ -33,6 +33,7 @@ __all__ = [
     "parse",
     "run",
     "run_filters",
+    "template",
     "unrouted_filter",
     "workflow_cancellations",
     "workflow_event",
@@ -64,6 +65,9 @@ class SubjectKind(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DATA_READY = "data_ready"
+
+
+_KINDS = frozenset(str(k) for k in SubjectKind)
 
 
 def check_token(value: str, what: str) -> str:
@@ -105,6 +109,22 @@ def workflow_events(workflow: str, correlation_id: str) -> str:
 def workflow_cancellations() -> str:
     """Every run cancellation of every workflow (what a runtime listens to, to tell its steps)."""
     return f"{ROOT}.workflow.*.{RunOutcome.CANCELLED}.*"
+
+
+def template(subject: str) -> tuple[str, str | None]:
+    """``subject`` without its correlation ID, and that ID: ``tracks.X.completed.<cid>`` →
+    ``("tracks.X.completed", cid)``. The first is low-cardinality (span names, the
+    ``messaging.destination.template`` attribute); a subject with no ID comes back whole."""
+    tokens = subject.split(".")
+    n = len(tokens)
+    if tokens[0] == ROOT:
+        if n >= 5 and tokens[1] == "workflow":  # tracks.workflow.<name>.<outcome>.<cid>
+            return ".".join(tokens[:4]), ".".join(tokens[4:])
+        if n >= 4 and tokens[2] in _KINDS:  # tracks.<track>.<kind>.<cid> (several tokens: unrouted)
+            return ".".join(tokens[:3]), ".".join(tokens[3:])
+    elif tokens[0] == DLQ_ROOT and n >= 3:  # dlq.<track>.<cid>
+        return ".".join(tokens[:2]), ".".join(tokens[2:])
+    return subject, None
 
 
 def api(endpoint: str) -> str:

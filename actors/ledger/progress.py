@@ -17,6 +17,7 @@ import asyncpg
 
 from actors.failures.dlq_ops import resolve_run_letters
 from actors.ledger.store import Ledger
+from foundation import telemetry
 from foundation.jetstream.publisher import EventPublisher
 from subjects import EventType, encode_event, headers, names
 
@@ -99,6 +100,18 @@ async def proceed(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id:
         raise ProgressError(f"run {correlation_id} is {state.status}; resume it before releasing a gate")
     phase = state.current_phase
     assert phase is not None
+    stored = await pool.fetchval(
+        "SELECT trace_context FROM workflow_runs WHERE correlation_id = $1", correlation_id
+    )
+    with telemetry.continued(
+        f"proceed {state.workflow}", stored, _attributes(state.workflow, correlation_id)
+    ):
+        return await _release(pool, publisher, state.workflow, correlation_id, phase)
+
+
+async def _release(
+    pool: asyncpg.Pool, publisher: EventPublisher, workflow: str, correlation_id: str, phase: str
+) -> ReActivated:
     await pool.execute(
         """UPDATE workflow_runs SET released_phases = array_append(released_phases, $2), updated_at = now()
            WHERE correlation_id = $1 AND NOT ($2 = ANY (released_phases))""",
@@ -116,7 +129,7 @@ async def proceed(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id:
     for row in gated:
         await _activate(
             publisher,
-            state.workflow,
+            workflow,
             correlation_id,
             row["track_id"],
             row["payload"] or {},
@@ -125,7 +138,7 @@ async def proceed(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id:
     await _log(
         pool,
         correlation_id,
-        state.workflow,
+        workflow,
         "proceeded",
         {"phase": phase, "tracks": [r["track_id"] for r in gated]},
     )
@@ -150,6 +163,22 @@ async def resume(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id: 
     ]
     if run["status"] == "running" and not any(steps.get(t) == "failed" for t in frontier):
         raise ProgressError(f"run {correlation_id} is running with no failed step; nothing to resume")
+    with telemetry.continued(
+        f"resume {run['workflow']}", run["trace_context"], _attributes(run["workflow"], correlation_id)
+    ):
+        return await _resume(pool, publisher, correlation_id, run, steps, frontier)
+
+
+async def _resume(
+    pool: asyncpg.Pool,
+    publisher: EventPublisher,
+    correlation_id: str,
+    run: asyncpg.Record,
+    steps: dict[str, str],
+    frontier: list[str],
+) -> ReActivated:
+    definition = run["definition"]
+    graph: dict[str, list[str]] = definition["tracks"]
     await pool.execute(
         """UPDATE workflow_runs SET status = 'running', error = NULL, finished_at = NULL, updated_at = now(),
                   deadline = CASE WHEN $2::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => $2) END
@@ -189,7 +218,7 @@ async def resume(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id: 
 
 async def _load(pool: asyncpg.Pool, correlation_id: str) -> tuple[asyncpg.Record, dict[str, str]]:
     run = await pool.fetchrow(
-        "SELECT workflow, status, input, released_phases, definition FROM workflow_runs "
+        "SELECT workflow, status, input, released_phases, definition, trace_context FROM workflow_runs "
         "WHERE correlation_id = $1",
         correlation_id,
     )
@@ -204,6 +233,10 @@ async def _load(pool: asyncpg.Pool, correlation_id: str) -> tuple[asyncpg.Record
         )
     }
     return run, steps
+
+
+def _attributes(workflow: str, correlation_id: str) -> dict[str, Any]:
+    return {"tracks.workflow": workflow, "messaging.message.conversation_id": correlation_id}
 
 
 def _current_step(tracks: list[str], steps: dict[str, str]) -> str | None:

@@ -90,6 +90,8 @@ class Claim:
     completed in this run."""
     max_tries: int = 1_000_000
     """Tries of one activating message before it is exhausted (the track's ``max_deliver``)."""
+    trace_context: str | None = None
+    """The step's span (W3C ``traceparent``): kept with the step, and with the run a root opens."""
     claim_id: str = field(default_factory=new_event_id)
     """Recognises this claim when its batch is replayed (also the ``started`` row's event id)."""
 
@@ -103,6 +105,10 @@ class ClaimResult:
     output: dict[str, Any] | None = None
     inputs: dict[str, Any] | None = None
     """For a fan-in step: each upstream's recorded output, by track."""
+    run_trace: str | None = None
+    """The run's ``traceparent`` (stored by the claim that opened it): the step joins that trace."""
+    causes: dict[str, str | None] | None = None
+    """For a fan-in step: each upstream step's ``traceparent``, by track (its span links)."""
     run_status: str | None = None
     """For ``CLOSED``: how the run ended (``timed_out`` or ``cancelled``)."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from actors.runtime.metrics import run_ended
+from foundation import telemetry
 from foundation.group_commit import GroupCommit
 from foundation.jetstream.publisher import EventPublisher
 from subjects import EventType, RunOutcome, encode_event, headers, names
@@ -143,7 +144,7 @@ class Runs:
             """UPDATE workflow_runs SET status = 'timed_out', finished_at = now(), updated_at = now(),
                       error = 'the run did not finish before its deadline ' || deadline::text
                WHERE status = 'running' AND deadline < now()
-               RETURNING correlation_id, workflow, deadline"""
+               RETURNING correlation_id, workflow, deadline, trace_context"""
         )
         for r in rows:
             log.warning(
@@ -160,12 +161,17 @@ class Runs:
                 r["workflow"],
                 json.dumps({"deadline": r["deadline"].isoformat()}),
             )
-            await self._announce(
-                r["workflow"],
-                RunOutcome.TIMED_OUT,
-                r["correlation_id"],
-                {"deadline": r["deadline"].isoformat()},
-            )
+            with telemetry.continued(  # the outcome event belongs to the run's trace
+                f"timeout {r['workflow']}",
+                r["trace_context"],
+                {"tracks.workflow": r["workflow"], "messaging.message.conversation_id": r["correlation_id"]},
+            ):
+                await self._announce(
+                    r["workflow"],
+                    RunOutcome.TIMED_OUT,
+                    r["correlation_id"],
+                    {"deadline": r["deadline"].isoformat()},
+                )
         return [r["correlation_id"] for r in rows]
 
     async def _announce(

@@ -32,17 +32,18 @@ WITH req AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
              at timestamptz, deps text[], root boolean, gate text, timeout_s float8, definition jsonb,
-             claim_id uuid, max_tries int, source text)
+             claim_id uuid, max_tries int, source text, tp text)
 ), new_runs AS (
     INSERT INTO workflow_runs
-        (correlation_id, workflow, status, user_id, input, deadline, started_at, definition)
+        (correlation_id, workflow, status, user_id, input, deadline, started_at, definition, trace_context)
     SELECT DISTINCT ON (cid) cid, workflow, 'running', user_id, details -> 'payload',
-           at + make_interval(secs => timeout_s), at, coalesce(definition, '{}'::jsonb)
+           at + make_interval(secs => timeout_s), at, coalesce(definition, '{}'::jsonb), tp
     FROM req WHERE root AND workflow IS NOT NULL
     ORDER BY cid
     ON CONFLICT (correlation_id) DO NOTHING
 ), state AS (
     SELECT r.*, w.status AS run_status, coalesce(w.released_phases, '{}') AS released,
+           w.trace_context AS run_trace,
            (cardinality(r.deps) = 0 OR
             (SELECT count(*) FILTER (WHERE d.status = 'completed') FROM track_steps d
              WHERE d.correlation_id = r.cid AND d.track_id = ANY (r.deps)) = cardinality(r.deps)) AS deps_met,
@@ -64,11 +65,11 @@ WITH req AS (
 ), claimed AS (
     INSERT INTO track_steps AS s
         (correlation_id, track_id, workflow, user_id, status, attempts, activated_by, trace_id,
-         claim_id, tries)
+         claim_id, tries, trace_context)
     SELECT cid, track, workflow, user_id,
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 'gated' ELSE 'running' END,
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
-           seq, trace_id, claim_id, 1
+           seq, trace_id, claim_id, 1, tp
     FROM state WHERE deps_met AND source_ok AND NOT coalesce(exhausted, false)
                  AND coalesce(run_status, '') NOT IN ('timed_out', 'cancelled')
     ORDER BY cid, track  -- rows are locked in key order by every statement: batches never deadlock
@@ -79,7 +80,7 @@ WITH req AS (
             tries = CASE WHEN s.claim_id = EXCLUDED.claim_id THEN s.tries
                          WHEN s.status = 'running' AND s.activated_by = EXCLUDED.activated_by THEN s.tries + 1
                          ELSE 1 END,
-            claim_id = EXCLUDED.claim_id,
+            claim_id = EXCLUDED.claim_id, trace_context = EXCLUDED.trace_context,
             activated_by = EXCLUDED.activated_by, error = NULL, finished_at = NULL, updated_at = now()
         WHERE s.status IN ('failed', 'timed_out', 'gated')
            OR (s.status = 'running' AND s.activated_by = EXCLUDED.activated_by)
@@ -99,10 +100,13 @@ WITH req AS (
 )
 SELECT s.cid, s.track, s.seq, c.attempts, c.tries, c.status AS claimed, prior.status AS prior_status,
        prior.output::text AS prior_output, prior.activated_by, s.run_status, s.deps_met, s.source_ok,
-       coalesce(s.exhausted, false) AS exhausted, s.prior_attempts,
+       coalesce(s.exhausted, false) AS exhausted, s.prior_attempts, s.run_trace,
        CASE WHEN c.status = 'running' AND cardinality(s.deps) > 0 THEN
            (SELECT jsonb_object_agg(d.track_id, d.output) FROM track_steps d
-            WHERE d.correlation_id = s.cid AND d.track_id = ANY (s.deps))::text END AS inputs
+            WHERE d.correlation_id = s.cid AND d.track_id = ANY (s.deps))::text END AS inputs,
+       CASE WHEN c.status = 'running' AND cardinality(s.deps) > 0 THEN  -- a fan-in links its causes
+           (SELECT jsonb_object_agg(d.track_id, d.trace_context) FROM track_steps d
+            WHERE d.correlation_id = s.cid AND d.track_id = ANY (s.deps))::text END AS causes
 FROM state s
 LEFT JOIN claimed c ON c.correlation_id = s.cid AND c.track_id = s.track
 LEFT JOIN track_steps prior ON prior.correlation_id = s.cid AND prior.track_id = s.track

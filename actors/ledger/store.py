@@ -61,9 +61,17 @@ __all__ = [
 def _verdict(row: asyncpg.Record) -> ClaimResult:
     if row["claimed"] == "running":
         inputs = json.loads(row["inputs"]) if row["inputs"] else None
-        return ClaimResult(Verdict.RUN, attempt=row["attempts"], tries=row["tries"], inputs=inputs)
+        causes = json.loads(row["causes"]) if row["causes"] else None
+        return ClaimResult(
+            Verdict.RUN,
+            attempt=row["attempts"],
+            tries=row["tries"],
+            inputs=inputs,
+            run_trace=row["run_trace"],
+            causes=causes,
+        )
     if row["claimed"] == "gated":
-        return ClaimResult(Verdict.GATED)
+        return ClaimResult(Verdict.GATED, run_trace=row["run_trace"])
     if row["prior_status"] == "completed":
         if row["activated_by"] == row["seq"]:  # the completing message itself, redelivered: re-announce
             output = json.loads(row["prior_output"]) if row["prior_output"] else {}
@@ -76,7 +84,7 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
     if row["run_status"] in ("timed_out", "cancelled"):
         return ClaimResult(Verdict.CLOSED, run_status=row["run_status"])
     if not row["deps_met"]:
-        return ClaimResult(Verdict.WAITING)
+        return ClaimResult(Verdict.WAITING, run_trace=row["run_trace"])
     return ClaimResult(Verdict.DUPLICATE)
 
 
@@ -113,6 +121,7 @@ def claim_params(claims: Iterable[Claim]) -> tuple[str]:
             "claim_id": c.claim_id,
             "max_tries": c.max_tries,
             "source": c.source,
+            "tp": c.trace_context,
         }
         for c in claims
     ]

@@ -59,6 +59,8 @@ class Step:
     ctx: TrackContext
     trace_context: otel_context.Context | None = None
     """The step's span (set by the tracing middleware): settlement publishes in its trace."""
+    traceparent: str | None = None
+    """The step's span as a W3C ``traceparent`` (set by the tracing middleware): the claim keeps it."""
     claim: ClaimResult | None = None
     """What the ledger granted (set by the ledger middleware): its attempt fences the outcome."""
     started: float = field(default_factory=time.monotonic)

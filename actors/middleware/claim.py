@@ -12,6 +12,7 @@ import logging
 from actors.ledger.plan import StepPlan
 from actors.ledger.store import Claim, Ledger, Verdict
 from actors.middleware.base import Next, Outcome, Skipped, Step
+from actors.middleware.tracing import join_run
 
 __all__ = ["LedgerMiddleware"]
 
@@ -54,9 +55,12 @@ class LedgerMiddleware:
                 definition=plan.definition,
                 source=activation.source_track,
                 max_tries=self._max_tries,
+                trace_context=step.traceparent,
             )
         )
         step.claim = result
+        if result.run_trace is not None or result.causes:
+            join_run(step, result)  # before the handler: its spans and events follow the step's
         if result.verdict is not Verdict.RUN:
             self._note(step, result.verdict, cancelled=result.run_status == "cancelled")
             return Skipped(result.verdict, result.output)

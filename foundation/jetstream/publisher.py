@@ -19,7 +19,7 @@ import nats.errors
 from nats.js import JetStreamContext, api
 from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from foundation import telemetry
 from foundation.backoff import Backoff
@@ -58,6 +58,24 @@ def bounded(text: str, limit: int = 2000) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _producer_attributes(
+    subject: str, template: str, correlation_id: str | None, msg_id: str | None
+) -> dict[str, object]:
+    """OpenTelemetry messaging attributes of a publish (semantic conventions, NATS)."""
+    attributes: dict[str, object] = {
+        "messaging.system": "nats",
+        "messaging.operation.type": "publish",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": subject,
+        "messaging.destination.template": template,
+    }
+    if msg_id:
+        attributes["messaging.message.id"] = msg_id
+    if correlation_id:
+        attributes["messaging.message.conversation_id"] = correlation_id
+    return attributes
+
+
 class EventPublisher:
     def __init__(self, js: JetStreamContext, *, timeout_s: float = 5.0, give_up_s: float = 30.0) -> None:
         self._js = js
@@ -79,10 +97,11 @@ class EventPublisher:
     async def publish(
         self, subject: str, body: bytes, hdrs: dict[str, str], *, stream: str | None = None
     ) -> PubAck:
+        template, correlation_id = names.template(subject)
         span = telemetry.start_span(
-            f"{subject} publish",
+            f"publish {template}",  # low cardinality: never an ID in a span name
             kind=SpanKind.PRODUCER,
-            attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+            attributes=_producer_attributes(subject, template, correlation_id, hdrs.get(headers.MSG_ID)),
         )
         try:
             telemetry.inject_span(hdrs, span)
@@ -90,6 +109,10 @@ class EventPublisher:
                 return await self._publish_once(subject, body, hdrs, stream)
             except (*_RETRYABLE, APIError) as exc:
                 return await self._retry(subject, body, hdrs, stream, exc)
+        except Exception as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {bounded(str(exc), 200)}")
+            raise
         finally:
             span.end()
 

@@ -23,6 +23,7 @@ from tracks.cli._common import (
     resolve_workflow,
 )
 from tracks.cli._connect import nats_session, nats_url, open_nats, pool_session
+from tracks.cli._tracing import cli_tracing
 
 __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 
@@ -44,6 +45,7 @@ async def run_cmd(
     """
     wf, body = resolve_workflow(workflow), read_payload(payload)
     settings = get_settings()
+    cli_tracing(settings)  # the run's start is its trace's first span
     # the embedded default is started when no server is configured (as `tracks demo` does)
     nc = await open_nats(settings, nats_url(settings, start=True), streams=[STREAM])
     try:
@@ -66,6 +68,7 @@ async def run_cmd(
 @asynccontextmanager
 async def _db_and_publisher() -> AsyncIterator[tuple[asyncpg.Pool, EventPublisher]]:
     settings = get_settings()
+    cli_tracing(settings)  # proceed and resume continue the run's trace
     async with pool_session(settings) as pool, nats_session(settings, streams=[STREAM]) as nc:
         try:
             yield pool, EventPublisher(nc.jetstream())

@@ -19,6 +19,7 @@ from tracks.cli._common import (
     read_payload,
 )
 from tracks.cli._connect import nats_session
+from tracks.cli._tracing import cli_tracing
 
 __all__ = ["trigger"]
 
@@ -39,6 +40,7 @@ async def trigger(track: str, payload: str, correlation_id: str | None, user_id:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     settings = get_settings()
+    cli_tracing(settings)
     async with nats_session(settings, streams=[STREAM]) as nc:
         js = nc.jetstream()
         client = TracksClient(js, payloads=payload_store(js, settings))

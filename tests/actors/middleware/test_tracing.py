@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -18,6 +15,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from actors import Runtime, TracksClient
 from foundation import telemetry
 from tests.actors.runtime.test_runtime_chain import chain_of_four
+from tests.support.otlp import Collector, attrs
 
 
 @pytest.fixture(params=["lean", "sdk"])
@@ -49,40 +47,9 @@ async def test_every_step_of_a_run_shares_one_trace(traced, pool, nc, unique):
     assert traces[f"{unique}-one"] != traces[f"{unique}-two"]
 
 
-class _Collector:
-    """A minimal OTLP/HTTP trace receiver (what Jaeger listens for on :4318): decodes each export."""
-
-    def __init__(self) -> None:
-        self.spans: list[Any] = []
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                for resource_spans in request.resource_spans:
-                    for scope_spans in resource_spans.scope_spans:
-                        collector.spans.extend(scope_spans.spans)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._server.server_port}/v1/traces"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 async def test_spans_are_exported_over_otlp_as_one_trace_per_run(traced, nc, unique):
     """CONSUMER span per step, PRODUCER span per publish, linked trigger → step → event → step."""
-    collector = _Collector()
+    collector = Collector()
     processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.endpoint))
     telemetry.add_span_processor(processor)
     wf = chain_of_four(unique)
@@ -97,19 +64,16 @@ async def test_spans_are_exported_over_otlp_as_one_trace_per_run(traced, nc, uni
         processor.shutdown()
         collector.close()
 
-    def attrs(span: Any) -> dict[str, Any]:
-        return {a.key: next(iter(a.value.ListFields()))[1] for a in span.attributes}
-
     steps = {
         s.name: s
         for s in collector.spans
         if s.kind == OtlpSpan.SPAN_KIND_CONSUMER and attrs(s).get("messaging.message.conversation_id") == cid
     }
-    assert sorted(steps) == sorted(f"{n} process" for n in names)
+    assert sorted(steps) == sorted(f"process {n}" for n in names)
     (trace_id,) = {s.trace_id for s in steps.values()}
     in_trace = {s.span_id: s for s in collector.spans if s.trace_id == trace_id}
     for i, name in enumerate(names):
-        step = steps[f"{name} process"]
+        step = steps[f"process {name}"]
         activated_by = f"tracks.{names[i - 1]}.completed.{cid}" if i else f"tracks.{name}.run.{cid}"
         assert attrs(step)["messaging.destination.name"] == activated_by
         assert attrs(step)["tracks.verdict"] == "run"
@@ -118,8 +82,8 @@ async def test_spans_are_exported_over_otlp_as_one_trace_per_run(traced, nc, uni
         assert publish.kind == OtlpSpan.SPAN_KIND_PRODUCER
         assert attrs(publish)["messaging.destination.name"] == activated_by
         if i:  # published inside the previous step's span
-            assert publish.parent_span_id == steps[f"{names[i - 1]} process"].span_id
+            assert publish.parent_span_id == steps[f"process {names[i - 1]}"].span_id
     announced = [
         s for s in in_trace.values() if s.kind == OtlpSpan.SPAN_KIND_PRODUCER and "workflow" in s.name
     ]
-    assert [s.name for s in announced] == [f"tracks.workflow.{wf.name}.completed.{cid} publish"]
+    assert [s.name for s in announced] == [f"publish tracks.workflow.{wf.name}.completed"]
