@@ -186,14 +186,14 @@ class RuntimeMetrics:
         return missing
 
     async def _poll(self) -> None:
+        """Every :data:`POLL_S` seconds; until the consumers are bound, every half second."""
         while True:
-            nc = self.runtime.nc
-            if nc is not None and nc.is_connected:
+            nc, workers = self.runtime.nc, list(self.runtime.workers)
+            if nc is not None and nc.is_connected and workers:
                 js = nc.jetstream()
-                for name in list(self.runtime.workers):
+                for name in workers:
                     with contextlib.suppress(Exception):  # a consumer deleted under us, NATS away
                         self.pending[name] = (await js.consumer_info(STREAM, name, timeout=2.0)).num_pending
                 with contextlib.suppress(Exception):
-                    state = (await js.stream_info(DLQ_STREAM)).state
-                    self.dlq = state.messages
-            await asyncio.sleep(POLL_S)
+                    self.dlq = (await js.stream_info(DLQ_STREAM)).state.messages
+            await asyncio.sleep(POLL_S if self.pending else 0.5)

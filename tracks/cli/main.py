@@ -22,6 +22,7 @@ from tracks.cli.retention import retention
 from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
 from tracks.cli.runs_admin import cancel_cmd, runs
 from tracks.cli.schedule import schedule, scheduler
+from tracks.cli.top import top
 from tracks.cli.trigger import trigger
 from tracks.cli.workflow import workflow
 
@@ -81,6 +82,7 @@ cli.add_command(schedule)
 cli.add_command(scheduler)
 cli.add_command(workflow)
 cli.add_command(retention)
+cli.add_command(top)
 cli.add_command(runs)  # runs ls | show
 cli.add_command(cancel_cmd)
 

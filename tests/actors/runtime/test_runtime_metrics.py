@@ -135,7 +135,9 @@ async def test_readyz_is_503_while_nats_is_unreachable(settings: Settings, uniqu
         raise AssertionError("the probe server still answers after shutdown")
 
 
-async def test_readyz_is_503_once_the_nats_connection_is_gone(settings: Settings, unique: str) -> None:
+async def test_readyz_is_503_once_the_nats_connection_is_gone(
+    settings: Settings, migrated: None, unique: str
+) -> None:
     """A running actor whose NATS connection closed is not ready (503 naming NATS)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -151,7 +153,7 @@ async def test_readyz_is_503_once_the_nats_connection_is_gone(settings: Settings
 
 
 async def test_the_same_metrics_go_over_otlp_when_an_endpoint_is_set(
-    settings: Settings, js: JetStreamContext, unique: str, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, migrated: None, js: JetStreamContext, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With OTEL_EXPORTER_OTLP_METRICS_ENDPOINT and no port: no HTTP server, and the step counter,
     the duration histogram (explicit buckets) and the gauges arrive at an OTLP/HTTP receiver."""
