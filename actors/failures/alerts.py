@@ -1,15 +1,17 @@
 """Alerts: too many dead letters, or a track failing too often. Checked periodically.
 
-Two conditions, each published as a plain JSON object on ``tracks.alerts.<name>`` (kept by
-the ``TRACKS`` stream; no track consumes it) and logged as a WARNING line:
+Two conditions, each published in the alert envelope (:class:`subjects.alerts.AlertEnvelope`,
+the same for the circuit breaker's ``tracks.alerts.breaker``) on ``tracks.alerts.<name>`` (kept
+by the ``TRACKS`` stream; no track consumes it), logged as a WARNING line and, with
+``TRACKS_ALERT_WEBHOOK_URL`` set, POSTed to that webhook (:mod:`actors.failures.alert_webhook`):
 
 - ``dlq_backlog`` — the ``DLQ`` stream holds **more than** ``TRACKS_ALERT_DLQ_THRESHOLD``
-  dead letters. Payload: ``messages``, ``threshold``.
+  dead letters. Details: ``messages``, ``threshold``.
 - ``failure_rate`` — per track, over the last ``TRACKS_ALERT_WINDOW_S`` seconds of
   ``processing_logs``: ``failed / (completed + failed)`` **exceeds**
   ``TRACKS_ALERT_FAILURE_RATE``, counted only once ``completed + failed`` reaches
   ``TRACKS_ALERT_MIN_EVENTS`` (one failure out of one is not a 100 % failure rate).
-  Payload: ``track``, ``rate``, ``failed``, ``total``, ``window`` (seconds), ``threshold``.
+  Details: ``track``, ``rate``, ``failed``, ``total``, ``window`` (seconds), ``threshold``.
 
 The rate counts **step outcomes, not attempts**: ``completed`` rows, and ``failed`` rows
 that dead-lettered the message (``details.deadLettered``: the last delivery, a permanent
@@ -26,7 +28,6 @@ that lasts fires once per interval.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -40,9 +41,12 @@ from nats.js.api import PubAck
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.failures.alert_webhook import AlertWebhook
 from foundation.jetstream.publisher import EventPublisher
+from foundation.redact import mask_url
 from foundation.settings import load
 from subjects import DLQ_STREAM, headers, names
+from subjects.alerts import AlertEnvelope, Severity
 
 __all__ = [
     "DLQ_BACKLOG",
@@ -55,6 +59,7 @@ __all__ = [
     "failure_rates",
     "load_alert_settings",
     "publish",
+    "webhook_from",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,11 +82,29 @@ class AlertSettings(BaseSettings):
     """How often a runtime checks (and at most how often one condition is published)."""
     min_events: Annotated[int, Field(ge=1)] = 20
     """Step outcomes a track needs in the window before its rate is judged."""
+    webhook_url: str | None = None
+    """Also POST every alert here, as Alertmanager-compatible JSON (unset: no webhook)."""
+    webhook_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    """How long one webhook delivery may take before it is given up (and logged)."""
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "webhook_url" and isinstance(value, str) else value
 
 
 def load_alert_settings(**overrides: Any) -> AlertSettings:
     """Read the environment; :class:`SettingsError` with one line per bad variable."""
     return load(AlertSettings, "TRACKS_ALERT_", **overrides)
+
+
+def webhook_from(settings: AlertSettings) -> AlertWebhook | None:
+    """The webhook of ``TRACKS_ALERT_WEBHOOK_URL``; a firing alert not repeated within two check
+    intervals is resolved by Alertmanager."""
+    if not settings.webhook_url:
+        return None
+    return AlertWebhook(
+        settings.webhook_url, timeout_s=settings.webhook_timeout_s, resolve_after_s=2 * settings.interval_s
+    )
 
 
 @dataclass(frozen=True)
@@ -94,14 +117,22 @@ class Alert:
     details: dict[str, Any]
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def payload(self) -> dict[str, Any]:
-        return {
-            "alert": self.name,
-            "key": self.key,
-            "message": self.message,
-            **self.details,
-            "at": self.at.isoformat(),
-        }
+    def envelope(self, source: str = "") -> AlertEnvelope:
+        labels = {"alertname": f"tracks_{self.name}"}
+        labels.update({"track": self.key} if self.name == FAILURE_RATE else {"stream": self.key})
+        return AlertEnvelope(
+            kind=self.name,
+            severity=Severity.WARNING,
+            summary=self.message,
+            labels=labels,
+            starts_at=self.at,
+            source=source,
+            details=self.details,
+        )
+
+    def payload(self, source: str = "") -> dict[str, Any]:
+        """The envelope as JSON-ready values (what is published, what ``alerts check --json`` prints)."""
+        return self.envelope(source).model_dump(mode="json")
 
 
 async def dlq_backlog(js: JetStreamContext, threshold: int) -> Alert | None:
@@ -171,12 +202,11 @@ async def check(
     return ([backlog] if backlog else []) + await failure_rates(pool, settings, tracks)
 
 
-async def publish(publisher: EventPublisher, alert: Alert, interval_s: float) -> PubAck:
+async def publish(publisher: EventPublisher, alert: Alert, interval_s: float, source: str = "") -> PubAck:
     """On ``tracks.alerts.<name>``, once per condition and interval across replicas."""
     bucket = int(alert.at.timestamp() // interval_s)
-    body = json.dumps(alert.payload(), separators=(",", ":")).encode()
     hdrs = {headers.MSG_ID: f"alert:{alert.name}:{alert.key}:{bucket}"}
-    return await publisher.publish(names.alert(alert.name), body, hdrs)
+    return await publisher.publish(names.alert(alert.name), alert.envelope(source).to_bytes(), hdrs)
 
 
 class AlertMonitor:
@@ -189,8 +219,13 @@ class AlertMonitor:
         publisher: EventPublisher,
         settings: AlertSettings,
         tracks: Sequence[str],
+        *,
+        webhook: AlertWebhook | None = None,
+        source: str = "",
     ) -> None:
         self._js = js
+        self._webhook = webhook
+        self._source = source
         self._pool = pool
         self._publisher = publisher
         self.settings = settings
@@ -213,8 +248,10 @@ class AlertMonitor:
         fired = []
         for alert in await check(self._js, self._pool, self.settings, self._tracks):
             log.warning("ALERT %s: %s", alert.name, alert.message)
-            ack = await publish(self._publisher, alert, self.settings.interval_s)
+            ack = await publish(self._publisher, alert, self.settings.interval_s, self._source)
             self.published += 0 if ack.duplicate else 1
+            if self._webhook is not None and not ack.duplicate:  # once across replicas, as published
+                self._webhook.send(alert.envelope(self._source))
             fired.append((alert, ack))
         return fired
 

@@ -16,13 +16,16 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from actors.errors import PermanentError, PoisonMessage
+from actors.failures.alert_webhook import AlertWebhook
 from actors.ledger.store import Ledger, LogRow
 from actors.middleware.base import Next, Outcome, Step
 from foundation.jetstream.publisher import EventPublisher
-from subjects import EventType, encode_event, headers, names
+from subjects import headers, names
+from subjects.alerts import AlertEnvelope, AlertKind, Severity
 
 __all__ = ["BreakerAnnouncer", "BreakerMiddleware", "BreakerState", "CircuitBreaker", "Transition"]
 
@@ -129,15 +132,20 @@ class BreakerMiddleware:
 
 
 class BreakerAnnouncer:
-    """Records each transition in ``processing_logs`` and publishes it on ``tracks.alerts.breaker``.
+    """Records each transition in ``processing_logs`` and publishes it on ``tracks.alerts.breaker``
+    in the alert envelope (open: critical; half-open: warning; closed: info, with ``endsAt``),
+    also to the alert webhook when there is one.
 
     Transitions happen inside synchronous bookkeeping, so the writes run as background
     tasks; a failure to announce is logged, never raised into message handling.
     """
 
-    def __init__(self, ledger: Ledger, publisher: EventPublisher) -> None:
+    def __init__(
+        self, ledger: Ledger, publisher: EventPublisher, webhook: AlertWebhook | None = None
+    ) -> None:
         self._ledger = ledger
         self._publisher = publisher
+        self._webhook = webhook
         self._instance = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -170,18 +178,32 @@ class BreakerAnnouncer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _publish(self, t: Transition, details: dict[str, object]) -> None:
-        body = encode_event(
-            t.track,
-            EventType.DATA_READY,
-            {"kind": "circuit_breaker", **details},
-            correlation_id=f"breaker-{t.track}",
-            source_track=t.track,
+    def envelope(self, t: Transition, details: dict[str, object]) -> AlertEnvelope:
+        closed = t.new is BreakerState.CLOSED
+        severity = {BreakerState.OPEN: Severity.CRITICAL, BreakerState.HALF_OPEN: Severity.WARNING}
+        now = datetime.now(UTC)
+        return AlertEnvelope(
+            kind=AlertKind.BREAKER,
+            severity=severity.get(t.new, Severity.INFO),
+            summary=(
+                f"circuit breaker of track {t.track}: {t.old} -> {t.new}"
+                + ("" if closed else f" after {t.consecutive_failures} consecutive failures")
+            ),
+            labels={"alertname": "tracks_breaker", "track": t.track},
+            starts_at=now,
+            ends_at=now if closed else None,
+            source=self._instance,
+            details=details,
         )
+
+    async def _publish(self, t: Transition, details: dict[str, object]) -> None:
+        alert = self.envelope(t, details)
+        if self._webhook is not None:
+            self._webhook.send(alert)
         try:
             await self._publisher.publish(
-                names.alert("breaker"),
-                body,
+                names.alert(AlertKind.BREAKER),
+                alert.to_bytes(),
                 {headers.MSG_ID: f"breaker:{t.track}:{self._instance}:{time.time_ns()}"},
             )
         except Exception as exc:

@@ -20,7 +20,8 @@ import asyncpg
 from nats.aio.client import Client as NATS
 
 from actors.failures.advisories import MaxDeliveriesWatcher, UnsettledSweep
-from actors.failures.alerts import AlertMonitor, AlertSettings, load_alert_settings
+from actors.failures.alert_webhook import AlertWebhook
+from actors.failures.alerts import AlertMonitor, AlertSettings, load_alert_settings, webhook_from
 from actors.failures.door import DeadLetterDoor
 from actors.failures.strays import CONSUMER as UNROUTED_CONSUMER
 from actors.failures.strays import StrayCatcher
@@ -101,6 +102,7 @@ class Runtime:
         self.pool: asyncpg.Pool | None = None
         self.ledger: Ledger | None = None
         self._announcer: BreakerAnnouncer | None = None
+        self._webhook: AlertWebhook | None = None
         self.runs: Runs | None = None
         self.payloads: PayloadStore | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -161,7 +163,8 @@ class Runtime:
         self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
-        self._announcer = BreakerAnnouncer(self.ledger, publisher)
+        self._webhook = webhook_from(self._alert_settings)  # TRACKS_ALERT_WEBHOOK_URL
+        self._announcer = BreakerAnnouncer(self.ledger, publisher, self._webhook)
         self.runs = Runs(self.pool, publisher)
         self.runs.start()
         self.payloads = PayloadStore(js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s)
@@ -187,7 +190,15 @@ class Runtime:
         self._sweeper = asyncio.create_task(
             self._sweep.run(s.sweep_interval_s, self._stop), name="unsettled-sweep"
         )
-        self.alerts = AlertMonitor(js, self.pool, publisher, self._alert_settings, list(self.workers))
+        self.alerts = AlertMonitor(
+            js,
+            self.pool,
+            publisher,
+            self._alert_settings,
+            list(self.workers),
+            webhook=self._webhook,
+            source=f"{socket.gethostname()}:{os.getpid()}",
+        )
         self.alerts.start()
         self._loops = [
             asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()
@@ -361,6 +372,8 @@ class Runtime:
             await self.advisories.stop()
         if self._announcer is not None:
             await self._announcer.close()
+        if self._webhook is not None:  # deliveries under way, each bounded by its timeout
+            await self._webhook.close()
         if self.runs is not None:  # leaf checks still queued; bounded like the ledger below
             await self.runs.close(timeout_s=self.settings.shutdown_grace_s)
         if self.ledger is not None:  # bounded: with PostgreSQL away it would wait forever

@@ -44,7 +44,9 @@ async def check_cmd(tracks: tuple[str, ...], as_json: bool) -> None:
     async with nats_session(settings, streams=[DLQ_STREAM]) as nc, pool_session(settings) as pool:
         fired = await check(nc.jetstream(), pool, alert_settings, list(tracks) or None)
     for alert in fired:
-        click.echo(json.dumps(alert.payload()) if as_json else f"ALERT {alert.name}: {alert.message}")
+        click.echo(
+            json.dumps(alert.payload("tracks-cli")) if as_json else f"ALERT {alert.name}: {alert.message}"
+        )
     if not fired:
         s = alert_settings
         click.echo(

@@ -11,6 +11,7 @@ import click
 from actors import Runtime, TracksClient
 from actors.ledger.execution_chain import execution_chain
 from foundation.db import init_connection, migrate
+from foundation.redact import mask_url
 from tracks.cli._common import UserError, async_command, get_settings
 from tracks.endpoints import with_endpoints
 from tracks.examples.receipts import receipts
@@ -27,7 +28,8 @@ async def demo(runs: int, timeout: float) -> None:
     settings = get_settings()
     click.echo("starting servers (embedded unless TRACKS_NATS_URL / TRACKS_DATABASE_URL are set) ...")
     settings, endpoints = await asyncio.to_thread(with_endpoints, settings)
-    click.echo(f"  NATS        {endpoints.nats_url}\n  PostgreSQL  {endpoints.database_url}")
+    click.echo(f"  NATS        {mask_url(endpoints.nats_url)}")
+    click.echo(f"  PostgreSQL  {mask_url(endpoints.database_url)}")
     conn = await asyncpg.connect(endpoints.database_url)
     try:
         await init_connection(conn)

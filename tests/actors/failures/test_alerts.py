@@ -73,7 +73,7 @@ async def test_failure_rate_alert_from_the_runtime(
                     await client.trigger(track, {"fail": n < failures})
 
             async def alerted() -> bool:
-                return any(a["track"] == bad for a in seen)
+                return any(a["labels"].get("track") == bad for a in seen)
 
             await eventually(alerted, timeout=20, what="a failure-rate alert for the bad track")
             assert len(await step_statuses(pool, good)) == 4
@@ -81,16 +81,19 @@ async def test_failure_rate_alert_from_the_runtime(
     finally:
         await sub.unsubscribe()
 
-    alert = next(a for a in seen if a["track"] == bad)
-    assert (alert["alert"], alert["rate"], alert["failed"], alert["total"], alert["window"]) == (
+    alert = next(a for a in seen if a["labels"].get("track") == bad)
+    details = alert["details"]
+    assert (alert["kind"], details["rate"], details["failed"], details["total"], details["window"]) == (
         "failure_rate",
         0.75,
         3,
         4,
         600.0,
     )
-    assert "3 of 4 steps failed" in str(alert["message"])
-    assert all(a["track"] != good for a in seen)
+    assert "3 of 4 steps failed" in str(alert["summary"])
+    assert (alert["severity"], alert["labels"]["alertname"]) == ("warning", "tracks_failure_rate")
+    assert alert["startsAt"] and alert["source"]
+    assert all(a["labels"].get("track") != good for a in seen)
     strict = load_alert_settings(min_events=5, failure_rate=0.6, window_s=600)
     assert await failure_rates(pool, strict, [bad, good]) == []
 
@@ -115,7 +118,8 @@ async def test_dlq_backlog_alert_is_published_once_per_interval_across_replicas(
     assert ack_b.duplicate
     assert (replicas[0].published, replicas[1].published) == (1, 0)
     stored = await js.get_last_msg("TRACKS", "tracks.alerts.dlq_backlog")
-    assert json.loads(stored.data or b"{}")["messages"] == held + 1
+    envelope = json.loads(stored.data or b"{}")
+    assert (envelope["kind"], envelope["details"]["messages"]) == ("dlq_backlog", held + 1)
 
 
 async def _tracks(servers: Servers, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -127,8 +127,11 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
     ]
     assert moves[0] == "breaker_open" and moves[-1] == "breaker_closed"
     assert "breaker_half_open" in moves
-    await eventually(lambda: _async(any(a["payload"]["to"] == "closed" for a in alerts)), what="alert events")
-    assert alerts[0]["trackId"] == track and alerts[0]["payload"]["to"] == "open"
+    await eventually(lambda: _async(any(a["details"]["to"] == "closed" for a in alerts)), what="alert events")
+    first, last = alerts[0], next(a for a in alerts if a["details"]["to"] == "closed")
+    assert (first["kind"], first["labels"]["track"], first["severity"]) == ("breaker", track, "critical")
+    assert first["details"]["to"] == "open" and first["endsAt"] is None
+    assert last["severity"] == "info" and last["endsAt"] is not None
 
 
 async def _state(worker, state: BreakerState) -> bool:
