@@ -54,6 +54,7 @@ class StepMetrics:
     """One track's step counters and duration histogram, labels bound once."""
 
     __slots__ = (
+        "cancelled",
         "completed",
         "dead_lettered",
         "duration",
@@ -77,6 +78,8 @@ class StepMetrics:
         """Acked without running: duplicate, already done, gated, waiting, closed."""
         self.superseded = steps.labels(track, "superseded")
         """Finished after another replica had taken the step over: not announced."""
+        self.cancelled = steps.labels(track, "cancelled")
+        """The run was cancelled while the step ran, and the handler stopped."""
         self.handed_back = steps.labels(track, "handed_back")
         """Fetched but not started (breaker, shutdown, claim refused): back to the stream."""
         self.duration = metrics.histogram(

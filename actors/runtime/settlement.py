@@ -274,10 +274,13 @@ class Settlement:
                 fence=step.fence,
             )
         )
+        self.metrics.duration.observe(time.monotonic() - step.started)
         if not written.applied:  # another replica took the step over: its message, not ours
+            self.metrics.superseded.inc()
             return
         log.info("%s %s stopped: its run was cancelled", self.track.name, ctx.correlation_id)
         await step.msg.ack()
+        self.metrics.cancelled.inc()
 
     async def poison(self, msg: Msg, meta: Msg.Metadata, exc: PoisonMessage) -> None:
         """Unusable on arrival: straight to the DLQ on this first delivery, never redelivered.

@@ -11,7 +11,10 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from actors import PermanentError, RetryableError, Runtime, TrackContext, TracksClient, Workflow
+from actors.ledger.cancel import cancel
+from foundation.jetstream.publisher import EventPublisher
 from foundation.settings import Settings
+from tests.actors.coordination.test_coordination_cancel import Seen, cancellable
 from tests.support.http import http_get, samples
 from tests.support.otlp_metrics import MetricsReceiver
 from tests.support.waiting import eventually
@@ -179,3 +182,26 @@ async def test_the_same_metrics_go_over_otlp_when_an_endpoint_is_set(
         assert f"otlp-{unique}" in receiver.services
     finally:
         receiver.close()
+
+
+async def test_a_cancelled_run_and_its_stopped_step_are_counted(
+    settings: Settings, pool: asyncpg.Pool, nc: NATS, js: JetStreamContext, unique: str
+) -> None:
+    """The step that stopped on cancel counts as ``cancelled``; the run as ``status="cancelled"``."""
+    seen = Seen()
+    wf = cancellable(unique, seen, stop=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with Runtime(list(wf), settings=settings.model_copy(update={"http_port": port})):
+        await TracksClient(nc).start(wf, {}, correlation_id=f"{unique}-run")
+        await asyncio.wait_for(seen.started.wait(), 20)
+        await cancel(pool, EventPublisher(js), f"{unique}-run", "enough")
+
+        async def counted() -> bool:
+            page = samples((await http_get(f"{base}/metrics"))[1])
+            return value(page, "tracks_steps_total", track=f"{unique}-b", outcome="cancelled") == 1
+
+        await eventually(counted, timeout=20, what="the cancelled step counted")
+        page = samples((await http_get(f"{base}/metrics"))[1])
+        assert value(page, "tracks_runs_total", workflow=wf.name, status="cancelled") == 1
+        assert value(page, "tracks_steps_total", track=f"{unique}-b", outcome="retried") == 0
