@@ -3,7 +3,7 @@
 from subjects import headers, names
 from subjects.envelope import EventMetadata, EventType, TrackEvent, encode_event
 from subjects.names import DLQ_STREAM, STREAM, ParsedSubject, RunOutcome, SubjectKind, check_token, parse
-from subjects.streams import dlq_stream, ensure_streams, tracks_stream
+from subjects.streams import StreamReplicasError, dlq_stream, ensure_streams, replicas_refused, tracks_stream
 
 __all__ = [
     "DLQ_STREAM",
@@ -12,6 +12,7 @@ __all__ = [
     "EventType",
     "ParsedSubject",
     "RunOutcome",
+    "StreamReplicasError",
     "SubjectKind",
     "TrackEvent",
     "check_token",
@@ -21,5 +22,6 @@ __all__ = [
     "headers",
     "names",
     "parse",
+    "replicas_refused",
     "tracks_stream",
 ]

@@ -6,11 +6,11 @@ import logging
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from subjects.names import DLQ_ROOT, DLQ_STREAM, ROOT, STREAM
 
-__all__ = ["dlq_stream", "ensure_streams", "tracks_stream"]
+__all__ = ["StreamReplicasError", "dlq_stream", "ensure_streams", "replicas_refused", "tracks_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,36 @@ def dlq_stream(*, max_age_s: float, replicas: int = 1) -> StreamConfig:
     )
 
 
+class StreamReplicasError(RuntimeError):
+    """The server cannot hold a stream at the replicas asked for (``TRACKS_STREAM_REPLICAS``)."""
+
+
+def replicas_refused(exc: APIError, stream: str, replicas: int, current: int | None = None) -> Exception:
+    """``exc`` as one clear line when it refuses replicas (a single server, too few nodes up)."""
+    if replicas <= 1 and current in (None, 1):
+        return exc
+    change = f"from {current} to {replicas}" if current not in (None, replicas) else f"{replicas}"
+    return StreamReplicasError(
+        f"stream {stream}: the server refused {change} replicas ({exc.description}); set "
+        "TRACKS_STREAM_REPLICAS to the number of nodes in the cluster (at most 5; 1 for a single "
+        "nats-server) and have every node up"
+    )
+
+
 async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
-    """Create each stream, or update it when its settings drifted from ours."""
+    """Create each stream, or update it when its settings drifted from ours (its replicas too:
+    JetStream moves a stream between R1 and R3 in place; one the server refuses is one line)."""
     for config in configs:
         assert config.name is not None
+        replicas = config.num_replicas or 1
         try:
             info = await js.stream_info(config.name)
         except NotFoundError:
-            await js.add_stream(config)
-            log.info("created stream %s", config.name)
+            try:
+                await js.add_stream(config)
+            except APIError as exc:
+                raise replicas_refused(exc, config.name, replicas) from None
+            log.info("created stream %s (%d replicas)", config.name, replicas)
             continue
         current = info.config
         drift = {
@@ -67,5 +88,10 @@ async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
             if getattr(current, field) != getattr(config, field)
         }
         if drift:
-            await js.update_stream(config)
+            try:
+                await js.update_stream(config)
+            except APIError as exc:
+                if "num_replicas" not in drift:
+                    raise
+                raise replicas_refused(exc, config.name, replicas, current.num_replicas) from None
             log.info("updated stream %s: %s", config.name, drift)

@@ -167,7 +167,10 @@ class Runtime:
         self._announcer = BreakerAnnouncer(self.ledger, publisher, self._webhook)
         self.runs = Runs(self.pool, publisher)
         self.runs.start()
-        self.payloads = PayloadStore(js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s)
+        self.payloads = PayloadStore(
+            js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s, replicas=s.stream_replicas
+        )
+        await self.payloads.ensure()  # its replicas and TTL as configured, as the streams'
         self._door = DeadLetterDoor(self.ledger, publisher, self.runs, self.payloads)
         for track in self.tracks:
             worker = self._worker(track, publisher)

@@ -26,11 +26,18 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import ObjectStoreConfig, StorageType
-from nats.js.errors import BucketNotFoundError, DigestMismatchError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import (
+    APIError,
+    BucketNotFoundError,
+    DigestMismatchError,
+    NotFoundError,
+    ObjectNotFoundError,
+)
 from nats.js.object_store import ObjectStore
 
 from actors.errors import PoisonMessage
 from subjects.jsonwire import dumpb
+from subjects.streams import replicas_refused
 
 __all__ = [
     "BUCKET",
@@ -94,7 +101,11 @@ BUCKET = "TRACKS_PAYLOADS"
 
 
 class PayloadStore:
-    """Offload, resolve and delete payloads in one object-store bucket (created on first use)."""
+    """Offload, resolve and delete payloads in one object-store bucket (created on first use).
+
+    ``replicas``: the bucket's (``TRACKS_STREAM_REPLICAS``), set when creating it and reconciled
+    on an existing one; None (a client that does not know) creates it with one and never changes it.
+    """
 
     def __init__(
         self,
@@ -104,6 +115,7 @@ class PayloadStore:
         threshold_bytes: int = 256 * 1024,
         ttl_s: float = 7 * 24 * 3600.0,
         fetch_timeout_s: float = 30.0,
+        replicas: int | None = None,
     ) -> None:
         if threshold_bytes <= 0 or ttl_s <= 0:
             raise ValueError("threshold_bytes and ttl_s must be > 0")
@@ -112,6 +124,7 @@ class PayloadStore:
         self.threshold_bytes = threshold_bytes
         self.ttl_s = ttl_s
         self._fetch_timeout_s = fetch_timeout_s
+        self.replicas = replicas
         self._stores: dict[str, ObjectStore] = {}
         self._lock = asyncio.Lock()
 
@@ -131,19 +144,32 @@ class PayloadStore:
                     description="tracks: payloads passed by reference",
                     ttl=self.ttl_s,
                     storage=StorageType.FILE,
+                    replicas=self.replicas or 1,
                 )
-                store = await self._js.create_object_store(self.bucket, config=config)
-            await self._reconcile_ttl(store)
+                try:
+                    store = await self._js.create_object_store(self.bucket, config=config)
+                except APIError as exc:
+                    raise replicas_refused(exc, _stream(self.bucket), config.replicas) from None
+            await self._reconcile(store)
             self._stores[self.bucket] = store
             return store
 
-    async def _reconcile_ttl(self, store: ObjectStore) -> None:
+    async def _reconcile(self, store: ObjectStore) -> None:
+        """The bucket's TTL, and its replicas when this store was given them, as configured."""
         status = await store.status()
-        if status.ttl is not None and abs(status.ttl - self.ttl_s) < 1e-3:
-            return
         config = status.stream_info.config
+        current = config.num_replicas or 1
+        ttl_ok = status.ttl is not None and abs(status.ttl - self.ttl_s) < 1e-3
+        if ttl_ok and self.replicas in (None, current):
+            return
         config.max_age = self.ttl_s
-        await self._js.update_stream(config)
+        config.num_replicas = self.replicas or current
+        try:
+            await self._js.update_stream(config)
+        except APIError as exc:
+            if config.num_replicas == current:
+                raise
+            raise replicas_refused(exc, _stream(self.bucket), config.num_replicas, current) from None
 
     async def _open(self, bucket: str) -> ObjectStore:
         if bucket == self.bucket:

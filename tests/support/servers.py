@@ -9,9 +9,9 @@ from pathlib import Path
 import asyncpg
 
 from foundation.db import migrate
-from tracks.embedded import NatsServer, PostgresServer
+from tracks.embedded import NatsCluster, NatsServer, PostgresServer
 
-__all__ = ["own_nats", "own_postgres"]
+__all__ = ["own_cluster", "own_nats", "own_postgres"]
 
 
 @contextmanager
@@ -23,6 +23,19 @@ def own_nats(root: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def own_cluster(root: Path, n: int = 3) -> Iterator[NatsCluster]:
+    """A JetStream cluster of ``n`` nats-servers on free loopback ports, ready (a meta leader
+    elected), its stores under ``root/cluster``; every node stopped after."""
+    cluster = NatsCluster(root / "cluster", n)
+    try:
+        cluster.start()
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @asynccontextmanager

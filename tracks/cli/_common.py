@@ -129,7 +129,12 @@ def read_payload(value: str, what: str = "--payload") -> dict[str, Any]:
 
 def payload_store(js: JetStreamContext, settings: Settings) -> PayloadStore:
     """The payload store as the actors see it (threshold and TTL from the settings)."""
-    return PayloadStore(js, threshold_bytes=settings.payload_threshold_bytes, ttl_s=settings.payload_ttl_s)
+    return PayloadStore(
+        js,
+        threshold_bytes=settings.payload_threshold_bytes,
+        ttl_s=settings.payload_ttl_s,
+        replicas=settings.stream_replicas,
+    )
 
 
 def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:

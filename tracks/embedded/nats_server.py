@@ -32,11 +32,19 @@ def nats_server_binary() -> Path:
 
 @dataclass
 class NatsServer:
-    """One nats-server process; ``data_dir`` holds its JetStream store and log."""
+    """One nats-server process; ``data_dir`` holds its JetStream store and log.
+
+    A cluster member (see :class:`~tracks.embedded.nats_cluster.NatsCluster`) also has a
+    ``server_name``, a ``cluster_port`` for routes and the ``routes`` (ports) of its peers.
+    """
 
     data_dir: Path
     port: int = 0
     pid: int | None = None
+    server_name: str | None = None
+    cluster_name: str | None = None
+    cluster_port: int = 0
+    routes: tuple[int, ...] = ()
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -86,8 +94,11 @@ class NatsServer:
             "-sd",
             str(self._store),
             "--server_name",
-            f"tracks-{self.port}",
+            self.server_name or f"tracks-{self.port}",
         ]
+        if self.cluster_name:
+            cmd += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+            cmd += ["--routes", ",".join(f"nats://127.0.0.1:{port}" for port in self.routes)]
         self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon)
         try:
             wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
