@@ -20,6 +20,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 
 from foundation.settings import Settings
+from foundation.tls import nats_tls_context, tls_failure
 
 __all__ = [
     "ClosedCallback",
@@ -119,7 +120,7 @@ async def connect_nats(
     async def on_error(exc: Exception) -> None:
         nonlocal announced, failure
         if not connected and not isinstance(exc, nats.errors.NoServersError):
-            failure = exc
+            failure = tls_failure(exc) or exc  # a TLS refusal says which setting to give
         if connected:
             if wait_for_server or nc.is_connected:
                 log.warning("nats: %s", exc)
@@ -157,6 +158,7 @@ async def connect_nats(
                 describe_error(nc.last_error),
             )
 
+    tls = nats_tls_context(settings)  # before the first attempt: a bad file is one line, no wait
     started = time.monotonic()
     bound = settings.connect_wait_s if wait_for_server else settings.connect_timeout_s
     deadline = asyncio.timeout(bound)
@@ -169,6 +171,8 @@ async def connect_nats(
                 password=settings.nats_password,
                 token=settings.nats_token,
                 user_credentials=str(settings.nats_creds) if settings.nats_creds else None,
+                nkeys_seed=str(settings.nats_nkey_seed) if settings.nats_nkey_seed else None,
+                tls=tls,
                 max_reconnect_attempts=-1 if wait_for_server else 2,
                 reconnect_time_wait=0.5,  # type: ignore[arg-type]  # annotated int, used as a float sleep
                 connect_timeout=min(5, bound),  # type: ignore[arg-type]  # annotated int, used as a float

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foundation.redact import MASK, mask_url
@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     nats_token: str | None = None
     nats_creds: Path | None = None
     """A NATS ``.creds`` file (JWT + NKey)."""
+    nats_nkey_seed: Path | None = None
+    """A file holding a user NKey seed (``SU...``): the server knows the user by its public key."""
+    nats_tls_ca: Path | None = None
+    """PEM file of the CA(s) that signed the NATS servers' certificates (default: the system's)."""
+    nats_tls_cert: Path | None = None
+    """PEM client certificate for mutual TLS (with ``nats_tls_key``)."""
+    nats_tls_key: Path | None = Field(default=None, validate_default=True)
+    """Its PEM private key (unencrypted)."""
     database_url: str | None = None
     """A PostgreSQL DSN; unset means the embedded PostgreSQL."""
     data_dir: Path = Path(".tracks")
@@ -139,6 +147,20 @@ class Settings(BaseSettings):
     def _creds_exist(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no credentials file at {value}")
+        return value
+
+    @field_validator("nats_nkey_seed", "nats_tls_ca", "nats_tls_cert", "nats_tls_key")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("nats_tls_key")
+    @classmethod
+    def _key_with_cert(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if "nats_tls_cert" in info.data and (value is None) != (info.data["nats_tls_cert"] is None):
+            raise ValueError("set it together with TRACKS_NATS_TLS_CERT (mutual TLS), or neither")
         return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
