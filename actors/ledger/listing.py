@@ -59,7 +59,7 @@ class RunSummary:
     def duration_s(self) -> float | None:
         if self.finished_at is None:
             return None
-        return (self.finished_at - self.started_at).total_seconds()
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
 
     def as_wire(self) -> dict[str, Any]:
         """camelCase, as ``tracks status --json`` and the request API spell their keys."""
@@ -186,12 +186,33 @@ async def show_run(pool: asyncpg.Pool, correlation_id: str) -> RunDetail | None:
         else []
     )
     done = set(state.completed_phases) if state else set()
+    order = _upstream_first(definition.get("tracks") or {})
     return RunDetail(
         RunSummary.of(row),
         state,
         [
-            {"name": p["name"], "manual": p["manual"], "tracks": p["tracks"], "completed": p["name"] in done}
+            {
+                "name": p["name"],
+                "manual": p["manual"],
+                "tracks": sorted(p["tracks"], key=lambda t: order.get(t, len(order))),
+                "completed": p["name"] in done,
+            }
             for p in phases
         ],
         steps,
     )
+
+
+def _upstream_first(graph: dict[str, list[str]]) -> dict[str, int]:
+    """Each track's place when every track comes after its upstreams (ties by name): the stored
+    definition is a JSON object, whose keys PostgreSQL keeps in its own order."""
+    placed: dict[str, int] = {}
+    left = dict(graph)
+    while left:
+        ready = sorted(t for t, ups in left.items() if all(u in placed or u not in graph for u in ups))
+        if not ready:  # a cycle cannot be stored (workflows refuse them); place the rest by name
+            ready = sorted(left)
+        for t in ready:
+            placed[t] = len(placed)
+            del left[t]
+    return placed

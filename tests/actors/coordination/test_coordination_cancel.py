@@ -216,3 +216,31 @@ async def test_a_forged_cancellation_event_tells_no_step(settings, pool, nc, js,
             return seen.told == [True]
 
         await eventually(told, what="the real cancellation told")
+
+
+async def test_the_slow_example_stops_when_cancelled(settings, pool, nc, js, unique):
+    """tracks/examples/slow.py, as the README cancels it."""
+    from actors.ledger.listing import show_run
+    from tracks.examples.slow import slow
+
+    cid = f"{unique}-slow"
+    async with Runtime(list(slow), settings=settings):
+        await TracksClient(nc).start(slow, {"seconds": 30}, correlation_id=cid)
+
+        async def exporting() -> bool:
+            return await step_status(pool, cid, "slow-export") == "running"
+
+        await eventually(exporting, what="the export step running")
+        await cancel(pool, EventPublisher(js), cid, "wrong input")
+
+        async def stopped() -> bool:
+            return await step_status(pool, cid, "slow-export") == "cancelled"
+
+        await eventually(stopped, what="the export step stopped")
+    detail = await show_run(pool, cid)
+    assert detail is not None and detail.run.status == "cancelled"
+    assert detail.phases[0]["tracks"] == ["slow-prepare", "slow-export", "slow-publish"]  # upstreams first
+    assert [(s.track, s.status) for s in detail.steps] == [
+        ("slow-prepare", "completed"),
+        ("slow-export", "cancelled"),
+    ]
