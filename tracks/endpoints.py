@@ -26,22 +26,36 @@ class Endpoints:
     nats_url: str
     database_url: str
     embedded: bool
+    replicas: int | None = None
+    """The embedded cluster's size, when the embedded NATS is a cluster (``dev up --cluster``)."""
 
 
 def resolve_endpoints(settings: Settings) -> Endpoints:
     """The configured servers; for each one left unset, the embedded default (started if needed)."""
     if settings.nats_url and settings.database_url:
         return Endpoints(settings.nats_url, settings.database_url, embedded=False)
-    nats_url, database_url = EmbeddedStack(settings.data_dir).up()
-    return Endpoints(settings.nats_url or nats_url, settings.database_url or database_url, embedded=True)
+    stack = EmbeddedStack(settings.data_dir)
+    nats_url, database_url = stack.up()
+    cluster = stack.cluster if not settings.nats_url else None
+    return Endpoints(
+        settings.nats_url or nats_url,
+        settings.database_url or database_url,
+        embedded=True,
+        replicas=cluster.size if cluster is not None else None,
+    )
 
 
 def with_endpoints(settings: Settings) -> tuple[Settings, Endpoints]:
-    """``settings`` with both URLs filled in (the embedded default started when one is unset)."""
+    """``settings`` with both URLs filled in (the embedded default started when one is unset).
+
+    On the embedded cluster, streams get its size as replicas unless TRACKS_STREAM_REPLICAS says
+    otherwise: a command run without settings never moves an R3 stream back to R1.
+    """
     endpoints = resolve_endpoints(settings)
-    resolved = settings.model_copy(
-        update={"nats_url": endpoints.nats_url, "database_url": endpoints.database_url}
-    )
+    update: dict[str, object] = {"nats_url": endpoints.nats_url, "database_url": endpoints.database_url}
+    if endpoints.replicas and "stream_replicas" not in settings.model_fields_set:
+        update["stream_replicas"] = endpoints.replicas
+    resolved = settings.model_copy(update=update)
     return resolved, endpoints
 
 

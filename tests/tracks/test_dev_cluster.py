@@ -15,6 +15,7 @@ from foundation.settings import load_settings
 from tests.support.actor_process import REPO, tracks_command
 from tracks.embedded import EmbeddedStack
 from tracks.embedded._process import pid_alive
+from tracks.endpoints import with_endpoints
 
 
 def _tracks(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -75,6 +76,12 @@ async def test_dev_up_cluster_status_stop_start_down(tmp_path: Path) -> None:
         assert started.returncode == 0, started.stderr
         assert started.stdout.startswith("started tracks-2 pid=") and urls[1] in started.stdout
         assert [n["running"] for n in _nodes(data)] == [True, True, True]
+
+        # a command run without settings uses the cluster at its replicas (never moves R3 back)
+        implicit, _ = with_endpoints(load_settings(data_dir=data))
+        assert (implicit.nats_url, implicit.stream_replicas) == (printed["TRACKS_NATS_URL"], 3)
+        explicit, _ = with_endpoints(load_settings(data_dir=data, stream_replicas=1))
+        assert explicit.stream_replicas == 1
 
         again = _tracks(data, "up")  # the data dir remembers the cluster: the same URLs, reused
         assert again.returncode == 0 and again.stdout == up.stdout, again.stderr

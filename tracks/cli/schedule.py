@@ -35,7 +35,7 @@ from subjects import dlq_stream, ensure_streams, tracks_stream
 from subjects.priority import Priority
 from tracks.cli._common import NotSetUp, UserError, async_command, get_settings, parse_json_object
 from tracks.cli._connect import pool_session
-from tracks.endpoints import resolve_endpoints
+from tracks.endpoints import resolve_endpoints, with_endpoints
 
 __all__ = ["schedule", "scheduler"]
 
@@ -237,7 +237,7 @@ async def run_cmd() -> None:
     settings = get_settings()
     sched_settings = _scheduler_settings()
     configure_tracing("tracks-scheduler", lean_spans=settings.lean_spans)
-    endpoints = resolve_endpoints(settings)
+    settings, endpoints = with_endpoints(settings)  # on the embedded cluster: its replicas
     # waits for PostgreSQL as an actor does (TRACKS_CONNECT_WAIT_S, one line while it waits)
     pool = await create_pool(
         endpoints.database_url, max_size=settings.db_pool_size, wait_s=settings.connect_wait_s
