@@ -1,6 +1,7 @@
 """Operating runs: ``tracks runs ls``, ``tracks runs show CID`` and ``tracks cancel CID``.
 
-``runs ls`` and ``runs show`` read PostgreSQL only (never NATS); the queries live in
+None of them starts the embedded servers. ``runs ls`` and ``runs show`` read PostgreSQL only
+(never NATS); ``cancel`` needs both (it publishes the run's event). The queries live in
 :mod:`actors.ledger.listing`, this module only parses options and formats.
 """
 
@@ -15,12 +16,10 @@ import click
 from actors.ledger.cancel import cancel
 from actors.ledger.listing import MAX_LIMIT, RunDetail, RunSummary, iso, list_runs, show_run
 from actors.ledger.progress import ProgressError
-from foundation.connections import connect_nats
-from foundation.db import create_pool
 from foundation.jetstream.publisher import EventPublisher
-from foundation.settings import Settings
+from subjects import STREAM
 from tracks.cli._common import UserError, async_command, get_settings
-from tracks.endpoints import resolve_endpoints
+from tracks.cli._connect import nats_session, pool_session
 
 __all__ = ["cancel_cmd", "parse_since", "runs"]
 
@@ -43,11 +42,6 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
             "(90s, 30m, 2h, 3d, 1w)"
         ) from None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _database_url(settings: Settings) -> str:
-    """The configured database, else the embedded default's (no NATS connection is made)."""
-    return settings.database_url or resolve_endpoints(settings).database_url
 
 
 @click.group()
@@ -83,11 +77,8 @@ async def runs_ls(
 ) -> None:
     """List workflow runs, newest first: correlation ID, workflow, status, start and finish (UTC)."""
     after = parse_since(since) if since else None
-    pool = await create_pool(_database_url(get_settings()), max_size=1)
-    try:
+    async with pool_session(get_settings(), max_size=1) as pool:  # PostgreSQL only: never NATS
         found = await list_runs(pool, status=status, workflow=workflow, since=after, limit=limit)
-    finally:
-        await pool.close()
     if as_json:
         click.echo(json.dumps([r.as_wire() for r in found], indent=2))
         return
@@ -121,11 +112,8 @@ def _table(found: list[RunSummary]) -> None:
 @async_command
 async def runs_show(correlation_id: str, as_json: bool) -> None:
     """One run: its status and times, its phases, and each step's status, attempts, times and error."""
-    pool = await create_pool(_database_url(get_settings()), max_size=2)
-    try:
+    async with pool_session(get_settings()) as pool:  # PostgreSQL only: never NATS
         detail = await show_run(pool, correlation_id)
-    finally:
-        await pool.close()
     if detail is None:
         raise UserError(f"no workflow run with correlation ID {correlation_id} (see `tracks runs ls`)")
     if as_json:
@@ -175,18 +163,11 @@ async def cancel_cmd(correlation_id: str, reason: str | None) -> None:
     tracks.workflow.<wf>.cancelled.<cid> is published. A finished run is left as it is (exit 1);
     a cancelled run is not resumed."""
     settings = get_settings()
-    endpoints = resolve_endpoints(settings)
-    pool = await create_pool(endpoints.database_url, max_size=1)
-    try:
-        nc = await connect_nats(settings, endpoints.nats_url, name="tracks-cli")
+    async with pool_session(settings, max_size=1) as pool, nats_session(settings, streams=[STREAM]) as nc:
         try:
             done = await cancel(pool, EventPublisher(nc.jetstream()), correlation_id, reason)
         except ProgressError as exc:
             raise UserError(str(exc)) from None
-        finally:
-            await nc.drain()
-    finally:
-        await pool.close()
     if done.already:
         click.echo(f"run {correlation_id} was already cancelled; its cancellation was announced again")
     else:
