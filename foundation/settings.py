@@ -7,6 +7,7 @@ is reported as one line per variable (:class:`SettingsError`), never as a traceb
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -122,6 +123,9 @@ class Settings(BaseSettings):
     """How long the object store keeps offloaded payloads."""
     retention_s: PositiveFloat = 30 * 24 * 3600.0
     """Finished coordination data older than this is purged by ``tracks retention run``."""
+    redact: str | None = None
+    """``package.module:function(track, payload) -> dict``: what ``processing_logs`` and dead
+    letters keep of each payload (see :mod:`actors.ledger.redaction`); unset: all of it."""
 
     @field_validator("nats_url")
     @classmethod
@@ -148,6 +152,13 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"no credentials file at {value}")
         return value
+
+    @field_validator("redact")
+    @classmethod
+    def _hook_spec(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[\w.]+:\w+", value):
+            raise ValueError(f"{value!r} is not package.module:function")
+        return value or None
 
     @field_validator("nats_nkey_seed", "nats_tls_ca", "nats_tls_cert", "nats_tls_key")
     @classmethod

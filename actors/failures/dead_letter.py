@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from nats.aio.msg import Msg
 from nats.js.api import PubAck
 
+from actors.ledger.redaction import Redactor, redacted_body
 from actors.transport.decode import stored_at_us
 from actors.transport.payloads import PayloadRef, PayloadStore
 from foundation.jetstream.publisher import EventPublisher, header_bytes
@@ -80,9 +81,13 @@ def _one_line(text: str, limit: int = 1000) -> str:
 
 
 class DeadLetters:
-    def __init__(self, publisher: EventPublisher, payloads: PayloadStore | None = None) -> None:
+    def __init__(
+        self, publisher: EventPublisher, payloads: PayloadStore | None = None, redact: Redactor | None = None
+    ) -> None:
         self._publisher = publisher
         self._payloads = payloads
+        self._redact = redact
+        """``TRACKS_REDACT``: applied to the original body a dead letter carries."""
 
     async def send(self, msg: Msg, letter: DeadLetter) -> PubAck:
         return await self.send_original(Original.of(msg), letter)
@@ -114,32 +119,33 @@ class DeadLetters:
         if letter.traceback:
             hdrs[DLQ_HEADERS.TRACEBACK] = json.dumps(letter.traceback[-_TRACEBACK_LIMIT:])
         body = original.data
+        if self._redact is not None:
+            body = redacted_body(self._redact, letter.track, body)
         limit = self._publisher.max_payload - _HEADROOM
         if len(body) + header_bytes(hdrs) > limit:
-            body = await self._store_body(original, letter, hdrs)
+            body = await self._store_body(original, body, letter, hdrs)
         return await self._publisher.publish(
             names.dlq(letter.track, letter.correlation_id), body, hdrs, stream=DLQ_STREAM
         )
 
-    async def _store_body(self, original: Original, letter: DeadLetter, hdrs: dict[str, str]) -> bytes:
+    async def _store_body(
+        self, original: Original, data: bytes, letter: DeadLetter, hdrs: dict[str, str]
+    ) -> bytes:
         """The body does not fit beside the headers: keep it in the payload store, by reference."""
         if self._payloads is None:
             raise RuntimeError(
-                f"dead letter of {len(original.data)} bytes does not fit max_payload "
-                "and no payload store is set"
+                f"dead letter of {len(data)} bytes does not fit max_payload and no payload store is set"
             )
         store = await self._payloads.ensure()
         key = f"{letter.correlation_id}/dead-letter.{original.stream}.{original.stream_seq}"
-        await store.put(key, original.data)
-        ref = PayloadRef(
-            self._payloads.bucket, key, len(original.data), hashlib.sha256(original.data).hexdigest()
-        )
+        await store.put(key, data)
+        ref = PayloadRef(self._payloads.bucket, key, len(data), hashlib.sha256(data).hexdigest())
         hdrs[DLQ_HEADERS.BODY_REF] = json.dumps(ref.as_payload())
         log.info(
             "%s %s: the original body (%d bytes) is kept in %s/%s; the dead letter references it",
             letter.track,
             letter.correlation_id,
-            len(original.data),
+            len(data),
             self._payloads.bucket,
             key,
         )

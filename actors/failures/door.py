@@ -67,7 +67,7 @@ class DeadLetterDoor:
     ) -> None:
         self._ledger = ledger
         self._publisher = publisher
-        self._dead_letters = DeadLetters(publisher, payloads)
+        self._dead_letters = DeadLetters(publisher, payloads, redact=ledger.redact)
         self._runs = runs
 
     async def bury(self, burial: Burial) -> bool:

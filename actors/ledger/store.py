@@ -39,6 +39,7 @@ from actors.ledger.records import (
     Written,
     new_event_id,
 )
+from actors.ledger.redaction import Redactor, redacted_details
 from actors.ledger.sql import CLAIM_SQL, WRITE_SQL
 from foundation.group_commit import GroupCommit
 from subjects.jsonwire import dumps
@@ -100,9 +101,9 @@ def _written(item: LogRow | StepFinish, applied: set[tuple[str, str]], completed
 _WRITTEN = Written(True)
 
 
-def claim_params(claims: Iterable[Claim]) -> tuple[str]:
+def claim_params(claims: Iterable[Claim], redact: Redactor | None = None) -> tuple[str]:
     """``CLAIM_SQL``'s parameter: the batch as one JSON document (one native encode, cheaper than
-    an array per column)."""
+    an array per column); ``redact``: the ``TRACKS_REDACT`` hook, for the logged input."""
     batch = [
         {
             "cid": c.correlation_id,
@@ -125,11 +126,15 @@ def claim_params(claims: Iterable[Claim]) -> tuple[str]:
         }
         for c in claims
     ]
+    if redact is not None:
+        for item in batch:
+            item["details"] = redacted_details(redact, str(item["track"]), item["details"])
     return (dumps(batch),)
 
 
-def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
-    """``WRITE_SQL``'s parameters: every log row, and the step outcomes."""
+def write_params(items: Iterable[LogRow | StepFinish], redact: Redactor | None = None) -> tuple[str, str]:
+    """``WRITE_SQL``'s parameters: every log row, and the step outcomes (``redact``: the
+    ``TRACKS_REDACT`` hook, for payloads in log rows; outputs are kept whole)."""
     logs = []
     steps = []
     for item in items:
@@ -170,12 +175,24 @@ def write_params(items: Iterable[LogRow | StepFinish]) -> tuple[str, str]:
                 "i": row.event_id,
             }
         )
+    if redact is not None:
+        for log_row in logs:
+            log_row["d"] = redacted_details(redact, str(log_row["t"]), log_row["d"])
     return dumps(logs), dumps(steps)
 
 
 class Ledger:
-    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 500, linger_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_batch: int = 500,
+        linger_s: float = 0.0,
+        redact: Redactor | None = None,
+    ) -> None:
         self._pool = pool
+        self.redact = redact
+        """``TRACKS_REDACT``: what payloads in ``processing_logs`` and dead letters keep (None: all)."""
         self.lost_rows = 0
         """Rows queued by :meth:`record` that failed for good (not a transient outage: those wait)."""
         self._claims: GroupCommit[Claim, ClaimResult] = GroupCommit(
@@ -281,7 +298,7 @@ class Ledger:
         verdicts: dict[int, ClaimResult] = {}
         async with self._pool.acquire() as conn:
             for batch in rounds:
-                rows = await conn.fetch(CLAIM_SQL, *claim_params(batch))
+                rows = await conn.fetch(CLAIM_SQL, *claim_params(batch, self.redact))
                 by_key = {(r["cid"], r["track"]): r for r in rows}
                 for c in batch:
                     verdicts[id(c)] = _verdict(by_key[(c.correlation_id, c.track)])
@@ -289,7 +306,7 @@ class Ledger:
 
     async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[Written]:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(WRITE_SQL, *write_params(items))
+            rows = await conn.fetch(WRITE_SQL, *write_params(items, self.redact))
         applied: set[tuple[str, str]] = set()
         completed: dict[str, str] = {}  # correlation ID -> workflow of the run this batch completed
         for r in rows:

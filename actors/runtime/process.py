@@ -26,6 +26,7 @@ from actors.failures.door import DeadLetterDoor
 from actors.failures.strays import CONSUMER as UNROUTED_CONSUMER
 from actors.failures.strays import StrayCatcher
 from actors.ledger.plan import StepPlan
+from actors.ledger.redaction import load_redactor
 from actors.ledger.runs import Runs
 from actors.ledger.store import Ledger
 from actors.middleware.base import Middleware
@@ -160,7 +161,12 @@ class Runtime:
             s.database_url, max_size=s.db_pool_size, batch_joins=True, wait_s=s.connect_wait_s
         )
         await self.check_schema(self.pool, migrate_if_behind=self._migrate)
-        self.ledger = Ledger(self.pool, max_batch=s.records_batch, linger_s=s.records_linger_ms / 1000)
+        self.ledger = Ledger(
+            self.pool,
+            max_batch=s.records_batch,
+            linger_s=s.records_linger_ms / 1000,
+            redact=load_redactor(s.redact),
+        )
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
         self._webhook = webhook_from(self._alert_settings)  # TRACKS_ALERT_WEBHOOK_URL
