@@ -70,9 +70,20 @@ async def test_ls_show_then_replay_after_the_fix_completes_the_workflow(
 
         listed = await run_tracks(servers, "dlq", "ls", "--track", sink)
         assert listed.code == 0, listed
-        [line] = listed.out.splitlines()
+        header, line = listed.out.splitlines()
+        assert header.split()[:3] == ["SEQ", "TIME", "(UTC)"]
         for part in (str(seq), sink, cid, "PermanentError", "the bookkeeping API rejected the entry"):
             assert part in line, line
+        wide = await run_tracks(servers, "dlq", "ls", "--track", sink, "-w")
+        header, line = wide.out.splitlines()
+        assert header.split("\t")[:4] == ["SEQ", "TIME (UTC)", "TRACK", "CORRELATION ID"]
+        assert line.split("\t")[:4] == [str(seq), line.split("\t")[1], sink, cid]  # whole, never cut
+
+        as_json = json.loads((await run_tracks(servers, "dlq", "show", str(seq), "--json")).out)
+        assert (as_json["seq"], as_json["track"], as_json["correlationId"]) == (seq, sink, cid)
+        assert as_json["time"].endswith("Z") and as_json["body"]["payload"]["n"] == 42
+        assert as_json["headers"]["Tracks-Original-Subject"] == f"tracks.{src}.completed.{cid}"
+        assert "PermanentError" in as_json["traceback"]
 
         shown = await run_tracks(servers, "dlq", "show", str(seq))
         assert shown.code == 0, shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import asyncpg
@@ -115,8 +116,23 @@ async def test_chain_prints_the_timeline_of_a_run(
     assert result.code == 0, result
     assert result.err == ""
     timeline, _, summary = result.out.partition("\n\n")
+    header, *timeline_lines = timeline.splitlines()
+    assert header.split() == ["OFFSET", "TRACK", "EVENT", "DETAIL"]
     # "+    12.3ms  <track>  <event>  attempt 1 ..."
-    events = [re.match(r"\+\s*[\d.]+ms\s+(\S+)\s+(\S+)", line).groups() for line in timeline.splitlines()]  # type: ignore[union-attr]
+    events = [re.match(r"\+\s*[\d.]+ms\s+(\S+)\s+(\S+)", line).groups() for line in timeline_lines]  # type: ignore[union-attr]
     assert events == [(up, "started"), (up, "completed"), (down, "started"), (down, "completed")]
-    steps = [line.split()[:3] for line in summary.splitlines()]
+    header, *step_lines = summary.splitlines()
+    assert header.split() == ["TRACK", "STATUS", "DETAIL"]
+    steps = [line.split()[:3] for line in step_lines]
     assert steps == [[up, "completed", "attempts=1"], [down, "completed", "attempts=1"]]
+
+    as_json = await run_tracks(servers, "chain", cid, "--json")
+    chain = json.loads(as_json.out)
+    assert chain["correlationId"] == cid
+    assert [(e["track"], e["eventType"]) for e in chain["events"]] == events
+    assert all(e["occurredAt"].endswith("Z") and "T" in e["occurredAt"] for e in chain["events"])
+    assert [(s["track"], s["status"], s["attempts"]) for s in chain["steps"]] == [
+        (up, "completed", 1),
+        (down, "completed", 1),
+    ]
+    assert set(chain["steps"][0]) == {"track", "status", "attempts", "startedAt", "finishedAt", "error"}

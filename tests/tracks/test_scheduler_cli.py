@@ -72,7 +72,8 @@ def test_add_ls_next_enable_disable_history_rm(run, env: dict[str, str], unique:
     assert "queue" in line
     code, out = run("schedule", "next", name, "-n", "3")
     assert code == 0, out
-    lines = out.strip().splitlines()
+    header, *lines = out.strip().splitlines()
+    assert header.startswith("LOCAL (Europe/Berlin)")
     assert len(lines) == 3
     assert all("02:30:00 CE" in row for row in lines)  # CET or CEST, local time
     assert run("schedule", "disable", name) == (0, f"disabled {name}\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC
 
 import click
 from nats.js import JetStreamContext
@@ -21,6 +22,7 @@ from actors.failures.dlq_ops import (
     StoredLetter,
     UnknownDeadLetter,
 )
+from actors.ledger.listing import iso
 from actors.ledger.store import Ledger
 from subjects import DLQ_STREAM, check_token
 from tracks.cli._common import UserError, async_command, get_settings
@@ -71,35 +73,60 @@ def dlq() -> None:
 @dlq.command("ls")
 @click.option("--track", default=None, help="Only this track's dead letters.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Oldest N.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (camelCase, UTC times).")
+@click.option("-w", "--wide", is_flag=True, help="Full IDs and error texts: no column is cut short.")
 @async_command
-async def ls_cmd(track: str | None, limit: int, as_json: bool) -> None:
+async def ls_cmd(track: str | None, limit: int, as_json: bool, wide: bool) -> None:
     """List dead letters, oldest first: sequence, time, track, correlation ID, why, deliveries."""
     track = _checked_track(track)
     async with _jetstream() as js:
         found = [letter async for letter in letters_.letters(js, track, limit)]
         total = await letters_.count(js, track)
+    if found and not as_json:
+        click.echo(_header(wide))
     for letter in found:
         if as_json:
             click.echo(json.dumps(_summary(letter)))
             continue
-        click.echo(_line(letter))
+        click.echo(_line(letter, wide))
     if total > len(found):
         click.echo(f"({len(found)} of {total} shown; use --limit)", err=True)
     elif not found:
         click.echo("no dead letters", err=True)
 
 
-def _line(letter: StoredLetter) -> str:
-    when = letter.stored_at.strftime("%Y-%m-%d %H:%M:%S") if letter.stored_at else "-"
+_WIDTHS = (24, 32, 22, 80)
+"""track, correlation ID, error type, error: cut to these widths unless ``--wide``."""
+
+
+def _header(wide: bool) -> str:
+    names = ("SEQ", "TIME (UTC)", "TRACK", "CORRELATION ID", "ERROR TYPE", "TRIES", "ERROR")
+    if wide:
+        return "\t".join(names)
+    track, cid, kind, _ = _WIDTHS
+    widths = (">6", "19", str(track), str(cid), str(kind), ">5", "")
+    return "  ".join(f"{name:{width}}" for name, width in zip(names, widths, strict=True)).rstrip()
+
+
+def _line(letter: StoredLetter, wide: bool = False) -> str:
+    when = letter.stored_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if letter.stored_at else "-"
+    if wide:  # tab-separated, nothing cut: for cut/awk and for wide screens
+        cells = [str(letter.seq), when, letter.track or "-", letter.correlation_id or "-"]
+        cells += [
+            letter.error_type or "-",
+            str(letter.deliveries or "-"),
+            " ".join((letter.error or "-").split()),
+        ]
+        return "\t".join(cells)
+    track, cid, kind, error = _WIDTHS
     cells = [
         f"{letter.seq:>6}",
-        when,
-        f"{_short(letter.track, 24):24}",
-        f"{_short(letter.correlation_id, 32):32}",
-        f"{_short(letter.error_type, 22):22}",
-        f"{letter.deliveries or '-':>3}",
-        _short(letter.error, 80),
+        f"{when:19}",
+        f"{_short(letter.track, track):{track}}",
+        f"{_short(letter.correlation_id, cid):{cid}}",
+        f"{_short(letter.error_type, kind):{kind}}",
+        f"{letter.deliveries or '-':>5}",
+        _short(letter.error, error),
     ]
     return "  ".join(cells)
 
@@ -107,7 +134,7 @@ def _line(letter: StoredLetter) -> str:
 def _summary(letter: StoredLetter) -> dict[str, object]:
     return {
         "seq": letter.seq,
-        "time": letter.stored_at.isoformat() if letter.stored_at else None,
+        "time": iso(letter.stored_at),
         "track": letter.track,
         "correlationId": letter.correlation_id,
         "errorType": letter.error_type,
@@ -119,12 +146,26 @@ def _summary(letter: StoredLetter) -> dict[str, object]:
 
 @dlq.command("show")
 @click.argument("seq", type=int)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object: the summary, headers, body, traceback."
+)
 @async_command
-async def show_cmd(seq: int) -> None:
+async def show_cmd(seq: int, as_json: bool) -> None:
     """Everything about dead letter SEQ: headers, the body (pretty-printed), the traceback."""
     async with _jetstream() as js:
         letter = await letters_.read(js, seq)
         body = await letters_.original_body(js, letter)
+    if as_json:
+        shown = {
+            **_summary(letter),
+            "storedOn": letter.subject,
+            "headers": dict(sorted(letter.headers.items())),
+            "body": _json_or_text(body),
+            "bodyRef": letter.body_ref,
+            "traceback": letter.traceback,
+        }
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+        return
     stored = letter.stored_at.isoformat() if letter.stored_at else "-"
     click.echo(f"dead letter {letter.seq} on {letter.subject}, stored {stored}")
     click.echo("headers:")
@@ -137,6 +178,13 @@ async def show_cmd(seq: int) -> None:
     if letter.traceback:
         click.echo("traceback:")
         click.echo(letter.traceback.rstrip())
+
+
+def _json_or_text(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return data.decode("utf-8", "backslashreplace")
 
 
 def _pretty(data: bytes) -> str:

@@ -6,6 +6,8 @@ several places at once: every delete re-checks its conditions, batch by batch.
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from actors.ledger.retention import purge
@@ -28,8 +30,9 @@ def retention() -> None:
     default=None,
     help="Purge what finished more than N days ago (default: TRACKS_RETENTION_S).",
 )
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the cut-off and the counts.")
 @async_command
-async def run_cmd(older_than_days: float | None) -> None:
+async def run_cmd(older_than_days: float | None, as_json: bool) -> None:
     """Delete finished steps, their logs, finished workflow runs and their payloads; print counts."""
     settings = get_settings()
     if older_than_days is not None and older_than_days < 0:
@@ -40,6 +43,12 @@ async def run_cmd(older_than_days: float | None) -> None:
             nc.jetstream(), threshold_bytes=settings.payload_threshold_bytes, ttl_s=settings.payload_ttl_s
         )
         counts = await purge(pool, older_than_s=older_than_s, payloads=payloads)
+    if as_json:
+        purged = {
+            "".join(w.title() if i else w for i, w in enumerate(k.split("_"))): n for k, n in counts.items()
+        }
+        click.echo(json.dumps({"olderThanS": older_than_s, "purged": purged}, indent=2))
+        return
     click.echo(f"purged what finished more than {older_than_s / 86400:g} day(s) ago:")
     for name, n in counts.items():
         click.echo(f"  {name:16} {n}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import click
 
+from actors.ledger.listing import iso
 from foundation.connections import connect_nats
 from foundation.db import create_pool, migrate
 from foundation.settings import SettingsError, load
@@ -129,15 +130,19 @@ async def add_cmd(
 
 
 @schedule.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (camelCase keys, UTC times).")
 @async_command
-async def ls_cmd() -> None:
+async def ls_cmd(as_json: bool) -> None:
     """List schedules with their next fire time."""
     async with _store() as (store, _):
         rows = await store.list_all(on_invalid=lambda exc: click.echo(f"warning: {exc}", err=True))
-    if not rows:
-        click.echo("no schedules")
-        return
     now = datetime.now(UTC)
+    if as_json:
+        click.echo(json.dumps([_schedule_wire(s, now) for s in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no schedules", err=True)
+        return
     header = f"{'NAME':24} {'CRON':18} {'TZ':16} {'TARGET':18} {'ON':3} {'PRIO':6} {'OVERLAP':7} NEXT"
     click.echo(header)
     for s in rows:
@@ -181,26 +186,36 @@ async def rm_cmd(name: str) -> None:
 @schedule.command("next")
 @click.argument("name")
 @click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (camelCase keys, UTC times).")
 @async_command
-async def next_cmd(name: str, count: int) -> None:
+async def next_cmd(name: str, count: int, as_json: bool) -> None:
     """The next fire times of NAME, in its time zone and in UTC."""
     async with _store() as (store, _):
         s = await store.get(name)
-    for moment in s.next_fire_times(datetime.now(UTC), count):
+    moments = s.next_fire_times(datetime.now(UTC), count)
+    if as_json:
+        click.echo(json.dumps([iso(m) for m in moments], indent=2))
+        return
+    click.echo(f"{'LOCAL (' + s.timezone + ')':24}  (UTC)")
+    for moment in moments:
         click.echo(f"{_when(moment, s.timezone)}  ({_when(moment)})")
 
 
 @schedule.command("history")
 @click.argument("name")
 @click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (camelCase keys, UTC times).")
 @async_command
-async def history_cmd(name: str, limit: int) -> None:
+async def history_cmd(name: str, limit: int, as_json: bool) -> None:
     """The latest executions of NAME: status, times, errors."""
     async with _store() as (store, executions):
         s = await store.get(name)
         rows = await executions.history(s.id, limit)
+    if as_json:
+        click.echo(json.dumps([_execution_wire(r) for r in rows], indent=2, default=str))
+        return
     if not rows:
-        click.echo(f"no executions of {name} yet")
+        click.echo(f"no executions of {name} yet", err=True)
         return
     click.echo(f"{'SCHEDULED FOR':24} {'STATUS':9} {'DURATION':>9} {'CORRELATION':32} DETAIL")
     for r in rows:
@@ -214,6 +229,39 @@ async def history_cmd(name: str, limit: int) -> None:
             f"{_when(r['scheduled_for'], s.timezone):24} {r['status']:9} {duration:>9} "
             f"{r['correlation_id'] or '-':32} {detail}"
         )
+
+
+def _schedule_wire(s: Schedule, now: datetime) -> dict[str, object]:
+    return {
+        "name": s.name,
+        "cron": s.cron.text,
+        "timezone": s.timezone,
+        "target": s.target,
+        "jobType": s.job_type,
+        "enabled": s.enabled,
+        "priority": s.priority.value,
+        "overlapPolicy": s.overlap_policy.value,
+        "timeoutS": s.timeout_s,
+        "misfireGraceS": s.misfire_grace_s,
+        "payload": s.payload,
+        "nextFireAt": iso(s.next_fire_times(now, 1)[0]) if s.enabled else None,
+        "createdAt": iso(s.created_at),
+        "updatedAt": iso(s.updated_at),
+    }
+
+
+def _execution_wire(r: asyncpg.Record) -> dict[str, object]:
+    started, completed = r["started_at"], r["completed_at"]
+    return {
+        "scheduledFor": iso(r["scheduled_for"]),
+        "status": r["status"],
+        "startedAt": iso(started),
+        "completedAt": iso(completed),
+        "durationS": (completed - started).total_seconds() if started and completed else None,
+        "correlationId": r["correlation_id"],
+        "error": r["error_message"],
+        "metadata": r["execution_metadata"],
+    }
 
 
 def _scheduler_settings() -> SchedulerSettings:

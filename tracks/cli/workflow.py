@@ -7,13 +7,15 @@ same graph for docs and pull requests (GitHub renders ```mermaid blocks).
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from actors import Workflow, WorkflowError
 from actors.track import Track
 from tracks.cli._common import resolve_workflow
 
-__all__ = ["mermaid", "render_text", "topological", "workflow"]
+__all__ = ["as_wire", "mermaid", "render_text", "topological", "workflow"]
 
 
 @click.group()
@@ -24,10 +26,28 @@ def workflow() -> None:
 @workflow.command("show")
 @click.argument("name")
 @click.option("--mermaid", "as_mermaid", is_flag=True, help="Print a Mermaid flowchart instead of text.")
-def show(name: str, as_mermaid: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (camelCase keys).")
+def show(name: str, as_mermaid: bool, as_json: bool) -> None:
     """Show NAME (``pkg.module:workflow``, or ``pkg.module`` when it defines one workflow)."""
     wf = resolve_workflow(name)
+    if as_json:
+        click.echo(json.dumps(as_wire(wf), indent=2))
+        return
     click.echo(mermaid(wf) if as_mermaid else render_text(wf))
+
+
+def as_wire(wf: Workflow) -> dict[str, object]:
+    """Tracks in dependency order with their upstreams and phase; phases with their gate."""
+    return {
+        "name": wf.name,
+        "timeoutS": wf.timeout_s,
+        "autoProceed": wf.auto_proceed,
+        "phases": [{"name": p.name, "manual": p.manual, "tracks": list(p.tracks)} for p in wf.phases],
+        "tracks": [
+            {"name": t.name, "after": list(t.after), "phase": getattr(wf.phase_of(t.name), "name", None)}
+            for t in topological(wf)
+        ],
+    }
 
 
 def topological(wf: Workflow) -> list[Track]:
