@@ -177,9 +177,18 @@ async def test_read_only_commands_never_start_the_embedded_servers(tmp_path: Pat
     assert not data_dir.exists()  # nothing was started, nothing was created
 
 
-async def test_an_unmigrated_database_says_run_db_migrate(servers: Servers, fresh_db: str) -> None:
-    for args in (["chain", "x"], ["status", "x"], ["schedule", "ls"]):
-        ran = await tracks(*args, TRACKS_NATS_URL=servers.nats_url, TRACKS_DATABASE_URL=fresh_db)
+async def test_an_unmigrated_database_says_run_db_migrate(
+    servers: Servers, fresh_db: str, unique: str
+) -> None:
+    for args in (
+        ["chain", "x"],
+        ["status", "x"],
+        ["schedule", "ls"],
+        ["actor", "run", "tests.support.actor_app"],
+    ):
+        ran = await tracks(
+            *args, TRACKS_NATS_URL=servers.nats_url, TRACKS_DATABASE_URL=fresh_db, TRACKS_TEST_PREFIX=unique
+        )
         assert ran.code == 5, ran
         assert "run `tracks db migrate`" in ran.line, ran
         assert "UndefinedTableError" not in ran.err

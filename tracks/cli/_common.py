@@ -19,6 +19,7 @@ from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from actors.errors import WorkflowError
 from actors.loader import LoadError, load_workflow
+from actors.runtime.process import SchemaError
 from actors.transport.payloads import PayloadStore
 from actors.workflow import Workflow
 from foundation.redact import mask_secrets
@@ -162,6 +163,8 @@ def _one_line(exc: Exception) -> UserError:
         return ServerUnreachable(str(exc))
     if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
         return NotSetUp(f"the database is not migrated ({exc}): run `tracks db migrate`")
+    if isinstance(exc, SchemaError):  # an actor's start-up check: its message says what to run
+        return NotSetUp(str(exc))
     if isinstance(exc, NotFoundError) and "stream" in (exc.description or ""):
         return NotSetUp(f"{exc.description}: {STREAM_HINT}")
     if isinstance(exc, NoStreamResponseError):
