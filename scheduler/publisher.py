@@ -81,13 +81,14 @@ class TickPublisher:
         body = tick_event(schedule, scheduled_for, correlation_id).to_bytes()
         attributes = {
             "tracks.schedule": schedule.name,
-            "tracks.correlation_id": correlation_id,
             "tracks.scheduled_for": iso_utc(scheduled_for),
+            "messaging.message.conversation_id": correlation_id,
             "messaging.destination.name": subject,
         }
-        # The tick is the root of the run's trace: the track's spans continue it via traceparent.
+        # The tick is the root of the run's trace: its publish (the PRODUCER span) is its child,
+        # and the track's spans continue it via traceparent. Named by schedule: never an ID.
         span = telemetry.start_span(
-            "schedule tick", kind=SpanKind.PRODUCER, attributes=attributes, parent=None
+            f"tick {schedule.name}", kind=SpanKind.INTERNAL, attributes=attributes, parent=None
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
