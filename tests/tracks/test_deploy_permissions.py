@@ -19,8 +19,11 @@ from actors import Runtime, TracksClient
 from actors.loader import load_workflow
 from foundation.connections import connect_nats
 from foundation.settings import Settings, load_settings
+from scheduler.schedules import NewSchedule, OverlapPolicy, ScheduleStore
 from tests.conftest import Servers
 from tests.support.configured_nats import ConfiguredNats, configured_nats
+from tests.support.scheduling import cleanup_schedules, running_scheduler
+from tests.support.waiting import eventually
 from tracks.cli.main import cli
 from tracks.deploy import deployment_users, to_json
 from tracks.deploy.permissions import password_variable
@@ -112,6 +115,43 @@ async def test_each_track_runs_with_its_own_user_and_the_operator_triggers(
         result = await TracksClient(nc).run(wf, {"mailbox": "me@example.com", "count": 2}, timeout=60)
         assert result["total_jpy"] == 3000
         await asyncio.sleep(1.0)  # a metrics report and a timeout check pass under the allow-lists
+    assert "Violation" not in enforced.log(), enforced.log()[-3000:]
+
+
+async def test_the_scheduler_user_fires_a_schedule_and_records_its_outcome(
+    enforced: ConfiguredNats, servers: Servers, pool, unique: str
+) -> None:
+    """The scheduler, connected as ``tracks-scheduler`` with its default history consumer,
+    publishes a tick that the track actors run, and records the step's completion from the stream;
+    no permissions violation."""
+    wf = load_workflow(MODULE)
+    store, name = ScheduleStore(pool), f"t{unique}-perm"
+    try:
+        async with AsyncExitStack() as stack:
+            for track in wf:
+                runtime = Runtime([track], settings=_as(enforced, servers, f"track-{track.name}"))
+                await stack.enter_async_context(runtime)
+            scheduler = _as(enforced, servers, "tracks-scheduler")
+            await stack.enter_async_context(
+                running_scheduler(
+                    scheduler, unique, history_consumer="scheduler-history", metrics_interval_s=0.5
+                )
+            )
+            await store.add(
+                NewSchedule(name=name, cron_expression="* * * * * *", target="gmail", payload={"count": 1},
+                            overlap_policy=OverlapPolicy.ALLOW)
+            )  # fmt: skip
+
+            async def recorded() -> bool:
+                return bool(await pool.fetchval(
+                    "SELECT count(*) FROM job_executions e JOIN job_schedules s ON s.id = e.schedule_id "
+                    "WHERE s.name = $1 AND e.status = 'completed'", name,
+                ))  # fmt: skip
+
+            await eventually(recorded, timeout=30, what="a scheduled run recorded as completed")
+            await store.set_enabled(name, False)
+    finally:
+        await cleanup_schedules(pool, unique)
     assert "Violation" not in enforced.log(), enforced.log()[-3000:]
 
 
