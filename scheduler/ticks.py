@@ -53,6 +53,7 @@ class TickFirer:
         *,
         follow_s: float,
         publish_attempts: int = 3,
+        publish_give_up_s: float = 10.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._executions = executions
@@ -66,6 +67,9 @@ class TickFirer:
             parallel=2,
         )
         self._attempts = publish_attempts
+        # a JetStream cluster electing a new stream leader answers "no responders" for a few
+        # seconds: a tick is retried (same Nats-Msg-Id, so once) that long, well inside follow_s
+        self._give_up_s = min(publish_give_up_s, follow_s)
         self._clock = clock
         self.stats = TickStats()
 
@@ -100,17 +104,23 @@ class TickFirer:
         return claim.decision
 
     async def publish(self, schedule: Schedule, scheduled_for: datetime, correlation_id: str) -> None:
-        """Publish with a few retries; a tick that cannot be published is recorded as failed."""
+        """Publish with retries (at least ``publish_attempts``, for up to ``publish_give_up_s``);
+        a tick that cannot be published is recorded as failed."""
         error: Exception | None = None
         backoff = Backoff(first_s=0.25)
-        for attempt in range(self._attempts):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._give_up_s
+        attempts = 0
+        while True:
+            attempts += 1
             try:
                 published = await self._publisher.publish(schedule, scheduled_for, correlation_id)
             except Exception as exc:  # NATS down or slow: retry (same Nats-Msg-Id), then record it
                 error = exc
-                if attempt + 1 < self._attempts:
+                if attempts < self._attempts or loop.time() + backoff.peek() < deadline:
                     await asyncio.sleep(backoff.next())
-                continue
+                    continue
+                break
             if published.duplicate:
                 self.stats.duplicates += 1
                 tick_counted(schedule.name, "duplicate")
@@ -125,7 +135,7 @@ class TickFirer:
             "%s: could not publish %s: %s", schedule.name, message_id(schedule.name, scheduled_for), error
         )
         finished = await self._executions.finish(
-            correlation_id, "failed", error=f"tick not published after {self._attempts} attempts: {error}"
+            correlation_id, "failed", error=f"tick not published after {attempts} attempts: {error}"
         )
         if finished is not None:
             await self.release(schedule)

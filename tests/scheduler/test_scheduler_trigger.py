@@ -71,12 +71,12 @@ async def test_a_tick_that_cannot_be_published_is_recorded_as_failed(
                     await pool.fetchval(
                         """SELECT count(*) FROM job_executions e JOIN job_schedules s ON s.id = e.schedule_id
                            WHERE s.name = $1 AND e.status = 'failed'
-                             AND e.error_message LIKE 'tick not published after 3 attempts:%'""",
+                             AND e.error_message LIKE 'tick not published after % attempts:%'""",
                         name,
                     )
                 )
 
-            await eventually(failed, timeout=10, what="failed tick")
+            await eventually(failed, timeout=30, what="failed tick")  # retried ~10 s first
             assert service.stats.publish_failures >= 1
             assert service.stats.published == 0
             await store.set_enabled(name, False)
