@@ -110,7 +110,8 @@ class ClaimResult:
     causes: dict[str, str | None] | None = None
     """For a fan-in step: each upstream step's ``traceparent``, by track (its span links)."""
     run_status: str | None = None
-    """For ``CLOSED``: how the run ended (``timed_out`` or ``cancelled``)."""
+    """For ``CLOSED``: how the run ended (``timed_out`` or ``cancelled``); with an ``attempt``, the
+    step this message activated is still ``running`` in a cancelled run (to be closed)."""
 
 
 @dataclass(frozen=True)

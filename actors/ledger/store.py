@@ -83,7 +83,13 @@ def _verdict(row: asyncpg.Record) -> ClaimResult:
     if not row["source_ok"]:
         return ClaimResult(Verdict.UNEXPECTED)
     if row["run_status"] in ("timed_out", "cancelled"):
-        return ClaimResult(Verdict.CLOSED, run_status=row["run_status"])
+        # a cancelled run's step left running by this very message (it failed and came back for a
+        # retry): its attempt, so the step can be closed as cancelled (a timed-out run may resume it)
+        own = row["prior_status"] == "running" and row["activated_by"] == row["seq"]
+        closable = own and row["run_status"] == "cancelled"
+        return ClaimResult(
+            Verdict.CLOSED, attempt=row["prior_attempts"] if closable else 0, run_status=row["run_status"]
+        )
     if not row["deps_met"]:
         return ClaimResult(Verdict.WAITING, run_trace=row["run_trace"])
     return ClaimResult(Verdict.DUPLICATE)

@@ -24,7 +24,9 @@ what is durable before the message goes:
 - **cancelled** (the run was cancelled while the step ran, ``ctx.cancelled``, and the handler
   stopped: raised ``StepCancelled`` or anything else): ``cancelled`` recorded (fenced) → ack;
   nothing announced, nothing retried. A handler that finishes anyway is **completed** as
-  above; the claim refuses every step of a cancelled run, so nothing downstream starts.
+  above; the claim refuses every step of a cancelled run, so nothing downstream starts. A
+  step waiting for a retry when its run was cancelled is closed ``cancelled`` when its message
+  comes back (refused by the claim, ``closed``) → ack.
 - **hand-back** (fetched but never started: breaker opened, shutdown, look-ahead): nak at once;
   no try is used up because nothing was claimed.
 """
@@ -148,6 +150,15 @@ class Settlement:
             await step.msg.term()
             (self.metrics.dead_lettered if buried else self.metrics.superseded).inc()
             return
+        elif verdict is Verdict.CLOSED and step.claim is not None and step.claim.attempt:
+            # the run was cancelled while this message waited for a retry: its step ends cancelled
+            await self._ledger.finish(
+                StepFinish(
+                    "cancelled",
+                    step.log_row("cancelled", details={"reason": "the run was cancelled between tries"}),
+                    fence=step.fence,
+                )
+            )
         elif verdict is Verdict.UNEXPECTED:
             activation = step.activation
             error = (

@@ -244,3 +244,36 @@ async def test_the_slow_example_stops_when_cancelled(settings, pool, nc, js, uni
         ("slow-prepare", "completed"),
         ("slow-export", "cancelled"),
     ]
+
+
+async def test_a_step_waiting_for_a_retry_is_closed_cancelled(settings, pool, nc, js, unique):
+    """Cancelled between tries: the retry is refused and the step ends cancelled, not running."""
+    from actors import RetryableError
+
+    wf = Workflow(f"{unique}-flaky-wf")
+    tries: list[int] = []
+    failed = asyncio.Event()
+
+    @wf.track(f"{unique}-flaky")
+    async def flaky(ctx: TrackContext, payload: dict) -> dict:
+        tries.append(ctx.attempt)
+        failed.set()
+        raise RetryableError("not yet", delay_s=1.5)
+
+    cid = f"{unique}-run"
+    async with Runtime(list(wf), settings=settings):
+        await TracksClient(nc).start(wf, {}, correlation_id=cid)
+        await asyncio.wait_for(failed.wait(), 20)
+        await cancel(pool, EventPublisher(js), cid, "stop retrying")
+
+        async def closed() -> bool:
+            return await step_status(pool, cid, f"{unique}-flaky") == "cancelled"
+
+        await eventually(closed, what="the retried step closed as cancelled")
+    assert tries == [1]
+    events = await pool.fetch(
+        "SELECT event_type FROM processing_logs WHERE correlation_id = $1 AND track_id = $2 ORDER BY id",
+        cid,
+        f"{unique}-flaky",
+    )
+    assert [e["event_type"] for e in events] == ["started", "failed", "skipped", "cancelled"]
