@@ -4,14 +4,14 @@ Without any of them nothing is built: nats-py then uses the system trust store f
 ``tls://`` URL or a server that requires TLS. With a CA file, the server's certificate must
 chain to it (and name the host connected to); with a certificate and key, the client presents
 them (mutual TLS: nats-server's ``tls { verify: true }``). A file that is not what it should be
-is one :class:`ValueError` line naming the variable.
+is one :class:`SettingsError` line naming the variable.
 """
 
 from __future__ import annotations
 
 import ssl
 
-from foundation.settings import Settings
+from foundation.settings import Settings, SettingsError
 
 __all__ = ["nats_tls_context", "tls_failure"]
 
@@ -24,14 +24,14 @@ def nats_tls_context(settings: Settings) -> ssl.SSLContext | None:
         try:
             context.load_verify_locations(cafile=str(settings.nats_tls_ca))
         except (ssl.SSLError, ValueError) as exc:
-            raise ValueError(
+            raise SettingsError(
                 f"TRACKS_NATS_TLS_CA: {settings.nats_tls_ca} holds no PEM CA certificate ({exc})"
             ) from None
     if settings.nats_tls_cert is not None and settings.nats_tls_key is not None:
         try:
             context.load_cert_chain(str(settings.nats_tls_cert), str(settings.nats_tls_key))
         except ssl.SSLError as exc:
-            raise ValueError(
+            raise SettingsError(
                 f"TRACKS_NATS_TLS_CERT / TRACKS_NATS_TLS_KEY: {settings.nats_tls_cert} and "
                 f"{settings.nats_tls_key} are not a PEM certificate and its unencrypted key ({exc})"
             ) from None

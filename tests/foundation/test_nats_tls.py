@@ -15,6 +15,7 @@ import trustme
 from actors import Runtime, TracksClient
 from foundation.connections import connect_nats
 from foundation.settings import Settings, SettingsError, load_settings
+from foundation.tls import nats_tls_context
 from tests.conftest import Servers
 from tests.support.configured_nats import ConfiguredNats, configured_nats
 from tests.support.workflows import passthrough_pair
@@ -117,6 +118,13 @@ def test_a_certificate_without_its_key_is_one_settings_line(pki: Pki) -> None:
     )
     with pytest.raises(SettingsError, match=r"^TRACKS_NATS_TLS_CA: no such file: /nowhere/ca\.pem$"):
         load_settings(nats_tls_ca="/nowhere/ca.pem")
+
+
+def test_a_file_that_is_no_certificate_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(SettingsError, match=r"^TRACKS_NATS_TLS_CA: .*ca\.pem holds no PEM CA certificate"):
+        nats_tls_context(load_settings(nats_tls_ca=bad))
 
 
 async def test_an_nkey_seed_file_authenticates(tmp_path: Path, servers: Servers) -> None:
