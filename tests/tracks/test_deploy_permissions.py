@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -14,9 +15,11 @@ import nats.errors
 import pytest
 from click.testing import CliRunner
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from actors import Runtime, TracksClient
 from actors.loader import load_workflow
+from actors.runtime.request_api import ApiError, call
 from foundation.connections import connect_nats
 from foundation.settings import Settings, load_settings
 from scheduler.schedules import NewSchedule, OverlapPolicy, ScheduleStore
@@ -26,9 +29,9 @@ from tests.support.scheduling import cleanup_schedules, running_scheduler
 from tests.support.waiting import eventually
 from tracks.cli.main import cli
 from tracks.deploy import deployment_users, to_json
-from tracks.deploy.permissions import password_variable
 
 MODULE = "tracks.examples.receipts"
+GUARDED = "tests.support.guarded_app"
 
 
 def _printed(*args: str) -> str:
@@ -37,8 +40,9 @@ def _printed(*args: str) -> str:
     return result.output
 
 
-def _passwords() -> dict[str, str]:
-    return {u.password_variable: f"pw-{i}" for i, u in enumerate(deployment_users([load_workflow(MODULE)]))}
+def _passwords(module: str = MODULE) -> dict[str, str]:
+    """What nats-server reads each user's password from (its environment)."""
+    return {u.password_variable: f"pw-{u.user}" for u in deployment_users([load_workflow(module)])}
 
 
 @pytest.fixture
@@ -53,7 +57,7 @@ def _as(server: ConfiguredNats, servers: Servers, user: str) -> Settings:
         nats_url=server.url,
         database_url=servers.database_url,
         nats_user=user,
-        nats_password=_passwords()[password_variable(user)],
+        nats_password=f"pw-{user}",
         run_timeout_check_s=0.5,
         payload_threshold_bytes=64,  # outputs go by reference: the payload store under the allow-lists
         metrics_interval_s=0.5,  # the metrics publish happens during the test, within the allow-list
@@ -64,9 +68,8 @@ async def _client(server: ConfiguredNats, user: str, errors: list[str]) -> NATS:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    password = _passwords()[password_variable(user)]
     return await nats.connect(
-        server.url, user=user, password=password, error_cb=on_error, max_reconnect_attempts=0
+        server.url, user=user, password=f"pw-{user}", error_cb=on_error, max_reconnect_attempts=0
     )
 
 
@@ -116,6 +119,43 @@ async def test_each_track_runs_with_its_own_user_and_the_operator_triggers(
         assert result["total_jpy"] == 3000
         await asyncio.sleep(1.0)  # a metrics report and a timeout check pass under the allow-lists
     assert "Violation" not in enforced.log(), enforced.log()[-3000:]
+
+
+async def test_a_push_track_a_fan_in_and_a_manual_gate_work_under_the_allow_lists(
+    tmp_path: Path, servers: Servers, migrated: None
+) -> None:
+    """The wiring the reference workflow lacks: a push track, a fan-in, and a manual phase that
+    the operator releases with ``tracksapi.proceed``, answered by a track's actor (which then
+    triggers the gated track); the run completes with no permissions violation."""
+    wf = load_workflow(GUARDED)
+    with configured_nats(tmp_path / "nats", _printed(GUARDED), env=_passwords(GUARDED)) as server:
+        async with AsyncExitStack() as stack:
+            for track in wf:
+                runtime = Runtime([track], settings=_as(server, servers, f"track-{track.name}"))
+                await stack.enter_async_context(runtime)
+            nc = await connect_nats(
+                _as(server, servers, "tracks-operator"), server.url, wait_for_server=False
+            )
+            stack.push_async_callback(nc.drain)
+            outcomes: asyncio.Queue[str] = asyncio.Queue()
+
+            async def on_outcome(msg: Msg) -> None:
+                outcomes.put_nowait(msg.subject)
+
+            cid = uuid.uuid4().hex
+            await nc.subscribe(f"tracks.workflow.{wf.name}.*.{cid}", cb=on_outcome)
+            await TracksClient(nc).start(wf, {"n": 1}, correlation_id=cid)
+
+            async def released() -> bool:
+                try:
+                    await call(nc, "proceed", {"correlationId": cid})
+                except ApiError:  # 409 until the run reaches the gate
+                    return False
+                return True
+
+            await eventually(released, timeout=30, what="the review gate released")
+            assert await asyncio.wait_for(outcomes.get(), 30) == f"tracks.workflow.{wf.name}.completed.{cid}"
+    assert "Violation" not in server.log(), server.log()[-3000:]
 
 
 async def test_the_scheduler_user_fires_a_schedule_and_records_its_outcome(
