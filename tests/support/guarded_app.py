@@ -2,12 +2,12 @@
 track, a fan-in, and a manual phase the operator releases through the request API.
 
 ``g-scan`` (push) fans out to ``g-left`` and ``g-right``, which fan in to ``g-book`` in the
-manual phase ``review``.
+manual phase ``review``. ``g-scan`` refuses a payload with ``"fail": true`` (a dead letter).
 """
 
 from __future__ import annotations
 
-from actors import Phase, TrackContext, TrackOptions, Workflow
+from actors import PermanentError, Phase, TrackContext, TrackOptions, Workflow
 
 __all__ = ["guarded"]
 
@@ -21,7 +21,13 @@ async def _pass(ctx: TrackContext, payload: dict[str, object]) -> dict[str, obje
     return {**payload, ctx.track: True}
 
 
-guarded.track("g-scan", options=TrackOptions(delivery="push"))(_pass)
+@guarded.track("g-scan", options=TrackOptions(delivery="push"))
+async def _scan(ctx: TrackContext, payload: dict[str, object]) -> dict[str, object]:
+    if payload.get("fail"):
+        raise PermanentError("this scan is refused")
+    return await _pass(ctx, payload)
+
+
 guarded.track("g-left", after=["g-scan"])(_pass)
 guarded.track("g-right", after=["g-scan"])(_pass)
 guarded.track("g-book", after=["g-left", "g-right"])(_pass)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from actors import Runtime, TracksClient
+from actors import RunFailed, Runtime, TracksClient
 from actors.loader import load_workflow
 from actors.runtime.request_api import ApiError, call
 from foundation.connections import connect_nats
@@ -126,7 +126,8 @@ async def test_a_push_track_a_fan_in_and_a_manual_gate_work_under_the_allow_list
 ) -> None:
     """The wiring the reference workflow lacks: a push track, a fan-in, and a manual phase that
     the operator releases with ``tracksapi.proceed``, answered by a track's actor (which then
-    triggers the gated track); the run completes with no permissions violation."""
+    triggers the gated track); the run completes; a refused step is dead-lettered and fails its
+    run; no permissions violation."""
     wf = load_workflow(GUARDED)
     with configured_nats(tmp_path / "nats", _printed(GUARDED), env=_passwords(GUARDED)) as server:
         async with AsyncExitStack() as stack:
@@ -155,6 +156,10 @@ async def test_a_push_track_a_fan_in_and_a_manual_gate_work_under_the_allow_list
 
             await eventually(released, timeout=30, what="the review gate released")
             assert await asyncio.wait_for(outcomes.get(), 30) == f"tracks.workflow.{wf.name}.completed.{cid}"
+            with pytest.raises(RunFailed, match="this scan is refused"):  # a dead letter, a failed run
+                await TracksClient(nc).run(wf, {"fail": True}, timeout=30, correlation_id=f"{cid}-f")
+            letter = await nc.jetstream().get_last_msg("DLQ", f"dlq.g-scan.{cid}-f")
+            assert letter.headers and letter.headers["Tracks-Error-Type"] == "PermanentError"
     assert "Violation" not in server.log(), server.log()[-3000:]
 
 
