@@ -12,7 +12,9 @@ import logging
 import time
 from contextlib import suppress
 
+import nats.errors
 from nats.aio.msg import Msg
+from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
@@ -38,6 +40,15 @@ from subjects import headers
 __all__ = ["TrackWorker"]
 
 log = logging.getLogger(__name__)
+
+_NATS_AWAY = (
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoRespondersError,
+    NoStreamResponseError,
+    asyncio.TimeoutError,
+)
+"""Settling met NATS unavailable (its publisher gave up retrying): expected during a failover."""
 
 
 class TrackWorker:
@@ -277,6 +288,15 @@ class TrackWorker:
         except asyncio.CancelledError:
             await settlement.hand_back(msg)  # shutting down: to another replica now
             raise
+        except _NATS_AWAY as exc:  # a stream electing a leader, a server away: one line, no traceback
+            self.settle_errors += 1
+            log.warning(
+                "%s: NATS did not answer while settling %s (%s); it stays unacked for redelivery, "
+                "which settles it from what the ledger recorded",
+                self.track.name,
+                msg.subject,
+                type(exc).__name__,
+            )
         except Exception:
             self.settle_errors += 1
             log.exception(

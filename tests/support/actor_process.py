@@ -32,12 +32,14 @@ class ActorProcess:
     env: dict[str, str]
     log_file: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    command: tuple[str, ...] = ("actor", "run")
+    """The ``tracks`` subcommand; ``("scheduler", "run")`` (no targets) runs a scheduler."""
 
     def start(self) -> None:
         env = {**os.environ, "TRACKS_LOG_LEVEL": "INFO", **self.env}
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
-                [*tracks_command(), "actor", "run", *self.targets],
+                [*tracks_command(), *self.command, *self.targets],
                 cwd=REPO,
                 env=env,
                 stdout=log,

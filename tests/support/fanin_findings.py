@@ -231,7 +231,7 @@ async def examine(
     return f
 
 
-_DROPPED = re.compile(r" ERROR actors\.worker: (\S+): could not settle (\S+);")
+_DROPPED = re.compile(r" ERROR actors\.(?:runtime\.)?worker: (\S+): could not settle (\S+);")
 
 
 def dropped_outcomes(actors: list[ActorProcess], f: Findings) -> set[tuple[str, str]]:
