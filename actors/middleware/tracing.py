@@ -83,14 +83,15 @@ def join_run(step: Step, claim: ClaimResult) -> None:
     ctx = step.ctx
     if step.trace_context is None or ctx.trace_id is None:
         return
-    span = trace.get_current_span(step.trace_context)
     run = claim.run_trace
-    if run is not None and run[3:35] != ctx.trace_id:
+    if run is not None and run[3:35] != ctx.trace_id:  # the usual case compares two strings, no more
+        span = trace.get_current_span(step.trace_context)
         parent = telemetry.parent_of({"traceparent": run})
         if parent is not None and telemetry.rejoin(span, parent):
             ctx.trace_id = telemetry.trace_id_of(span)
             step.traceparent = telemetry.traceparent(span)
     if claim.causes:
+        span = trace.get_current_span(step.trace_context)
         source = step.activation.source_track
         for track, cause in sorted(claim.causes.items()):
             upstream = telemetry.parent_of({"traceparent": cause}) if cause and track != source else None
