@@ -16,6 +16,7 @@ class Collector:
 
     def __init__(self) -> None:
         self.spans: list[Any] = []
+        self.services: set[str] = set()
         self.requests = 0
         collector = self
 
@@ -26,6 +27,11 @@ class Collector:
                 request.ParseFromString(body)
                 collector.requests += 1
                 for resource_spans in request.resource_spans:
+                    collector.services |= {
+                        a.value.string_value
+                        for a in resource_spans.resource.attributes
+                        if a.key == "service.name"
+                    }
                     for scope_spans in resource_spans.scope_spans:
                         collector.spans.extend(scope_spans.spans)
                 self.send_response(200)
