@@ -117,6 +117,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: int | str = logging.WARNING, fmt: str | None = None) -> logging.Handler:
     """One stderr handler on the root logger (replacing any earlier one of ours), text or JSON.
 
@@ -126,7 +138,7 @@ def configure_logging(level: int | str = logging.WARNING, fmt: str | None = None
     chosen = (fmt or os.environ.get("TRACKS_LOG_FORMAT") or "text").strip().lower()
     if chosen not in ("text", "json"):
         raise ValueError(f"TRACKS_LOG_FORMAT: {chosen!r} is neither 'text' nor 'json'")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name("tracks")
     handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
 from foundation.logs import ContextFilter, JsonFormatter, TextFormatter, configure_logging, set_step
 from foundation.redact import mask_secrets
-from foundation.settings import Settings
+from foundation.settings import Settings, load_settings
 from tests.support.waiting import eventually
 
 
@@ -98,6 +98,17 @@ def test_configure_logging_chooses_json_from_the_environment(monkeypatch: pytest
     finally:
         root.handlers[:] = before[0]
         root.setLevel(before[1])
+
+
+def test_settings_never_show_their_secrets() -> None:
+    settings = load_settings(
+        nats_url="nats://u:hunter2@h:4222",
+        nats_password="hunter3",
+        database_url="postgresql://p:hunter4@db/x",
+    )
+    shown = repr(settings) + str(settings)
+    assert not any(secret in shown for secret in ("hunter2", "hunter3", "hunter4")), shown
+    assert "nats://u:***@h:4222" in shown and "nats_password='***'" in shown
 
 
 def test_mask_secrets_covers_urls_tokens_and_dsn_keywords() -> None:
