@@ -79,14 +79,23 @@ NATS_COMMANDS = [
     ["alerts", "check"],
     ["dlq", "ls"],
     ["dlq", "show", "1"],
+    ["dlq", "replay", "1"],
+    ["dlq", "purge", "--yes"],
     ["trigger", "some-track"],
+    ["run", "tracks.examples.receipts:receipts"],
 ]
 PG_COMMANDS = [
     ["chain", "some-cid"],
     ["status", "some-cid"],
+    ["proceed", "some-cid"],
+    ["resume", "some-cid"],
     ["schedule", "ls"],
     ["schedule", "next", "nightly"],
     ["schedule", "history", "nightly"],
+    ["schedule", "add", "nightly", "@daily", "--target", "t"],
+    ["schedule", "enable", "nightly"],
+    ["schedule", "disable", "nightly"],
+    ["schedule", "rm", "nightly"],
     ["retention", "run"],
     ["db", "migrate"],
 ]
