@@ -26,7 +26,7 @@ def dev() -> None:
     "size",
     type=click.IntRange(min=3, max=5),
     default=None,
-    help="Run this many nats-servers as one JetStream cluster (3 or 5) instead of one.",
+    help="Run this many nats-servers (3 to 5) as one JetStream cluster instead of one.",
 )
 def up(size: int | None) -> None:
     """Start nats-server and PostgreSQL under the data dir, or reuse running ones.
