@@ -185,6 +185,11 @@ async def connect_nats(
             )
     except nats.errors.NoServersError:
         reason = describe_error(failure) if failure is not None else "no server answers"
+        if "authorization" in reason.lower():  # it answers, and says no: waiting will not help
+            raise ConnectionError(
+                f"NATS at {address} refused the credentials ({reason}): check the URL's user and "
+                "password or TRACKS_NATS_USER / TRACKS_NATS_PASSWORD / TRACKS_NATS_TOKEN / TRACKS_NATS_CREDS"
+            ) from None
         raise ConnectionError(f"cannot reach NATS at {address}: {reason}") from None
     except TimeoutError:
         if not deadline.expired():

@@ -235,3 +235,17 @@ async def test_version_and_exit_code_table_in_help() -> None:
 async def test_a_bad_connect_timeout_is_a_usage_error() -> None:
     ran = await tracks("--connect-timeout", "0", "dlq", "ls")
     assert ran.code == 2, ran
+
+
+async def test_a_wrong_password_is_one_masked_line(servers: Servers, tmp_path: Path) -> None:
+    """NATS refuses the credentials: one line saying so, the password nowhere, bounded."""
+    from tests.support.configured_nats import configured_nats
+
+    with configured_nats(tmp_path, 'authorization { user: ops, password: "right-one" }') as nats:
+        url = nats.url.replace("nats://", "nats://ops:wrong-one@")
+        ran = await tracks("dlq", "ls", TRACKS_NATS_URL=url, TRACKS_DATABASE_URL=servers.database_url)
+    assert ran.code == 4, ran
+    assert ran.line.startswith(f"Error: NATS at 127.0.0.1:{nats.port} refused the credentials ("), ran
+    assert "TRACKS_NATS_PASSWORD" in ran.line, ran
+    assert "wrong-one" not in ran.out + ran.err
+    assert ran.elapsed < NEVER_HANGS_S
