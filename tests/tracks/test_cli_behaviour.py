@@ -249,3 +249,12 @@ async def test_a_wrong_password_is_one_masked_line(servers: Servers, tmp_path: P
     assert "TRACKS_NATS_PASSWORD" in ran.line, ran
     assert "wrong-one" not in ran.out + ran.err
     assert ran.elapsed < NEVER_HANGS_S
+
+
+async def test_a_refused_database_login_is_one_masked_line(servers: Servers) -> None:
+    host = servers.database_url.split("@", 1)[1]
+    url = f"postgresql://nobody_here:secret-pw@{host}"
+    ran = await tracks("schedule", "ls", TRACKS_NATS_URL=servers.nats_url, TRACKS_DATABASE_URL=url)
+    assert ran.code == 1, ran
+    assert ran.line.startswith("Error: PostgreSQL at ") and "refused the login" in ran.line, ran
+    assert "TRACKS_DATABASE_URL" in ran.line and "secret-pw" not in ran.err

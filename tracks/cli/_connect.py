@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 from foundation.connections import connect_nats, describe_error, server_address
 from foundation.db import create_pool
 from foundation.settings import Settings
-from tracks.cli._common import STREAM_HINT, NotSetUp, ServerUnreachable
+from tracks.cli._common import STREAM_HINT, NotSetUp, ServerUnreachable, UserError
 from tracks.endpoints import existing_url, resolve_endpoints
 
 __all__ = ["database_url", "nats_session", "nats_url", "open_nats", "open_pool", "pool_session"]
@@ -94,6 +94,10 @@ async def open_pool(settings: Settings, url: str | None = None, *, max_size: int
     try:
         async with asyncio.timeout(bound + 1):  # asyncpg's own timeout covers the connect, not all of it
             return await create_pool(url, max_size=max_size, connect_timeout_s=bound)
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:  # wrong password, unknown role
+        raise UserError(
+            f"PostgreSQL at {server_address(url)} refused the login ({exc}): check TRACKS_DATABASE_URL"
+        ) from None
     except _PG_UNAVAILABLE as exc:
         reason = f"no answer within {bound:g}s" if isinstance(exc, TimeoutError) else describe_error(exc)
         raise ServerUnreachable(f"cannot reach PostgreSQL at {server_address(url)}: {reason}") from None
