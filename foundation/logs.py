@@ -137,7 +137,7 @@ def configure_logging(level: int | str = logging.WARNING, fmt: str | None = None
     """
     chosen = (fmt or os.environ.get("TRACKS_LOG_FORMAT") or "text").strip().lower()
     if chosen not in ("text", "json"):
-        raise ValueError(f"TRACKS_LOG_FORMAT: {chosen!r} is neither 'text' nor 'json'")
+        raise ValueError(f"TRACKS_LOG_FORMAT={chosen} is not a log format: use text or json")
     handler = _StderrHandler()
     handler.set_name("tracks")
     handler.addFilter(ContextFilter())

@@ -258,3 +258,10 @@ async def test_a_refused_database_login_is_one_masked_line(servers: Servers) -> 
     assert ran.code == 1, ran
     assert ran.line.startswith("Error: PostgreSQL at ") and "refused the login" in ran.line, ran
     assert "TRACKS_DATABASE_URL" in ran.line and "secret-pw" not in ran.err
+
+
+async def test_an_unknown_log_format_is_a_usage_error() -> None:
+    ran = await tracks("workflow", "show", "tracks.examples.receipts", TRACKS_LOG_FORMAT="yaml")
+    assert ran.code == 2, ran
+    last = ran.err.strip().splitlines()[-1]
+    assert last == "Error: TRACKS_LOG_FORMAT=yaml is not a log format: use text or json", ran

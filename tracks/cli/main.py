@@ -62,7 +62,7 @@ def cli(ctx: click.Context, verbose: int, connect_timeout: float) -> None:
     try:
         configure_logging(level)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="TRACKS_LOG_FORMAT") from None
+        raise click.UsageError(str(exc)) from None
     ctx.meta[CONNECT_TIMEOUT_KEY] = connect_timeout
 
 
