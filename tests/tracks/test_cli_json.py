@@ -86,3 +86,10 @@ async def test_retention_run_json(servers: Servers, migrated: None) -> None:
     assert_wire(purged)
     assert purged["olderThanS"] == 36500 * 86400
     assert set(purged["purged"]) == {"trackSteps", "processingLogs", "workflowRuns", "payloads"}
+
+
+async def test_status_takes_json_too(servers: Servers, migrated: None) -> None:
+    """Its output is JSON either way; ``--json`` is accepted like on every command that shows."""
+    result = await run_tracks(servers, "status", "no-such-run", "--json")
+    assert result.code == 1, result
+    assert "no such option" not in result.err.lower()

@@ -78,8 +78,9 @@ async def _db_and_publisher() -> AsyncIterator[tuple[asyncpg.Pool, EventPublishe
 
 @click.command("status")
 @click.argument("correlation_id")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for uniformity: the output is always JSON.")
 @async_command
-async def status_cmd(correlation_id: str) -> None:
+async def status_cmd(correlation_id: str, as_json: bool) -> None:
     """Where a run stands: {currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}."""
     async with pool_session(get_settings()) as pool:  # reads PostgreSQL only: never waits for NATS
         try:
