@@ -120,7 +120,7 @@ async def connect_nats(
     async def on_error(exc: Exception) -> None:
         nonlocal announced, failure
         if not connected and not isinstance(exc, nats.errors.NoServersError):
-            failure = tls_failure(exc) or exc  # a TLS refusal says which setting to give
+            failure = tls_failure(exc, settings, failure) or exc  # a TLS refusal says what to set
         if connected:
             if wait_for_server or nc.is_connected:
                 log.warning("nats: %s", exc)

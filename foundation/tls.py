@@ -13,7 +13,7 @@ import ssl
 
 from foundation.settings import Settings, SettingsError
 
-__all__ = ["nats_tls_context", "tls_failure"]
+__all__ = ["TlsRefused", "nats_tls_context", "tls_failure"]
 
 
 def nats_tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -38,24 +38,43 @@ def nats_tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def tls_failure(exc: BaseException) -> ConnectionError | None:
-    """A TLS handshake failure as one line saying what to set; None for any other error."""
+class TlsRefused(ConnectionError):
+    """A TLS handshake the server (or this client) refused, said as what to set."""
+
+
+def tls_failure(
+    exc: BaseException, settings: Settings, previous: BaseException | None = None
+) -> TlsRefused | None:
+    """A TLS failure of one connection attempt as one line saying what to set; None for another
+    error. A refusal seen on an earlier attempt is kept over a later attempt's broken pipe (with
+    TLS 1.3 the server's "certificate required" alert may come after the client starts writing)."""
     if not isinstance(exc, ssl.SSLError):
+        if isinstance(previous, TlsRefused):
+            return previous
+        if (
+            isinstance(exc, (BrokenPipeError, ConnectionResetError))
+            and settings.nats_tls_ca is not None
+            and settings.nats_tls_cert is None
+        ):
+            return TlsRefused(
+                "the server closed the TLS connection at once: if it verifies clients (mutual TLS), "
+                "set TRACKS_NATS_TLS_CERT and TRACKS_NATS_TLS_KEY"
+            )
         return None
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return ConnectionError(
+        return TlsRefused(
             f"the server's TLS certificate is not trusted ({exc.verify_message}): set TRACKS_NATS_TLS_CA "
             "to the PEM file of the CA that signed it"
         )
     reason = (exc.reason or str(exc)).upper()
     if "CERTIFICATE_REQUIRED" in reason:
-        return ConnectionError(
+        return TlsRefused(
             "the server requires a client certificate (mutual TLS): set TRACKS_NATS_TLS_CERT and "
             "TRACKS_NATS_TLS_KEY"
         )
     if "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason or "CERTIFICATE_UNKNOWN" in reason:
-        return ConnectionError(
+        return TlsRefused(
             f"the server refused this client's certificate ({exc.reason}): TRACKS_NATS_TLS_CERT must be "
             "signed by a CA the server trusts (its tls ca_file)"
         )
-    return ConnectionError(f"TLS handshake failed: {exc.reason or exc}")
+    return TlsRefused(f"TLS handshake failed: {exc.reason or exc}")

@@ -15,7 +15,7 @@ import trustme
 from actors import Runtime, TracksClient
 from foundation.connections import connect_nats
 from foundation.settings import Settings, SettingsError, load_settings
-from foundation.tls import nats_tls_context
+from foundation.tls import TlsRefused, nats_tls_context, tls_failure
 from tests.conftest import Servers
 from tests.support.configured_nats import ConfiguredNats, configured_nats
 from tests.support.workflows import passthrough_pair
@@ -118,6 +118,18 @@ def test_a_certificate_without_its_key_is_one_settings_line(pki: Pki) -> None:
     )
     with pytest.raises(SettingsError, match=r"^TRACKS_NATS_TLS_CA: no such file: /nowhere/ca\.pem$"):
         load_settings(nats_tls_ca="/nowhere/ca.pem")
+
+
+def test_a_refusal_is_kept_over_a_later_broken_pipe(pki: Pki) -> None:
+    """With TLS 1.3 the server's "certificate required" may arrive after the client wrote: an
+    attempt then ends in a broken pipe. The hint stays (kept from an earlier attempt, or given
+    for the broken pipe itself when no client certificate is configured)."""
+    trusting = load_settings(nats_tls_ca=pki.ca)
+    refused = tls_failure(BrokenPipeError(32, "Broken pipe"), trusting)
+    assert isinstance(refused, TlsRefused) and "TRACKS_NATS_TLS_CERT" in str(refused)
+    assert tls_failure(ConnectionRefusedError(), trusting, refused) is refused
+    assert tls_failure(ConnectionRefusedError(), trusting) is None
+    assert tls_failure(BrokenPipeError(), load_settings()) is None  # no TLS configured: no guess
 
 
 def test_a_file_that_is_no_certificate_is_one_line(tmp_path: Path) -> None:
