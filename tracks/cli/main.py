@@ -10,15 +10,15 @@ import click
 from foundation.logs import configure_logging
 from tracks.cli._common import CONNECT_TIMEOUT_KEY, EXIT_CODES
 from tracks.cli.actor import actor
-from tracks.cli.alerts import alerts
 from tracks.cli.bench import bench
-from tracks.cli.chain import chain
 from tracks.cli.db import db
 from tracks.cli.demo import demo
 from tracks.cli.deploy import deploy
 from tracks.cli.dev import dev
-from tracks.cli.dlq import dlq
-from tracks.cli.retention import retention
+from tracks.cli.operations.alerts import alerts
+from tracks.cli.operations.chain import chain
+from tracks.cli.operations.dlq import dlq
+from tracks.cli.operations.retention import retention
 from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
 from tracks.cli.runs_admin import cancel_cmd, runs
 from tracks.cli.schedule import schedule, scheduler
