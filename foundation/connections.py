@@ -173,6 +173,7 @@ async def connect_nats(
                 user_credentials=str(settings.nats_creds) if settings.nats_creds else None,
                 nkeys_seed=str(settings.nats_nkey_seed) if settings.nats_nkey_seed else None,
                 tls=tls,
+                inbox_prefix=settings.nats_inbox,
                 max_reconnect_attempts=-1 if wait_for_server else 2,
                 reconnect_time_wait=0.5,  # type: ignore[arg-type]  # annotated int, used as a float sleep
                 connect_timeout=min(5, bound),  # type: ignore[arg-type]  # annotated int, used as a float

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     """A NATS ``.creds`` file (JWT + NKey)."""
     nats_nkey_seed: Path | None = None
     """A file holding a user NKey seed (``SU...``): the server knows the user by its public key."""
+    nats_inbox_prefix: str | None = None
+    """Where this process's replies come (PubAcks, pulled batches, answers): unset, ``_INBOX.<user>``
+    when ``nats_user`` is a subject token, else ``_INBOX``; a user may then be allowed only its own."""
     nats_tls_ca: Path | None = None
     """PEM file of the CA(s) that signed the NATS servers' certificates (default: the system's)."""
     nats_tls_cert: Path | None = None
@@ -153,6 +156,13 @@ class Settings(BaseSettings):
             raise ValueError(f"no credentials file at {value}")
         return value
 
+    @field_validator("nats_inbox_prefix")
+    @classmethod
+    def _inbox_subject(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*", value):
+            raise ValueError(f"{value!r} is not a subject without wildcards (e.g. _INBOX.track-gmail)")
+        return value or None
+
     @field_validator("redact")
     @classmethod
     def _hook_spec(cls, value: str | None) -> str | None:
@@ -183,6 +193,15 @@ class Settings(BaseSettings):
                 yield name, mask_url(value)
             else:
                 yield name, value
+
+    @property
+    def nats_inbox(self) -> str:
+        """The inbox prefix to connect with (see ``nats_inbox_prefix``)."""
+        if self.nats_inbox_prefix:
+            return self.nats_inbox_prefix
+        if self.nats_user and re.fullmatch(r"[A-Za-z0-9_-]{1,128}", self.nats_user):
+            return f"_INBOX.{self.nats_user}"
+        return "_INBOX"
 
     @property
     def nats_servers(self) -> list[str]:

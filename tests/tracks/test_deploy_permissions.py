@@ -21,7 +21,7 @@ from actors import RunFailed, Runtime, TracksClient
 from actors.loader import load_workflow
 from actors.runtime.request_api import ApiError, call
 from foundation.connections import connect_nats
-from foundation.settings import Settings, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 from scheduler.schedules import NewSchedule, OverlapPolicy, ScheduleStore
 from tests.conftest import Servers
 from tests.support.configured_nats import ConfiguredNats, configured_nats
@@ -69,7 +69,12 @@ async def _client(server: ConfiguredNats, user: str, errors: list[str]) -> NATS:
         errors.append(str(exc))
 
     return await nats.connect(
-        server.url, user=user, password=f"pw-{user}", error_cb=on_error, max_reconnect_attempts=0
+        server.url,
+        user=user,
+        password=f"pw-{user}",
+        inbox_prefix=f"_INBOX.{user}",  # what Settings.nats_inbox gives a process connected as user
+        error_cb=on_error,
+        max_reconnect_attempts=0,
     )
 
 
@@ -219,6 +224,33 @@ async def test_a_track_user_cannot_forge_another_tracks_events_or_call_the_api(
     assert 'Publish Violation - Subject "tracksapi.proceed"' in enforced.log()  # what the next test rules out
     assert any('publish to "tracks.drive.completed.x"' in e.lower() for e in errors), errors
     assert any('publish to "tracksapi.proceed"' in e.lower() for e in errors), errors
+
+
+def test_a_process_takes_its_users_own_inbox() -> None:
+    """``_INBOX.<TRACKS_NATS_USER>`` unless TRACKS_NATS_INBOX_PREFIX says otherwise (NKey or
+    .creds users name theirs); a user name that is no subject token keeps ``_INBOX``."""
+    assert load_settings(nats_user="track-gmail").nats_inbox == "_INBOX.track-gmail"
+    assert load_settings(nats_user="track-gmail", nats_inbox_prefix="_INBOX.x").nats_inbox == "_INBOX.x"
+    assert load_settings(nats_user="a.b").nats_inbox == load_settings().nats_inbox == "_INBOX"
+    with pytest.raises(SettingsError, match=r"^TRACKS_NATS_INBOX_PREFIX: '_INBOX\.>' is not a subject"):
+        load_settings(nats_inbox_prefix="_INBOX.>")
+
+
+async def test_a_user_cannot_listen_to_another_users_replies(enforced: ConfiguredNats) -> None:
+    """Replies (pulled batches with their payloads, PubAcks, API answers) go to the user's own
+    ``_INBOX.<user>``: gmail's user may not subscribe to everyone's, nor to drive's."""
+    errors: list[str] = []
+    nc = await _client(enforced, "track-gmail", errors)
+    try:
+        await nc.subscribe("_INBOX.>")
+        await nc.subscribe("_INBOX.track-drive.>")
+        await nc.subscribe("_INBOX.track-gmail.>")
+        await nc.flush()
+        await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+    refused = {e.lower().rsplit(" ", 1)[-1] for e in errors if "subscription" in e.lower()}  # nats-py lowers
+    assert refused == {'"_inbox.>"', '"_inbox.track-drive.>"'}, errors
 
 
 async def test_the_observer_reads_but_cannot_trigger(enforced: ConfiguredNats) -> None:

@@ -28,11 +28,18 @@ from actors.failures.strays import CONSUMER as UNROUTED_CONSUMER
 from actors.transport.payloads import BUCKET
 from subjects import DLQ_STREAM, STREAM, RunOutcome, SubjectKind, names
 
-__all__ = ["NatsUser", "Permissions", "deployment_users", "password_variable", "to_conf", "to_json"]
+__all__ = ["NatsUser", "Permissions", "deployment_users", "inbox", "password_variable", "to_conf", "to_json"]
 
 JS_API = "$JS.API"
-INBOX = "_INBOX.>"
-"""Replies: PubAcks, pull batches, request answers (nats-py's default inbox prefix)."""
+
+
+def inbox(user: str) -> str:
+    """A user's replies (PubAcks, pulled batches, answers): a process connected as ``user`` takes
+    ``_INBOX.<user>`` as its inbox prefix (``Settings.nats_inbox``), so no user can subscribe to
+    another's replies."""
+    return f"_INBOX.{user}.>"
+
+
 SERVICE = "$SRV.>"
 """``nats.micro`` discovery (PING, INFO, STATS) of the request API."""
 READ_ONLY_ENDPOINTS = ("chain", "deps", "status")
@@ -128,7 +135,7 @@ def _track_user(track: str, workflow: Workflow, bucket: str) -> NatsUser:
         *_payload_store(bucket),
     ]
     subscribe = [
-        INBOX,
+        inbox(f"track-{track}"),
         f"{names.PUSH_DELIVER_PREFIX}.{track}",
         names.max_deliveries_advisory(STREAM, track),
         names.workflow_cancellations(),
@@ -145,14 +152,15 @@ def _scheduler_user(tracks: Iterable[str], history_consumer: str) -> NatsUser:
         *_stream_api(STREAM, "INFO"),
         *_consumer(STREAM, history_consumer),
     ]
-    return NatsUser("tracks-scheduler", "scheduler", Permissions(tuple(publish), (INBOX,)))
+    user = "tracks-scheduler"
+    return NatsUser(user, "scheduler", Permissions(tuple(publish), (inbox(user),)))
 
 
 def _operator_user() -> NatsUser:
     root, dlq_root = f"{names.ROOT}.>", f"{names.DLQ_ROOT}.>"
     api = f"{names.API_PREFIX}.>"
     publish = (root, dlq_root, api, f"{JS_API}.>", "$JS.ACK.>", "$JS.FC.>", "$O.>", SERVICE)
-    subscribe = (INBOX, root, dlq_root, api, "$JS.EVENT.>")
+    subscribe = (inbox("tracks-operator"), root, dlq_root, api, "$JS.EVENT.>")
     return NatsUser("tracks-operator", "operator", Permissions(publish, subscribe))
 
 
@@ -169,7 +177,7 @@ def _observer_user() -> NatsUser:
         SERVICE,
     )
     subscribe = (
-        INBOX,
+        inbox("tracks-observer"),
         f"{names.ROOT}.>",
         f"{names.DLQ_ROOT}.>",
         f"{names.METRICS_ROOT}.>",
