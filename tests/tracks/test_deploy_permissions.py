@@ -98,6 +98,15 @@ def test_the_printed_users_cover_every_track_and_role() -> None:
     assert not any(s.startswith("tracksapi.") and "metrics" not in s for s in gmail["publish"]["allow"])
 
 
+def test_a_module_gives_every_workflow_and_module_workflow_gives_one() -> None:
+    def users(target: str) -> list[str]:
+        return [u["user"] for u in json.loads(_printed(target, "--format", "json"))["users"]]
+
+    roles = ["tracks-scheduler", "tracks-operator", "tracks-observer"]
+    assert users("tests.support.diamond_app:single") == ["track-only", *roles]
+    assert users("tests.support.diamond_app") == [f"track-{t}" for t in "abced"] + ["track-only", *roles]
+
+
 def test_an_unknown_module_is_one_clear_line() -> None:
     result = CliRunner().invoke(cli, ["deploy", "permissions", "no_such_module_here"])
     assert result.exit_code == 1
