@@ -49,6 +49,11 @@ def server_address(url: str) -> str:
     return ",".join(a for a in addresses if a) or "the default host"
 
 
+def _refused(exc: BaseException | None) -> bool:
+    """The server answered and said no to the credentials: waiting will not change that."""
+    return exc is not None and "authorization" in str(exc).lower()
+
+
 def describe_error(exc: BaseException | None) -> str:
     """A short reason for a log line: ``connection refused``, ``timed out``, or the error's text."""
     if exc is None:
@@ -119,7 +124,8 @@ async def connect_nats(
 
     async def on_error(exc: Exception) -> None:
         nonlocal announced, failure
-        if not connected and not isinstance(exc, nats.errors.NoServersError):
+        # a refusal of the credentials stays the reason over a later attempt's broken pipe
+        if not connected and not isinstance(exc, nats.errors.NoServersError) and not _refused(failure):
             failure = tls_failure(exc, settings, failure) or exc  # a TLS refusal says what to set
         if connected:
             if wait_for_server or nc.is_connected:
@@ -186,7 +192,7 @@ async def connect_nats(
             )
     except nats.errors.NoServersError:
         reason = describe_error(failure) if failure is not None else "no server answers"
-        if "authorization" in reason.lower():  # it answers, and says no: waiting will not help
+        if _refused(failure):  # it answers, and says no: waiting will not help
             raise ConnectionError(
                 f"NATS at {address} refused the credentials ({reason}): check the URL's user and "
                 "password or TRACKS_NATS_USER / TRACKS_NATS_PASSWORD / TRACKS_NATS_TOKEN / TRACKS_NATS_CREDS"
