@@ -47,10 +47,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_for_port(port: int, timeout: float, what: str, log_hint: str = "") -> None:
+def wait_for_port(
+    port: int, timeout: float, what: str, log_hint: str = "", *, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if port_open(port):
+        if port_open(port, host):
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f}s{log_hint}")

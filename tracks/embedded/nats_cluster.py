@@ -77,7 +77,7 @@ class NatsCluster:
                 server_name=name,
                 cluster_name=self.name,
                 cluster_port=cport,
-                routes=tuple(p for p in route_ports if p != cport),
+                routes=tuple(f"nats://127.0.0.1:{p}" for p in route_ports if p != cport),
             )
             for name, port, cport in names_ports
         ]

@@ -35,7 +35,9 @@ class NatsServer:
     """One nats-server process; ``data_dir`` holds its JetStream store and log.
 
     A cluster member (see :class:`~tracks.embedded.nats_cluster.NatsCluster`) also has a
-    ``server_name``, a ``cluster_port`` for routes and the ``routes`` (ports) of its peers.
+    ``server_name``, a ``cluster_port`` for routes and the ``routes`` (URLs) of its peers. ``host``
+    is the address it listens on; ``netns`` a network namespace to run it in (``ip netns exec``:
+    the partition test's nodes).
     """
 
     data_dir: Path
@@ -44,12 +46,14 @@ class NatsServer:
     server_name: str | None = None
     cluster_name: str | None = None
     cluster_port: int = 0
-    routes: tuple[int, ...] = ()
+    routes: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    netns: str | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     @property
     def log_file(self) -> Path:
@@ -70,7 +74,7 @@ class NatsServer:
             pid, port = int(info["pid"]), int(info["port"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        if not (pid_alive(pid) and port_open(port)):
+        if not (pid_alive(pid) and port_open(port, self.host)):
             return False
         args = args_of(pid)  # ours serves this store; else the pid was reused
         if args is not None and str(self._store) not in args:
@@ -85,9 +89,10 @@ class NatsServer:
             return
         self.port = self.port or free_port()
         cmd = [
+            *(["ip", "netns", "exec", self.netns] if self.netns else []),
             str(nats_server_binary()),
             "-a",
-            "127.0.0.1",
+            self.host,
             "-p",
             str(self.port),
             "-js",
@@ -97,11 +102,16 @@ class NatsServer:
             self.server_name or f"tracks-{self.port}",
         ]
         if self.cluster_name:
-            cmd += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
-            cmd += ["--routes", ",".join(f"nats://127.0.0.1:{port}" for port in self.routes)]
+            cmd += [
+                "--cluster_name",
+                self.cluster_name,
+                "--cluster",
+                f"nats://{self.host}:{self.cluster_port}",
+            ]
+            cmd += ["--routes", ",".join(self.routes)]
         self.pid, self._proc = spawn(cmd, self.log_file, daemon=daemon)
         try:
-            wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})")
+            wait_for_port(self.port, timeout, "nats-server", f" (see {self.log_file})", host=self.host)
             self._info_file.write_text(json.dumps({"pid": self.pid, "port": self.port}))
         except BaseException:
             self.stop()  # a server that did not come up is not left behind
