@@ -53,7 +53,7 @@ class TickFirer:
         *,
         follow_s: float,
         publish_attempts: int = 3,
-        publish_give_up_s: float = 10.0,
+        publish_give_up_s: float = 20.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._executions = executions
@@ -67,8 +67,9 @@ class TickFirer:
             parallel=2,
         )
         self._attempts = publish_attempts
-        # a JetStream cluster electing a new stream leader answers "no responders" for a few
-        # seconds: a tick is retried (same Nats-Msg-Id, so once) that long, well inside follow_s
+        # a JetStream cluster electing a new stream leader answers "no responders" meanwhile (its
+        # Raft waits 4-9 s before campaigning): a tick is retried (same Nats-Msg-Id, so once)
+        # for one full election and a second round, within follow_s
         self._give_up_s = min(publish_give_up_s, follow_s)
         self._clock = clock
         self.stats = TickStats()

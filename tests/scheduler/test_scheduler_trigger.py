@@ -76,7 +76,7 @@ async def test_a_tick_that_cannot_be_published_is_recorded_as_failed(
                     )
                 )
 
-            await eventually(failed, timeout=30, what="failed tick")  # retried ~10 s first
+            await eventually(failed, timeout=40, what="failed tick")  # retried ~20 s first
             assert service.stats.publish_failures >= 1
             assert service.stats.published == 0
             await store.set_enabled(name, False)
