@@ -5,6 +5,8 @@ hold the replicas asked for is refused with one clear line."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,17 @@ async def _replicas(js: JetStreamContext) -> dict[str, tuple[int | None, int]]:
     return result
 
 
+async def _consumer_peers(js: JetStreamContext, durable: str, timeout: float = 15.0) -> int:
+    """How many servers hold the consumer, once its peers report (they join after a scale-up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await js.consumer_info("TRACKS", durable)
+        peers = len(info.cluster.replicas or []) + 1 if info.cluster else 1
+        if peers == 3 or time.monotonic() > deadline:
+            return peers
+        await asyncio.sleep(0.2)
+
+
 async def test_a_runtime_with_replicas_3_makes_every_stream_r3(
     settings: Settings, migrated: None, unique: str, tmp_path: Path
 ) -> None:
@@ -56,6 +69,7 @@ async def test_a_runtime_with_replicas_3_makes_every_stream_r3(
             async with Runtime(list(wf), settings=on_cluster.model_copy(update={"stream_replicas": 3})):
                 pass  # ... is moved to R3 in place by the next start with 3
             assert await _replicas(js) == dict.fromkeys(STREAMS, (3, 3))
+            assert await _consumer_peers(js, f"{unique}-only") == 3  # a track's consumer follows
 
             fresh = PayloadStore(js, bucket=f"R3_{unique}", replicas=3)  # and a new bucket is made R3
             await fresh.ensure()
