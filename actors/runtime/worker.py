@@ -14,7 +14,7 @@ from contextlib import suppress
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js.errors import NoStreamResponseError
+from nats.js.errors import APIError, NoStreamResponseError
 from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
@@ -41,6 +41,13 @@ __all__ = ["TrackWorker"]
 
 log = logging.getLogger(__name__)
 
+
+def describe(exc: Exception) -> str:
+    """The error's type, and JetStream's description when it has one."""
+    detail = getattr(exc, "description", None)
+    return f"{type(exc).__name__}: {detail}" if isinstance(exc, APIError) and detail else type(exc).__name__
+
+
 _NATS_AWAY = (
     nats.errors.TimeoutError,
     nats.errors.ConnectionClosedError,
@@ -49,6 +56,13 @@ _NATS_AWAY = (
     asyncio.TimeoutError,
 )
 """Settling met NATS unavailable (its publisher gave up retrying): expected during a failover."""
+_IN_PROCESS = 10158
+"""JetStream's "duplicate message id is in process": an earlier try of this publish is still
+being decided by a stream leader that cannot commit (cut off from its peers); outcome unknown."""
+
+
+def _nats_away(exc: Exception) -> bool:
+    return isinstance(exc, _NATS_AWAY) or (isinstance(exc, APIError) and exc.err_code == _IN_PROCESS)
 
 
 class TrackWorker:
@@ -288,20 +302,20 @@ class TrackWorker:
         except asyncio.CancelledError:
             await settlement.hand_back(msg)  # shutting down: to another replica now
             raise
-        except _NATS_AWAY as exc:  # a stream electing a leader, a server away: one line, no traceback
+        except Exception as exc:
             self.settle_errors += 1
-            log.warning(
-                "%s: NATS did not answer while settling %s (%s); it stays unacked for redelivery, "
-                "which settles it from what the ledger recorded",
-                self.track.name,
-                msg.subject,
-                type(exc).__name__,
-            )
-        except Exception:
-            self.settle_errors += 1
-            log.exception(
-                "%s: could not settle %s; it stays unacked for redelivery", self.track.name, msg.subject
-            )
+            if _nats_away(exc):  # a stream electing a leader, a server away: one line, no traceback
+                log.warning(
+                    "%s: NATS did not answer while settling %s (%s); it stays unacked for redelivery, "
+                    "which settles it from what the ledger recorded",
+                    self.track.name,
+                    msg.subject,
+                    describe(exc),
+                )
+            else:
+                log.exception(
+                    "%s: could not settle %s; it stays unacked for redelivery", self.track.name, msg.subject
+                )
         finally:
             self._inflight.pop(id(msg), None)
             self._contexts.pop(meta.sequence.stream, None)
