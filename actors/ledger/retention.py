@@ -3,7 +3,8 @@
 What goes: ``track_steps`` rows of finished steps (completed, failed, timed out, cancelled) finished
 before the cutoff; ``processing_logs`` rows older than the cutoff of runs with no unfinished
 step (a run still in progress keeps its whole history, so its chain stays explainable);
-``workflow_runs`` rows finished before the cutoff (when that table exists); and the
+``workflow_runs`` rows finished before the cutoff (when that table exists); the scheduler's
+``job_executions`` rows (ticks) that ended before the cutoff (running and queued ones stay); and the
 offloaded payloads of runs left with no step at all. Payloads of a run that still has an
 unfinished step stay: that step may be waiting for one of them as its input.
 
@@ -46,6 +47,12 @@ DELETE FROM workflow_runs WHERE correlation_id IN (
 RETURNING correlation_id
 """
 
+_EXECUTIONS_SQL = """
+DELETE FROM job_executions WHERE id IN (
+    SELECT id FROM job_executions
+    WHERE status NOT IN ('running', 'queued') AND coalesce(completed_at, started_at) < $1 LIMIT $2)
+"""
+
 
 async def purge(
     pool: asyncpg.Pool,
@@ -59,7 +66,7 @@ async def purge(
         raise ValueError("older_than_s must be >= 0 and batch > 0")
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     cids: set[str] = set()
-    counts = {"track_steps": 0, "processing_logs": 0, "workflow_runs": 0, "payloads": 0}
+    counts = {"track_steps": 0, "processing_logs": 0, "workflow_runs": 0, "job_executions": 0, "payloads": 0}
     while rows := await pool.fetch(_STEPS_SQL, cutoff, list(FINISHED), batch):
         counts["track_steps"] += len(rows)
         cids.update(r["correlation_id"] for r in rows)
@@ -69,6 +76,9 @@ async def purge(
         while rows := await pool.fetch(_RUNS_SQL, cutoff, batch):
             counts["workflow_runs"] += len(rows)
             cids.update(r["correlation_id"] for r in rows)
+    if await pool.fetchval("SELECT to_regclass('job_executions') IS NOT NULL"):
+        while (n := _affected(await pool.execute(_EXECUTIONS_SQL, cutoff, batch))) > 0:
+            counts["job_executions"] += n
     if payloads is not None and cids:
         gone = await _without_steps(pool, cids)
         counts["payloads"] = await payloads.delete_many(gone)

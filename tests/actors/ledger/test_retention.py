@@ -108,7 +108,13 @@ async def test_old_finished_data_goes_new_and_unfinished_stay(
 
     counts = await purge(pool, older_than_s=30 * DAY, payloads=store, batch=2)
 
-    assert counts == {"track_steps": 4, "processing_logs": 6, "workflow_runs": 1, "payloads": 1}
+    assert counts == {
+        "track_steps": 4,
+        "processing_logs": 6,
+        "workflow_runs": 1,
+        "job_executions": 0,
+        "payloads": 1,
+    }
     assert await remaining(pool, "track_steps") == {"new-done", "old-but-running", "old-but-gated"}
     steps = {(r[0], r[1]) for r in await pool.fetch("SELECT correlation_id, track_id FROM track_steps")}
     assert ("old-but-running", "a") not in steps  # finished long ago, though its run goes on
@@ -123,7 +129,7 @@ async def test_old_finished_data_goes_new_and_unfinished_stay(
         await store.resolve(refs["old-done"])
 
     again = await purge(pool, older_than_s=30 * DAY, payloads=store)
-    assert again == {"track_steps": 0, "processing_logs": 0, "workflow_runs": 0, "payloads": 0}
+    assert set(again.values()) == {0}
 
 
 async def test_without_workflow_runs_table_and_without_payloads(fresh: tuple[str, asyncpg.Pool]) -> None:
@@ -131,7 +137,38 @@ async def test_without_workflow_runs_table_and_without_payloads(fresh: tuple[str
     await pool.execute("DROP TABLE IF EXISTS workflow_runs")
     await step(pool, "old", "a", "completed", 10)
     counts = await purge(pool, older_than_s=DAY, payloads=None)
-    assert counts == {"track_steps": 1, "processing_logs": 2, "workflow_runs": 0, "payloads": 0}
+    assert counts == {
+        "track_steps": 1,
+        "processing_logs": 2,
+        "workflow_runs": 0,
+        "job_executions": 0,
+        "payloads": 0,
+    }
+
+
+async def test_old_finished_job_executions_go(fresh: tuple[str, asyncpg.Pool]) -> None:
+    """A schedule's history is covered too: ended ticks go, running and queued ones stay."""
+    _, pool = fresh
+    sid = await pool.fetchval(
+        "INSERT INTO job_schedules (name, cron_expression, job_type, target) "
+        "VALUES ('nightly', '0 1 * * *', 'j', 't') RETURNING id"
+    )
+    for i, (status, age) in enumerate(
+        [("completed", 40), ("failed", 40), ("skipped", 40), ("cancelled", 40), ("timed_out", 40),
+         ("running", 40), ("queued", 40), ("completed", 1)]
+    ):  # fmt: skip
+        await pool.execute(
+            """INSERT INTO job_executions (schedule_id, correlation_id, status, scheduled_for, started_at,
+                                           completed_at)
+               VALUES ($1, $2, $3, now() - make_interval(secs => $4), now() - make_interval(secs => $4),
+                       CASE WHEN $3 NOT IN ('running', 'queued')
+                            THEN now() - make_interval(secs => $4) END)""",
+            sid, f"tick-{i}", status, age * DAY - i,
+        )  # fmt: skip
+    counts = await purge(pool, older_than_s=30 * DAY, payloads=None, batch=2)
+    assert counts["job_executions"] == 5
+    left = await pool.fetch("SELECT status FROM job_executions ORDER BY status")
+    assert [r[0] for r in left] == ["completed", "queued", "running"]
 
 
 def test_cli_prints_counts(fresh: tuple[str, asyncpg.Pool], servers: Servers) -> None:
@@ -144,6 +181,7 @@ def test_cli_prints_counts(fresh: tuple[str, asyncpg.Pool], servers: Servers) ->
         "  track_steps      0",
         "  processing_logs  0",
         "  workflow_runs    0",
+        "  job_executions   0",
         "  payloads         0",
     ]
     result = CliRunner().invoke(cli, ["retention", "run", "--older-than-days", "-1"], env=env)
