@@ -1,8 +1,12 @@
-"""Execution history from the runs themselves: completion and failure events update the tick's row.
+"""Execution history from the runs themselves: a run's outcome updates the tick's row.
 
-A durable pull consumer on ``TRACKS`` (filters ``tracks.*.completed.*`` and ``tracks.*.failed.*``)
-is shared by all scheduler replicas, so each event is handled once. Events of runs no schedule
-started simply match no row and are acked.
+A durable pull consumer on ``TRACKS`` (filters ``tracks.*.completed.*``, ``tracks.*.failed.*`` and
+``tracks.workflow.*.*.*``) is shared by all scheduler replicas, so each event is handled once.
+A tick that starts a workflow ends as the **run** ends: ``tracks.workflow.<wf>.<outcome>.<cid>``
+(completed, failed, timed_out, cancelled) sets the row's status; the events of the run's
+tracks (they carry ``metadata.workflow``) are only steps and change nothing. A tick of a plain
+track (no workflow) ends with that track's completed or failed event. Events of runs no
+schedule started simply match no row and are acked.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from scheduler.executions import ExecutionStore, Finished
-from subjects import STREAM, SubjectKind, TrackEvent, parse
+from subjects import STREAM, RunOutcome, SubjectKind, TrackEvent, names, parse
 
 __all__ = ["HistoryConsumer", "error_text"]
 
@@ -43,14 +47,32 @@ def error_text(payload: dict[str, Any]) -> str:
     return "the run reported a failure without an error message"
 
 
-def _details(event: TrackEvent | None, payload: dict[str, Any], kind: SubjectKind) -> dict[str, Any]:
+def _details(event: TrackEvent | None, payload: dict[str, Any], kind: str) -> dict[str, Any]:
     text = json.dumps(payload, default=str)
     details: dict[str, Any] = (
         {"result": payload} if len(text) <= _MAX_DETAIL_BYTES else {"resultBytes": len(text)}
     )
     details["finishedBy"] = event.track_id if event is not None else None
-    details["event"] = kind.value
+    details["event"] = kind
     return details
+
+
+_RUN_ERRORS = {
+    RunOutcome.TIMED_OUT: "the workflow run timed out (deadline {deadline})",
+    RunOutcome.CANCELLED: "the workflow run was cancelled{reason}",
+}
+
+
+def _run_error(outcome: RunOutcome, payload: dict[str, Any]) -> str | None:
+    if outcome is RunOutcome.COMPLETED:
+        return None
+    if outcome is RunOutcome.FAILED:
+        track, error = payload.get("track"), payload.get("error")
+        return f"{track}: {error}" if track and error else error_text(payload)
+    reason = payload.get("reason")
+    return _RUN_ERRORS[outcome].format(
+        deadline=payload.get("deadline", "unknown"), reason=f": {reason}" if reason else ""
+    )
 
 
 class HistoryConsumer:
@@ -70,6 +92,8 @@ class HistoryConsumer:
         self._batch = batch
         self.handled = 0
         self.unmatched = 0
+        self.steps = 0
+        """Events of a workflow's tracks: steps, not the run's end (its outcome event ends the tick)."""
         self.failures = 0
 
     async def ensure(self) -> None:
@@ -78,7 +102,11 @@ class HistoryConsumer:
             STREAM,
             ConsumerConfig(
                 durable_name=self._durable,
-                filter_subjects=["tracks.*.completed.*", "tracks.*.failed.*"],
+                filter_subjects=[
+                    names.event("*", SubjectKind.COMPLETED, "*"),
+                    names.event("*", SubjectKind.FAILED, "*"),
+                    names.workflow_outcomes(),
+                ],
                 deliver_policy=DeliverPolicy.NEW,
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=30,
@@ -126,19 +154,27 @@ class HistoryConsumer:
         await msg.ack()
 
     async def _apply(self, msg: Msg) -> None:
-        parsed = parse(msg.subject)
-        if parsed is None or parsed.correlation_id is None:
+        run = names.parse_workflow_event(msg.subject)
+        parsed = parse(msg.subject) if run is None else None
+        if run is None and (parsed is None or parsed.correlation_id is None):
             return
         body = json.loads(msg.data or b"{}")
         event = TrackEvent.model_validate(body) if TrackEvent.looks_like(body) else None
         payload = event.payload if event is not None else (body if isinstance(body, dict) else {})
-        failed = parsed.kind is SubjectKind.FAILED
-        finished = await self._executions.finish(
-            parsed.correlation_id,
-            "failed" if failed else "completed",
-            error=error_text(payload) if failed else None,
-            details=_details(event, payload, parsed.kind),
-        )
+        if run is not None:
+            workflow, outcome, cid = run
+            status, error = outcome.value, _run_error(outcome, payload)
+            details = {**_details(event, payload, f"workflow.{outcome.value}"), "workflow": workflow}
+        else:
+            assert parsed is not None and parsed.correlation_id is not None
+            if event is not None and event.metadata.workflow is not None:
+                self.steps += 1  # a step of a workflow run: the run's own outcome ends the tick
+                return
+            failed = parsed.kind is SubjectKind.FAILED
+            cid, status = parsed.correlation_id, "failed" if failed else "completed"
+            error = error_text(payload) if failed else None
+            details = _details(event, payload, parsed.kind.value)
+        finished = await self._executions.finish(cid, status, error=error, details=details)
         if finished is None:
             self.unmatched += 1
             return

@@ -108,6 +108,10 @@ class Scheduler:
         return dict(self._loaded)
 
     @property
+    def history(self) -> HistoryConsumer:
+        return self._history
+
+    @property
     def listener(self) -> ScheduleListener:
         return self._listener
 

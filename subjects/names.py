@@ -31,6 +31,7 @@ __all__ = [
     "max_deliveries_advisory",
     "metrics",
     "parse",
+    "parse_workflow_event",
     "run",
     "run_filters",
     "template",
@@ -38,6 +39,7 @@ __all__ = [
     "workflow_cancellations",
     "workflow_event",
     "workflow_events",
+    "workflow_outcomes",
 ]
 
 STREAM = "TRACKS"
@@ -104,6 +106,22 @@ def workflow_event(workflow: str, outcome: RunOutcome, correlation_id: str) -> s
 def workflow_events(workflow: str, correlation_id: str) -> str:
     """Every outcome of one run (a subscription's filter)."""
     return f"{ROOT}.workflow.{workflow}.*.{correlation_id}"
+
+
+def workflow_outcomes() -> str:
+    """Every outcome of every workflow run (the scheduler's history follows runs by it)."""
+    return f"{ROOT}.workflow.*.*.*"
+
+
+def parse_workflow_event(subject: str) -> tuple[str, RunOutcome, str] | None:
+    """``tracks.workflow.<wf>.<outcome>.<cid>`` → (workflow, outcome, cid); ``None`` for any other."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[1] != "workflow":
+        return None
+    try:
+        return parts[2], RunOutcome(parts[3]), parts[4]
+    except ValueError:
+        return None
 
 
 def workflow_cancellations() -> str:
