@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -331,14 +332,15 @@ def check_promises(plan: Plan, outcome: Outcome, label: str = "chaos fan-in") ->
 
 
 async def consumers_ready(js: JetStreamContext, names: ChaosTracks, actors: list[ActorProcess]) -> None:
-    """Wait until the actors created every track's consumer (before any load)."""
+    """Wait until the actors created every track's consumer (before any load). On a cluster still
+    electing the consumers' leaders an info request may go unanswered: asked again, not fatal."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             for track in names.all:
-                await js.consumer_info("TRACKS", track)
+                await js.consumer_info("TRACKS", track, timeout=2)
             return
-        except NotFoundError:
+        except (NotFoundError, nats.errors.TimeoutError):
             await asyncio.sleep(0.2)
     raise AssertionError(
         "the actors never created their consumers:\n" + "\n".join(a.output() for a in actors)
