@@ -17,6 +17,7 @@ from tracks.cli.deploy import deploy
 from tracks.cli.dev import dev
 from tracks.cli.operations.alerts import alerts
 from tracks.cli.operations.chain import chain
+from tracks.cli.operations.console import console
 from tracks.cli.operations.dlq import dlq
 from tracks.cli.operations.retention import retention
 from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
@@ -85,6 +86,7 @@ cli.add_command(retention)
 cli.add_command(top)
 cli.add_command(runs)  # runs ls | show
 cli.add_command(cancel_cmd)
+cli.add_command(console)
 
 
 def main() -> None:
