@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 import asyncpg
 import pytest
 from click.testing import CliRunner
+from nats.js.api import ConsumerConfig
 
 from tests.conftest import Servers
 from tracks.cli.main import cli
@@ -180,3 +182,50 @@ async def test_history_shows_status_duration_and_errors(run, pool, unique: str) 
     assert "completed" in lines[3]
     assert "2.5s" in lines[3]
     await cli_run("schedule", "rm", name)
+
+
+async def test_add_warns_or_refuses_when_nothing_consumes_the_target(run, js, unique: str) -> None:  # type: ignore[no-untyped-def]
+    """A target is consumed when a track's durable consumer filters its run subject, or when a
+    --module declares it; otherwise add warns (exit 0) and --strict refuses (exit 1, nothing added)."""
+    cli_run = functools.partial(asyncio.to_thread, run)
+    served, lonely = f"served{unique}", f"lonely{unique}"
+    await js.add_consumer(
+        "TRACKS",
+        ConsumerConfig(
+            durable_name=served, filter_subjects=[f"tracks.{served}.run", f"tracks.{served}.run.*"]
+        ),
+    )
+    try:
+        code, out = await cli_run("schedule", "add", f"ok-{unique}", "@daily", "--target", served, "--strict")
+        assert code == 0 and "warning" not in out, out
+        code, out = await cli_run("schedule", "add", f"lone-{unique}", "@daily", "--target", lonely)
+        assert code == 0, out
+        assert f"warning: no workflow or track consumes tracks.{lonely}.run.*" in out
+        code, out = await cli_run(
+            "schedule", "add", f"strict-{unique}", "@daily", "--target", lonely, "--strict"
+        )
+        assert code == 1
+        assert out.strip() == (
+            f"Error: schedule 'strict-{unique}' not added: no workflow or track consumes '{lonely}' "
+            "(--strict); start its actor first, name its workflow with --module, or drop --strict"
+        )
+        assert (await cli_run("schedule", "next", f"strict-{unique}"))[0] == 1  # not added
+        code, out = await cli_run(
+            "schedule", "add", f"mod-{unique}", "@daily", "--target", "b", "--strict",
+            "--module", "tests.support.diamond_app:diamond",
+        )  # fmt: skip
+        assert code == 0 and "warning" not in out, out
+
+        code, out = await cli_run("schedule", "ls")
+        lines = {row.split()[0]: row for row in out.splitlines()}
+        assert "CONSUMED" in out.splitlines()[0]
+        assert " yes " in lines[f"ok-{unique}"].split(served, 1)[1]
+        assert " NO " in lines[f"lone-{unique}"]
+        code, out = await cli_run("schedule", "ls", "--json")
+        wire = {s["name"]: s for s in json.loads(out)}
+        assert wire[f"ok-{unique}"]["consumed"] is True
+        assert wire[f"lone-{unique}"]["consumed"] is False
+    finally:
+        await js.delete_consumer("TRACKS", served)
+        for name in ("ok", "lone", "mod"):
+            await cli_run("schedule", "rm", f"{name}-{unique}")

@@ -32,10 +32,18 @@ from scheduler.schedules import (
     UnknownSchedule,
 )
 from scheduler.settings import SchedulerSettings
-from subjects import dlq_stream, ensure_streams, tracks_stream
+from scheduler.targets import consumed, consuming_tracks, unconsumed_warning
+from subjects import STREAM, dlq_stream, ensure_streams, tracks_stream
 from subjects.priority import Priority
-from tracks.cli._common import NotSetUp, UserError, async_command, get_settings, parse_json_object
-from tracks.cli._connect import pool_session
+from tracks.cli._common import (
+    NotSetUp,
+    UserError,
+    async_command,
+    get_settings,
+    parse_json_object,
+    resolve_workflow,
+)
+from tracks.cli._connect import open_nats, pool_session
 from tracks.endpoints import resolve_endpoints, with_endpoints
 
 __all__ = ["schedule", "scheduler"]
@@ -50,6 +58,23 @@ async def _store() -> AsyncIterator[tuple[ScheduleStore, ExecutionStore]]:
             raise NotSetUp("the schedule tables do not exist; run `tracks db migrate` first") from None
         except (UnknownSchedule, ScheduleExists, InvalidSchedule) as exc:
             raise UserError(str(exc)) from None
+
+
+async def _consuming_tracks() -> set[str] | None:
+    """The tracks some durable consumer serves (:mod:`scheduler.targets`); ``None`` when NATS
+    cannot tell (unreachable, or no TRACKS stream yet: then nothing consumes anything)."""
+    settings = get_settings()
+    try:
+        nc = await open_nats(settings, streams=[STREAM])
+    except NotSetUp:
+        return set()
+    except UserError as exc:
+        click.echo(f"warning: cannot tell which targets are consumed: {exc.format_message()}", err=True)
+        return None
+    try:
+        return await consuming_tracks(nc.jetstream(timeout=settings.connect_timeout_s))
+    finally:
+        await nc.close()
 
 
 def _when(moment: datetime | None, tz: str = "UTC") -> str:
@@ -91,6 +116,18 @@ def schedule() -> None:
     help="How late a tick missed during downtime may still fire, in seconds (default: the scheduler's).",
 )
 @click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    metavar="MODULE[:NAME]",
+    help="A workflow module whose tracks count as consumers of the target (repeatable).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (exit 1) when no workflow or track consumes the target; without it: a warning.",
+)
 @async_command
 async def add_cmd(
     name: str,
@@ -104,8 +141,13 @@ async def add_cmd(
     timeout_s: float | None,
     misfire_grace_s: float | None,
     disabled: bool,
+    modules: tuple[str, ...],
+    strict: bool,
 ) -> None:
-    """Add schedule NAME firing on CRON (quote it: '0 8 * * 1-5')."""
+    """Add schedule NAME firing on CRON (quote it: '0 8 * * 1-5').
+
+    Warns when no workflow or track consumes the target (no durable consumer on TRACKS filters
+    tracks.<target>.run, and no --module declares it); --strict refuses instead."""
     new = NewSchedule(
         name=name,
         cron_expression=cron,
@@ -123,8 +165,23 @@ async def add_cmd(
         new.validate()
     except ValueError as exc:  # CronError included: it names the bad field
         raise UserError(str(exc)) from None
+    declared = [t.name for m in modules for t in resolve_workflow(m)]
+    tracks = set(declared) if target in declared else await _consuming_tracks()
+    unconsumed = tracks is not None and not consumed(target, tracks)
+    if strict and (unconsumed or tracks is None):
+        why = (
+            f"no workflow or track consumes {target!r}"
+            if unconsumed
+            else f"cannot tell whether anything consumes {target!r}"
+        )
+        raise UserError(
+            f"schedule {name!r} not added: {why} (--strict); start its actor first, "
+            "name its workflow with --module, or drop --strict"
+        )
     async with _store() as (store, _):
         added = await store.add(new)
+    if unconsumed:
+        click.echo(f"warning: {unconsumed_warning(target)}", err=True)
     nxt = added.next_fire_times(datetime.now(UTC), 1)[0]
     click.echo(f"added {added.name}: {cron} ({timezone}) -> {target}; next {_when(nxt, added.timezone)}")
 
@@ -136,20 +193,25 @@ async def ls_cmd(as_json: bool) -> None:
     """List schedules with their next fire time."""
     async with _store() as (store, _):
         rows = await store.list_all(on_invalid=lambda exc: click.echo(f"warning: {exc}", err=True))
+    tracks = await _consuming_tracks() if rows else set()
     now = datetime.now(UTC)
     if as_json:
-        click.echo(json.dumps([_schedule_wire(s, now) for s in rows], indent=2))
+        click.echo(json.dumps([_schedule_wire(s, now, tracks) for s in rows], indent=2))
         return
     if not rows:
         click.echo("no schedules", err=True)
         return
-    header = f"{'NAME':24} {'CRON':18} {'TZ':16} {'TARGET':18} {'ON':3} {'PRIO':6} {'OVERLAP':7} NEXT"
+    header = (
+        f"{'NAME':24} {'CRON':18} {'TZ':16} {'TARGET':18} {'ON':3} {'PRIO':6} {'OVERLAP':7} "
+        f"{'CONSUMED':8} NEXT"
+    )
     click.echo(header)
     for s in rows:
         nxt = _when(s.next_fire_times(now, 1)[0], s.timezone) if s.enabled else "-"
+        taken = "?" if tracks is None else "yes" if consumed(s.target, tracks) else "NO"
         click.echo(
             f"{s.name:24} {s.cron.text:18} {s.timezone:16} {s.target:18} {'yes' if s.enabled else 'no':3} "
-            f"{s.priority.value:6} {s.overlap_policy.value:7} {nxt}"
+            f"{s.priority.value:6} {s.overlap_policy.value:7} {taken:8} {nxt}"
         )
 
 
@@ -231,7 +293,7 @@ async def history_cmd(name: str, limit: int, as_json: bool) -> None:
         )
 
 
-def _schedule_wire(s: Schedule, now: datetime) -> dict[str, object]:
+def _schedule_wire(s: Schedule, now: datetime, tracks: set[str] | None) -> dict[str, object]:
     return {
         "name": s.name,
         "cron": s.cron.text,
@@ -241,6 +303,7 @@ def _schedule_wire(s: Schedule, now: datetime) -> dict[str, object]:
         "enabled": s.enabled,
         "priority": s.priority.value,
         "overlapPolicy": s.overlap_policy.value,
+        "consumed": None if tracks is None else consumed(s.target, tracks),
         "timeoutS": s.timeout_s,
         "misfireGraceS": s.misfire_grace_s,
         "payload": s.payload,
