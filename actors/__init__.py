@@ -14,6 +14,7 @@ from actors.ledger.store import Ledger
 from actors.loader import LoadError, load_tracks, load_workflows
 from actors.middleware.base import Middleware, Next, Step
 from actors.retry import RetryPolicy
+from actors.runtime.current import current_runtime
 from actors.runtime.process import Runtime
 from actors.track import Track, TrackOptions
 from actors.workflow import Phase, Workflow
@@ -42,6 +43,7 @@ __all__ = [
     "WaitTimeout",
     "Workflow",
     "WorkflowError",
+    "current_runtime",
     "load_tracks",
     "load_workflows",
     "new_correlation_id",

@@ -36,6 +36,7 @@ from actors.middleware.time_limit import TimeLimitMiddleware
 from actors.middleware.tracing import TracingMiddleware
 from actors.runtime.cancellation import CancelListener
 from actors.runtime.config import resolve
+from actors.runtime.current import set_current_runtime
 from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
 from actors.runtime.worker import TrackWorker
@@ -209,6 +210,7 @@ class Runtime:
             source=f"{socket.gethostname()}:{os.getpid()}",
         )
         self.alerts.start()
+        set_current_runtime(self)  # handlers reach this runtime's connections (current_runtime())
         self._loops = [
             asyncio.create_task(w.run(), name=f"track-{w.track.name}") for w in self.workers.values()
         ]

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LIBRARIES = ("actors", "scheduler", "foundation", "subjects")
+LIBRARIES = ("receipts", "actors", "scheduler", "foundation", "subjects")
 WIRE_NAME = re.compile(r"^(Tracks-[A-Z][A-Za-z-]+|tracksapi(\..*)?)$")
 
 
 def test_the_import_contract_holds() -> None:
-    """import-linter: tracks > actors | scheduler > foundation > subjects (pyproject.toml)."""
+    """import-linter: tracks > receipts > actors | scheduler > foundation > subjects (pyproject.toml)."""
     lint = Path(sys.executable).parent / "lint-imports"
     done = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
