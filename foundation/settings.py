@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     """An actor idle this long after a burst gives glibc's free heap pages back to the OS
     (:mod:`foundation.idle_trim`); 0: never."""
 
+    # --- resource guard (actors/runtime/guard.py) ----------------------------------------
+    guard_cpu_percent: Annotated[float, Field(ge=0)] | None = None
+    """Pause every track's fetching while this process's CPU stays at or above this (100: one
+    core) for ``guard_cpu_for_s``; fetching resumes once it is below. Unset: no CPU guard."""
+    guard_cpu_for_s: Annotated[float, Field(ge=0)] = 30.0
+    """How long the CPU must stay at or above ``guard_cpu_percent`` before tracks pause."""
+    guard_memory_mb: PositiveFloat | None = None
+    """Stop the actor cleanly (in-flight steps finish, nothing new is fetched) once its RSS
+    reaches this many MB. Unset: no memory guard."""
+    guard_interval_s: PositiveFloat = 1.0
+    """How often the guard samples the process (when a guard threshold is set)."""
+
     # --- metrics and health ---------------------------------------------------------------
     http_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     """Actors and the scheduler serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port

@@ -29,6 +29,10 @@ class AlertKind(StrEnum):
     DLQ_BACKLOG = "dlq_backlog"
     FAILURE_RATE = "failure_rate"
     BREAKER = "breaker"
+    RESOURCE_CPU = "resource_cpu"
+    """The resource guard paused fetching: the process stayed over its CPU threshold (``endsAt``: resumed)."""
+    RESOURCE_MEMORY = "resource_memory"
+    """The resource guard stopped the actor: its RSS reached the memory threshold."""
 
 
 class Severity(StrEnum):
@@ -46,7 +50,8 @@ class AlertEnvelope(BaseModel):
     )
 
     kind: str
-    """``dlq_backlog`` | ``failure_rate`` | ``breaker``: the subject's last token."""
+    """``dlq_backlog`` | ``failure_rate`` | ``breaker`` | ``resource_cpu`` | ``resource_memory``:
+    the subject's last token."""
     severity: Severity
     summary: str
     """One line for a person: what is wrong and where to look."""

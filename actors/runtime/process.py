@@ -36,6 +36,7 @@ from actors.middleware.time_limit import TimeLimitMiddleware
 from actors.middleware.tracing import TracingMiddleware
 from actors.runtime.cancellation import CancelListener
 from actors.runtime.config import resolve
+from actors.runtime.guard import ResourceGuard
 from actors.runtime.current import set_current_runtime
 from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
@@ -113,6 +114,9 @@ class Runtime:
         self._stray_loop: asyncio.Task[None] | None = None
         self._door: DeadLetterDoor | None = None
         self._resources: asyncio.Task[None] | None = None
+        self.guard: ResourceGuard | None = None
+        """Pauses fetching under CPU pressure, stops on too much memory (TRACKS_GUARD_*); None: off."""
+        self._guarding: asyncio.Task[None] | None = None
         self.idle_trim: IdleTrim | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self.advisories: MaxDeliveriesWatcher | None = None
@@ -219,6 +223,16 @@ class Runtime:
         self._resources = asyncio.create_task(
             report_resources(self.nc, monitor, s.metrics_interval_s, self._stop), name="resources"
         )
+        self.guard = ResourceGuard.from_settings(
+            s,
+            self.workers,
+            publisher,
+            on_memory=self.request_stop,
+            instance=monitor.instance,
+            webhook=self._webhook,
+        )
+        if self.guard is not None:
+            self._guarding = asyncio.create_task(self.guard.run(self._stop), name="resource-guard")
         if s.idle_trim_s:  # memory after a burst back to the OS (glibc only)
             self.idle_trim = IdleTrim(s.idle_trim_s)
             self._trimmer = asyncio.create_task(self.idle_trim.run(self._stop), name="idle-trim")
@@ -360,6 +374,8 @@ class Runtime:
             await self._strays.close()
         if self._resources is not None:
             self._resources.cancel()
+        if self._guarding is not None:
+            self._guarding.cancel()
         if self._trimmer is not None:
             self._trimmer.cancel()
         for worker in self.workers.values():

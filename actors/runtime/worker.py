@@ -102,6 +102,9 @@ class TrackWorker:
         self._contexts: dict[int, TrackContext] = {}  # steps in flight, by stream sequence (cancel_run)
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._fetching = asyncio.Event()
+        """Clear while paused (:meth:`pause`, the resource guard): nothing new is fetched."""
+        self._fetching.set()
         self.processed = 0
         self.fetches = 0
         self.settle_errors = 0
@@ -127,6 +130,9 @@ class TrackWorker:
         low_water = max(1, lookahead // 2)
         try:
             while not self._stopping.is_set():
+                if not self._fetching.is_set():
+                    await self._fetching.wait()  # paused: what was fetched runs, nothing new comes
+                    continue
                 if self._waiting and self.breaker.state is not BreakerState.CLOSED:
                     await self._release_waiting(keep=self._probe)
                 self._dispatch()
@@ -236,9 +242,21 @@ class TrackWorker:
                 told += 1
         return told
 
+    @property
+    def paused(self) -> bool:
+        return not self._fetching.is_set()
+
+    def pause(self) -> None:
+        """Fetch nothing new until :meth:`resume`; steps fetched already still start and finish."""
+        self._fetching.clear()
+
+    def resume(self) -> None:
+        self._fetching.set()
+
     def stop_fetching(self) -> None:
         self._stopping.set()
         self._slot_freed.set()
+        self._fetching.set()  # a paused loop wakes, sees the stop and ends
 
     async def finish_inflight(self, grace_s: float) -> int:
         """Let in-flight steps finish; cancel (and nak) what is still running after ``grace_s``.
