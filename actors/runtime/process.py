@@ -36,8 +36,8 @@ from actors.middleware.time_limit import TimeLimitMiddleware
 from actors.middleware.tracing import TracingMiddleware
 from actors.runtime.cancellation import CancelListener
 from actors.runtime.config import resolve
-from actors.runtime.guard import ResourceGuard
 from actors.runtime.current import set_current_runtime
+from actors.runtime.guard import ResourceGuard
 from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
 from actors.runtime.worker import TrackWorker
