@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.datastructures import QueryParams
 from actors.failures import dlq_ops
 from actors.ledger.listing import MAX_LIMIT, RunDetail, StepDetail, iso, list_runs, show_run
 from scheduler.executions import ExecutionStore
-from scheduler.schedules import InvalidSchedule, ScheduleStore, UnknownSchedule
+from scheduler.schedules import InvalidSchedule, Schedule, ScheduleStore, UnknownSchedule
 from subjects import DLQ_STREAM, check_token
 from tracks.cli.operations.dlq import _json_or_text
 from tracks.cli.operations.dlq import _summary as letter_summary
@@ -156,6 +157,14 @@ async def letter_view(console: Console, seq: int) -> dict[str, Any] | None:
     }
 
 
+def _wire(s: Schedule, now: datetime) -> dict[str, object]:
+    """``tracks schedule ls --json``'s object for ``s`` (whether a consumer takes its target is
+    left out here: ``None``, as when the CLI cannot ask NATS)."""
+    if len(inspect.signature(_schedule_wire).parameters) > 2:  # the CLI's newer form takes the tracks
+        return _schedule_wire(s, now, None)  # type: ignore[call-arg, unused-ignore]
+    return _schedule_wire(s, now)  # type: ignore[call-arg, unused-ignore]
+
+
 async def schedules_view(console: Console) -> dict[str, Any]:
     invalid: list[str] = []
     found = await ScheduleStore(console.pool).list_all(on_invalid=lambda exc: invalid.append(str(exc)))
@@ -163,7 +172,7 @@ async def schedules_view(console: Console) -> dict[str, Any]:
     return {
         "schedules": [
             {
-                **_schedule_wire(s, now),
+                **_wire(s, now),
                 "next": [iso(t) for t in s.next_fire_times(now, 3)] if s.enabled else [],
             }
             for s in found
@@ -183,7 +192,7 @@ async def schedule_view(console: Console, name: str, query: QueryParams) -> dict
     now = datetime.now(UTC)
     return {
         "schedule": {
-            **_schedule_wire(s, now),
+            **_wire(s, now),
             "next": [iso(t) for t in s.next_fire_times(now, 5)] if s.enabled else [],
         },
         "history": [_execution_wire(r) for r in history],

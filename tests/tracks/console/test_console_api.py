@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,9 +22,11 @@ from scheduler.schedules import NewSchedule, ScheduleStore
 from subjects import DLQ_STREAM, STREAM, names
 from subjects.headers import DLQ_HEADERS
 from tests.conftest import Servers
+from tests.support.actor_process import tracks_command
 from tests.support.cli import run_tracks
 from tests.tracks.console.conftest import csrf_of
 from tracks.console import Console, create_app
+from tracks.embedded._process import free_port
 
 HOSTILE = "<script>alert('x')</script>"
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -267,3 +272,27 @@ async def test_console_refuses_to_bind_beyond_loopback_without_a_token(servers: 
         "Error: refusing to serve on 0.0.0.0 without TRACKS_CONSOLE_TOKEN: set it (clients send it as a "
         "bearer token or basic-auth password) or bind to 127.0.0.1"
     ]
+
+
+async def test_tracks_console_serves_on_the_settings_of_every_command(servers: Servers, pool: asyncpg.Pool):
+    """The command itself: finds the configured servers, serves on --port, stops on Ctrl-C."""
+    port = free_port()
+    env = {**os.environ, "TRACKS_NATS_URL": servers.nats_url, "TRACKS_DATABASE_URL": servers.database_url}
+    proc = await asyncio.create_subprocess_exec(
+        *tracks_command(), "console", "--port", str(port), env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(200):
+                try:
+                    answer = await http.get("/api/runs", params={"limit": 1})
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+            assert answer.status_code == 200 and "counts" in answer.json()
+            assert (await http.get("/static/console.js")).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 130, err  # Ctrl-C, as every command
+    assert err.decode().splitlines()[0] == f"tracks console on http://127.0.0.1:{port}/ (Ctrl-C stops it)"

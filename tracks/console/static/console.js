@@ -23,10 +23,13 @@ function liveCounts() {
         if (value !== undefined) cell.textContent = String(value);
       });
       list.dataset.updated = new Date().toISOString();
+      const stale = document.getElementById("stale");
+      if (stale) stale.hidden = String(data.counts[list.dataset.key]) === list.dataset.shown;
     } catch (e) {
       /* the next round tries again */
     }
   };
+  refresh();
   setInterval(refresh, 3000);
 }
 
