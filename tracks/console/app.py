@@ -87,7 +87,9 @@ def create_app(console: Console) -> Starlette:
             view = await runs_view(console, request.query_params)
         except BadRequest as exc:
             return problem(request, 400, str(exc), True)
-        return JSONResponse({"counts": view["counts"], "runs": [r.as_wire() for r in view["runs"]]})
+        runs = [r.as_wire() for r in view["runs"]]
+        older = f"/api/runs?{view['older']}" if view["older"] else None
+        return JSONResponse({"counts": view["counts"], "runs": runs, "older": older})
 
     async def run_page(request: Request) -> Response:
         cid = request.path_params["cid"]

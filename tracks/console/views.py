@@ -6,12 +6,13 @@ import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 from starlette.datastructures import QueryParams
 
 from actors.failures import dlq_ops
-from actors.ledger.listing import MAX_LIMIT, RunDetail, StepDetail, iso, list_runs, show_run
+from actors.ledger.listing import MAX_LIMIT, RunDetail, RunSummary, StepDetail, iso, list_runs, show_run
 from scheduler.executions import ExecutionStore
 from scheduler.schedules import InvalidSchedule, Schedule, ScheduleStore, UnknownSchedule
 from subjects import DLQ_STREAM, check_token
@@ -37,6 +38,8 @@ class RunFilters:
     since_text: str | None
     since: datetime | None
     limit: int
+    before: tuple[datetime, str] | None = None
+    """The last run of the previous page (``before`` = its start, ``before_id`` = its ID): keyset pages."""
 
     @classmethod
     def of(cls, query: QueryParams) -> RunFilters:
@@ -48,7 +51,27 @@ class RunFilters:
             since = parse_since(since_text) if since_text else None
         except click.ClickException as exc:
             raise BadRequest(exc.message.replace("--since", "since")) from None
-        return cls(status, (query.get("workflow") or "").strip() or None, since_text, since, _limit(query))
+        workflow = (query.get("workflow") or "").strip() or None
+        return cls(status, workflow, since_text, since, _limit(query), _before(query))
+
+    def older(self, last: RunSummary) -> str:
+        """The next (older) page after ``last``: its start to the microsecond, so none is skipped."""
+        keep = {"status": self.status, "workflow": self.workflow, "since": self.since_text}
+        query = {k: v for k, v in keep.items() if v} | {"limit": str(self.limit)}
+        return urlencode(query | {"before": last.started_at.isoformat(), "before_id": last.correlation_id})
+
+
+def _before(query: QueryParams) -> tuple[datetime, str] | None:
+    at, cid = query.get("before"), query.get("before_id")
+    if not at and not cid:
+        return None
+    try:
+        moment = datetime.fromisoformat(at or "")
+    except ValueError:
+        raise BadRequest("before must be an ISO-8601 time (with before_id: the last run of a page)") from None
+    if not cid:
+        raise BadRequest("before goes with before_id (the last run of the previous page)")
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), cid
 
 
 def _limit(query: QueryParams, default: int = 100, most: int = MAX_LIMIT) -> int:
@@ -60,12 +83,15 @@ def _limit(query: QueryParams, default: int = 100, most: int = MAX_LIMIT) -> int
 
 async def runs_view(console: Console, query: QueryParams) -> dict[str, Any]:
     f = RunFilters.of(query)
-    found = await list_runs(console.pool, status=f.status, workflow=f.workflow, since=f.since, limit=f.limit)
+    found = await list_runs(
+        console.pool, status=f.status, workflow=f.workflow, since=f.since, limit=f.limit, before=f.before
+    )
     return {
         "filters": f,
         "counts": await counts(console.pool, workflow=f.workflow, since=f.since),
         "runs": found,
         "statuses": STATUSES,
+        "older": f.older(found[-1]) if len(found) == f.limit else None,
     }
 
 

@@ -14,6 +14,9 @@ from nats.js import JetStreamContext
 from foundation.settings import Settings
 from tracks.console import Console, create_app
 
+HOSTILE = "<script>alert('x')</script>"
+"""User data that must reach a page as text."""
+
 
 def csrf_of(page: str) -> str:
     """The CSRF token a page put in its forms."""

@@ -7,28 +7,18 @@ import base64
 import json
 import os
 import signal
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import httpx
-import pytest
-from nats.js import JetStreamContext
 
-from actors.failures import dlq_ops
-from scheduler.schedules import NewSchedule, ScheduleStore
-from subjects import DLQ_STREAM, STREAM, names
-from subjects.headers import DLQ_HEADERS
 from tests.conftest import Servers
 from tests.support.actor_process import tracks_command
 from tests.support.cli import run_tracks
-from tests.tracks.console.conftest import csrf_of
+from tests.tracks.console.conftest import HOSTILE, csrf_of
 from tracks.console import Console, create_app
 from tracks.embedded._process import free_port
 
-HOSTILE = "<script>alert('x')</script>"
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -63,6 +53,11 @@ async def test_runs_list_filters_counts_and_escapes(
     assert got["counts"] | {} == {
         "all": 3, "running": 1, "completed": 2, "failed": 0, "timed_out": 0, "cancelled": 0,
     }  # fmt: skip
+    first = (await client.get("/api/runs", params={"workflow": f"{wf}b", "limit": 2})).json()
+    assert [r["correlationId"] for r in first["runs"]] == new[:0:-1] and first["older"]
+    rest = (await client.get(first["older"])).json()  # keyset pages: the next one goes on after the last
+    assert [r["correlationId"] for r in rest["runs"]] == new[:1] and rest["older"] is None
+    assert (await client.get("/api/runs", params={"before": "2026-01-01T00:00:00Z"})).status_code == 400
     failed = (await client.get("/api/runs", params={"workflow": wf, "status": "failed"})).json()
     assert [r["correlationId"] for r in failed["runs"]] == old
     recent = (await client.get("/api/runs", params={"workflow": wf, "since": "1h"})).json()
@@ -157,114 +152,6 @@ async def test_a_token_is_asked_for_as_bearer_or_basic_auth(console_state: Conso
         assert (await c.get("/dlq", headers={"Authorization": f"Basic {basic}"})).status_code == 200
 
 
-async def _dead_letter(js: JetStreamContext, track: str, cid: str, body: bytes) -> int:
-    ack = await js.publish(
-        names.dlq(track, cid),
-        body,
-        stream=DLQ_STREAM,
-        headers={
-            DLQ_HEADERS.SUBJECT: names.run(track, cid),
-            DLQ_HEADERS.TRACK: track,
-            DLQ_HEADERS.CORRELATION_ID: cid,
-            DLQ_HEADERS.ERROR_TYPE: "PermanentError",
-            DLQ_HEADERS.ERROR: f"rejected {HOSTILE}",
-            DLQ_HEADERS.TRACEBACK: json.dumps("Traceback (most recent call last):\n  boom\n"),
-            DLQ_HEADERS.DELIVERIES: "3",
-        },
-    )
-    return ack.seq
-
-
-async def test_dead_letters_list_show_replay_and_purge(
-    client: httpx.AsyncClient, js: JetStreamContext, pool: asyncpg.Pool, unique: str
-):
-    track = f"dl-{unique}"
-    first = await _dead_letter(js, track, f"{unique}-a", json.dumps({"why": HOSTILE}).encode())
-    await _dead_letter(js, track, f"{unique}-b", b"{}")
-    listed = (await client.get("/api/dlq", params={"track": track})).json()
-    assert listed["total"] == 2 and listed["letters"][0]["seq"] == first
-    assert listed["letters"][0]["errorType"] == "PermanentError"
-    shown = (await client.get(f"/api/dlq/{first}")).json()
-    assert shown["body"] == {"why": HOSTILE} and shown["traceback"].startswith("Traceback")
-    page = await client.get(f"/dlq/{first}")
-    assert page.status_code == 200 and HOSTILE not in page.text and "Traceback (most recent" in page.text
-    assert (await client.get("/dlq", params={"track": "bad track"})).status_code == 400
-    assert (await client.get("/api/dlq/999999999")).status_code == 404
-
-    token = csrf_of((await client.get("/dlq", params={"track": track})).text)
-    replayed = await client.post(f"/dlq/{first}/replay", data={"csrf": token, "confirmed": "yes"})
-    assert replayed.status_code == 303 and "kind=ok" in replayed.headers["location"]
-    with pytest.raises(dlq_ops.UnknownDeadLetter):
-        await dlq_ops.read(js, first)
-    replays = await pool.fetchval(
-        "SELECT count(*) FROM processing_logs WHERE correlation_id = $1 AND event_type = 'replayed'",
-        f"{unique}-a",
-    )
-    assert replays == 1
-    ask = await client.post("/dlq/purge", data={"csrf": token, "track": track})
-    assert f"Delete all dead letters of track {track} for good?" in ask.text
-    purged = await client.post("/dlq/purge", data={"csrf": token, "track": track, "confirmed": "yes"})
-    assert purged.status_code == 303 and "purged+1+dead" in purged.headers["location"]
-    assert (await client.get("/api/dlq", params={"track": track})).json()["total"] == 0
-    assert (await js.stream_info(STREAM)).state.messages >= 1  # the replay went to the TRACKS stream
-
-
-async def test_schedules_next_fire_times_enable_disable_and_history(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, unique: str
-):
-    name = f"nightly-{unique}"
-    await ScheduleStore(pool).add(NewSchedule(name=name, cron_expression="0 3 * * *", target=f"t-{unique}"))
-    found = {s["name"]: s for s in (await client.get("/api/schedules")).json()["schedules"]}
-    assert found[name]["enabled"] and len(found[name]["next"]) == 3
-    assert found[name]["next"][0].endswith("T03:00:00.000Z")
-    token = csrf_of((await client.get("/schedules")).text)
-    off = await client.post(f"/schedules/{name}/disable", data={"csrf": token, "confirmed": "yes"})
-    assert off.status_code == 303
-    assert not (await ScheduleStore(pool).get(name)).enabled
-    history = await client.get(f"/schedules/{name}")
-    assert history.status_code == 200 and "No executions yet" in history.text
-    assert (await client.get(f"/api/schedules/{name}")).json()["schedule"]["next"] == []
-    assert (await client.get("/schedules/no-such-schedule")).status_code == 404
-
-
-@pytest.fixture
-def metrics_url() -> Iterator[str]:
-    text = (
-        b'# TYPE tracks_steps_total counter\ntracks_steps_total{track="mail",outcome="completed"} 7\n'
-        b'tracks_steps_total{track="mail",outcome="dead_lettered"} 2\n'
-        b'# TYPE tracks_breaker_state gauge\ntracks_breaker_state{track="mail"} 2\n'
-        b"# TYPE tracks_dlq_messages gauge\ntracks_dlq_messages 5\n"
-    )
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(text)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
-
-
-async def test_tracks_page_from_the_metrics(
-    console_state: Console, client: httpx.AsyncClient, metrics_url: str
-):
-    assert "no metrics source" in (await client.get("/tracks")).text
-    console_state.metrics_urls = [metrics_url]
-    got = (await client.get("/api/tracks")).json()
-    assert got["dlq"] == 5 and got["error"] is None
-    [mail] = got["tracks"]
-    assert (mail["track"], mail["failures"], mail["breaker"]) == ("mail", 2, "open")
-    console_state.metrics_urls = ["http://127.0.0.1:9/metrics"]
-    assert "cannot reach http://127.0.0.1:9/metrics" in (await client.get("/tracks")).text
-
-
 async def test_console_refuses_to_bind_beyond_loopback_without_a_token(servers: Servers):
     res = await run_tracks(servers, "console", "--host", "0.0.0.0")
     assert res.code == 1
@@ -296,3 +183,20 @@ async def test_tracks_console_serves_on_the_settings_of_every_command(servers: S
         _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 130, err  # Ctrl-C, as every command
     assert err.decode().splitlines()[0] == f"tracks console on http://127.0.0.1:{port}/ (Ctrl-C stops it)"
+
+
+async def test_older_pages_skip_no_run_started_within_the_same_millisecond(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, unique: str
+):
+    wf, at = f"ms-{unique}", datetime.now(UTC).replace(microsecond=123_000)
+    await pool.executemany(
+        "INSERT INTO workflow_runs (correlation_id, workflow, status, started_at)"
+        " VALUES ($1, $2, 'running', $3)",
+        [(f"{wf}-{i}", wf, at + timedelta(microseconds=100 * i)) for i in range(3)],
+    )
+    seen, url = [], f"/api/runs?workflow={wf}&limit=1"
+    while url:
+        page = (await client.get(url)).json()
+        seen += [r["correlationId"] for r in page["runs"]]
+        url = page["older"]
+    assert seen == [f"{wf}-2", f"{wf}-1", f"{wf}-0"]
