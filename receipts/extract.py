@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import logging
 import re
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ from html.parser import HTMLParser
 from receipts.models import Kind, Receipt
 
 __all__ = ["CATEGORIES", "Unreadable", "extract", "kind_of", "parse_text", "text_of"]
+
+
+logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings on a broken file: ours say it once
 
 
 class Unreadable(ValueError):

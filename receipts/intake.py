@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 from pathlib import Path
 
 import asyncpg
@@ -38,7 +39,7 @@ receipt_review = Workflow(
 
 
 def run_id(key: str) -> str:
-    """The ``receipt_process`` run of a message: the same message always gets the same one."""
+    """The ``receipt_process`` run of a message's ``key`` (kept in ``receipts_seen_messages``)."""
     return f"rcpt-{key}"
 
 
@@ -59,23 +60,30 @@ async def scan(ctx: TrackContext, request: ScanRequest) -> ScanResult:
     for raw in await asyncio.to_thread(lambda: list(source.messages(since))):  # IMAP blocks: not here
         seen += 1
         message = parse(raw)
-        message_id, key = message_key(message, raw)
+        message_id, digest = message_key(message, raw)
         found = attachments_of(message)
         known = await p.pool.fetchrow(
             "SELECT handed_off_at FROM receipts_seen_messages WHERE message_id = $1", message_id
         )
         if known is None:
             new += 1
+            # the run's ID is chosen once, when the message is first seen, and kept: a re-scan or a
+            # retried scan starts the same run (nothing new); another database's runs never clash
             await p.pool.execute(
-                """INSERT INTO receipts_seen_messages (message_id, source, subject, attachments)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING""",
+                """INSERT INTO receipts_seen_messages (message_id, source, subject, attachments, run_id)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING""",
                 message_id,
                 source.name,
                 str(message.get("Subject") or "")[:300],
                 len(found),
+                run_id(f"{digest[:16]}{secrets.token_hex(4)}"),
             )
         elif known["handed_off_at"] is not None:
             continue  # seen and handed over by an earlier scan
+        cid = await p.pool.fetchval(
+            "SELECT run_id FROM receipts_seen_messages WHERE message_id = $1", message_id
+        )
+        key = cid.removeprefix("rcpt-")
         if not found:
             without += 1
             continue
@@ -83,12 +91,9 @@ async def scan(ctx: TrackContext, request: ScanRequest) -> ScanResult:
         ref = MessageRef(
             message_id=message_id, key=key, spool_path=str(spool), subject=message.get("Subject")
         )
-        cid = run_id(key)
         await p.client.start(receipt_process, ref.model_dump(), correlation_id=cid)
         await p.pool.execute(
-            "UPDATE receipts_seen_messages SET run_id = $2, handed_off_at = now() WHERE message_id = $1",
-            message_id,
-            cid,
+            "UPDATE receipts_seen_messages SET handed_off_at = now() WHERE message_id = $1", message_id
         )
         handed.append(cid)
         if len(handed) >= request.limit:

@@ -119,10 +119,9 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def message_key(message: EmailMessage, raw: bytes) -> tuple[str, str]:
-    """(Message-ID, a short key safe in correlation IDs and file names); a message without a
-    Message-ID is known by its content hash."""
+    """(Message-ID, its SHA-256 in hex); a message without a Message-ID is known by its content hash."""
     message_id = str(message.get("Message-ID") or "").strip() or f"<sha256:{hashlib.sha256(raw).hexdigest()}>"
-    return message_id, hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    return message_id, hashlib.sha256(message_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ held for review), duplicates moved aside, catch-up filing, the month's report, a
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from receipts.intake import review_id, run_id
 from receipts.mail import message_key, parse
 from receipts.settings import SAMPLE_MAIL
 from subjects import names
+from tests.conftest import Servers
 from tests.receipts.conftest import Product
+from tests.support.cli import run_tracks
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,9 +39,17 @@ def is_file(path: object) -> bool:
     return Path(str(path)).is_file()
 
 
+KEYS: dict[str, str] = {}
+
+
 def key_of(stem: str) -> str:
+    """The key email_scan gave the sample message ``stem`` (its run is ``rcpt-<key>``)."""
+    return KEYS[stem]
+
+
+def message_id_of(stem: str) -> str:
     raw = (SAMPLE_MAIL / f"{stem}.eml").read_bytes()
-    return message_key(parse(raw), raw)[1]
+    return message_key(parse(raw), raw)[0]
 
 
 async def settled(product: Product) -> None:
@@ -58,6 +69,11 @@ async def test_a_scan_hands_each_message_with_receipts_over_once(product: Produc
     first = await product.run(receipts.email_scan)
     assert first["seen"] == 12 and first["new"] == 12
     assert first["without_receipts"] == 1  # the newsletter
+    for path in SAMPLE_MAIL.glob("*.eml"):
+        cid = await product.pool.fetchval(
+            "SELECT run_id FROM receipts_seen_messages WHERE message_id = $1", message_id_of(path.stem)
+        )
+        KEYS[path.stem] = cid.removeprefix("rcpt-")
     assert sorted(first["handed_over"]) == sorted(
         run_id(key_of(p.stem)) for p in SAMPLE_MAIL.glob("*.eml") if "newsletter" not in p.name
     )
@@ -69,6 +85,19 @@ async def test_a_scan_hands_each_message_with_receipts_over_once(product: Produc
         == 11
     )
     assert await product.pool.fetchval("SELECT count(*) FROM receipts_seen_messages") == 12
+    # a crash after starting a run but before recording it: the next scan starts the same run
+    await product.pool.execute(
+        "UPDATE receipts_seen_messages SET handed_off_at = NULL WHERE message_id = $1",
+        message_id_of("01-aws"),
+    )
+    retried = await product.run(receipts.email_scan)
+    assert retried["handed_over"] == [run_id(key_of("01-aws"))]
+    await settled(product)
+    assert (
+        await product.pool.fetchval("SELECT count(*) FROM workflow_runs WHERE workflow = 'receipt_process'")
+        == 11
+    )
+    assert await product.pool.fetchval("SELECT count(*) FROM receipts") == 10  # the broken message has none
 
 
 async def test_clear_receipts_are_filed_under_their_name_and_booked(product: Product) -> None:
@@ -172,3 +201,11 @@ async def test_a_backup_is_verified_by_a_restore_and_only_the_last_n_kept(
     assert first["tables_verified"] >= 10
     assert second["removed"] == [Path(first["path"]).name]
     assert [p.name for p in (product.home / "backups").iterdir()] == [Path(second["path"]).name]
+
+
+async def test_tracks_run_starts_a_job_type_by_its_name(product: Product, servers: Servers) -> None:
+    done = await run_tracks(
+        servers, "run", "receipts:report_generate", "--wait", "--payload", '{"month": "2026-10"}'
+    )
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["summary"]["entries"] == 8

@@ -1,86 +1,170 @@
-"""``tracks demo``: the reference workflow end to end on the embedded default."""
+"""``tracks demo``: the receipts product end to end on its sample mailbox (embedded default).
+
+Mail → receipts → drive → books, then duplicates, the month's report and a verified backup. The
+demo keeps to itself: its own database (``tracks_demo``, recreated each time) and its own
+folder (``<data dir>/receipts-demo``), so it can run again and again next to real data.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import click
 
-from actors import Runtime, TracksClient
-from actors.ledger.execution_chain import execution_chain
+import receipts
+from actors import Runtime, TracksClient, Workflow
+from actors.ledger.progress import proceed, progress
 from foundation.db import init_connection, migrate
+from foundation.jetstream.publisher import EventPublisher
 from foundation.redact import mask_url
+from receipts.settings import SAMPLE_MAIL
 from tracks.cli._common import UserError, async_command, get_settings
 from tracks.endpoints import with_endpoints
-from tracks.examples.receipts import receipts
 
 __all__ = ["demo"]
 
+DEMO_DB = "tracks_demo"
+SAMPLE_MONTH = "2026-10"
+
 
 @click.command()
-@click.option("--runs", default=25, show_default=True, help="Receipt runs to push through the workflow.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for every run to finish.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for each stage.")
 @async_command
-async def demo(runs: int, timeout: float) -> None:
-    """Start the servers if needed, migrate, run gmail → drive → file_management → freee, show a chain."""
+async def demo(timeout: float) -> None:
+    """Run the receipts product on its sample mail: scan → process → file → book; dedup, report, backup."""
     settings = get_settings()
     click.echo("starting servers (embedded unless TRACKS_NATS_URL / TRACKS_DATABASE_URL are set) ...")
     settings, endpoints = await asyncio.to_thread(with_endpoints, settings)
+    assert endpoints.database_url
+    demo_url = await _fresh_database(endpoints.database_url)
     click.echo(f"  NATS        {mask_url(endpoints.nats_url)}")
-    click.echo(f"  PostgreSQL  {mask_url(endpoints.database_url)}")
-    conn = await asyncpg.connect(endpoints.database_url)
-    try:
-        await init_connection(conn)
-        applied = await migrate(conn)
-    finally:
-        await conn.close()
-    click.echo(f"schema: {len(applied)} migration(s) applied" if applied else "schema: up to date")
-
-    async with Runtime(list(receipts), settings=settings, name="tracks-demo") as runtime:
+    click.echo(f"  PostgreSQL  {mask_url(demo_url)} (the demo's own database, new for each demo)")
+    home = (settings.data_dir / "receipts-demo").resolve()
+    await asyncio.to_thread(shutil.rmtree, home, True)
+    os.environ["TRACKS_RECEIPTS_HOME"], os.environ["TRACKS_RECEIPTS_MAIL_DIR"] = str(home), str(SAMPLE_MAIL)
+    click.echo(f"  mail        {SAMPLE_MAIL} (the sample mailbox)\n")
+    tracks = [t for wf in vars(receipts).values() if isinstance(wf, Workflow) for t in wf]
+    async with Runtime(tracks, settings=settings.model_copy(update={"database_url": demo_url}),
+                       name="tracks-demo") as runtime:  # fmt: skip
         assert runtime.nc is not None and runtime.pool is not None
-        client = TracksClient(runtime.nc.jetstream(), payloads=runtime.payloads)
-        began = time.monotonic()
-        cids = [
-            (await client.trigger("gmail", {"mailbox": f"user{i}@example.com", "count": 1 + i % 4}))[0]
-            for i in range(runs)
-        ]
-        click.echo(f"triggered {runs} runs; waiting for the bookkeeping step of each ...")
-        done = await _wait_for(runtime.pool, cids, timeout)
-        elapsed = time.monotonic() - began
-        if done < runs:
-            raise UserError(
-                f"only {done}/{runs} runs finished within {timeout:.0f}s; see `tracks chain <cid>`"
-            )
-        click.echo(f"all {runs} runs completed in {elapsed:.2f}s\n")
-        booked = await runtime.pool.fetchrow(
-            "SELECT output FROM track_steps WHERE correlation_id = $1 AND track_id = 'freee'", cids[0]
+        client = TracksClient(runtime.nc, payloads=runtime.payloads)
+        pool, began = runtime.pool, time.monotonic()
+
+        async def run(wf: Workflow, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+            result = await client.run(wf, payload or {}, timeout=timeout)
+            return dict(result.get("summary", result))
+
+        scan = await run(receipts.email_scan)
+        click.echo(
+            f"email_scan: {scan['seen']} messages, {len(scan['handed_over'])} with receipts handed to "
+            f"receipt_process, {scan['without_receipts']} without"
         )
-        click.echo(f"run {cids[0]}:")
-        for e in await execution_chain(runtime.pool, cids[0]):
-            took = f"{e.duration_ms:7.2f}ms" if e.duration_ms is not None else " " * 9
-            click.echo(f"  {e.occurred_at:%H:%M:%S.%f}  {e.track:16} {e.event_type:10} {took}")
-        assert booked is not None
-        click.echo(f"  booked: {booked['output']['entries']} total ¥{booked['output']['total_jpy']}\n")
+        await _settled(pool, len(scan["handed_over"]), timeout)
+        await _show_runs(pool)
+        await _release_reviews(pool, EventPublisher(runtime.nc.jetstream()), timeout)
+        dedup = await run(receipts.duplicate_cleanup)
+        click.echo(f"\nduplicate_cleanup: {dedup['exact']} exact, {dedup['near']} near; moved aside (kept):")
+        for path in dedup["moved_to"]:
+            click.echo(f"  {path}")
+        report = await run(receipts.report_generate, {"month": SAMPLE_MONTH})
+        click.echo(f"report_generate {report['month']}: {report['entries']} entries")
+        for key in ("html", "csv", "totals"):
+            click.echo(f"  {report[key]}")
+        backup = await run(receipts.backup_create)
+        click.echo(
+            f"backup_create: {backup['path']} ({backup['bytes']} bytes, restored into a scratch "
+            f"database to check it: {backup['tables_verified']} tables)"
+        )
+        click.echo(f"\nthe whole product ran in {time.monotonic() - began:.1f}s; the drive: {home / 'drive'}")
     click.echo(
-        "next: `tracks chain <cid>`, `tracks actor run tracks.examples.receipts`, "
-        "`tracks trigger gmail --payload '{\"count\": 2}'`; stop the servers with `tracks dev down`"
+        "next: `tracks actor run receipts` runs the product on your servers; `tracks run receipts:email_scan "
+        "--wait` scans (TRACKS_RECEIPTS_MAIL_DIR or TRACKS_RECEIPTS_IMAP_HOST); stop the servers with "
+        "`tracks dev down`"
     )
 
 
-async def _wait_for(pool: asyncpg.Pool, cids: list[str], timeout: float) -> int:
+async def _fresh_database(url: str) -> str:
+    parts = urlsplit(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {DEMO_DB} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {DEMO_DB}")
+    except asyncpg.PostgresError as exc:
+        raise UserError(f"cannot create the demo's database {DEMO_DB}: {exc}") from None
+    finally:
+        await conn.close()
+    demo_url = urlunsplit(parts._replace(path=f"/{DEMO_DB}"))
+    conn = await asyncpg.connect(demo_url)
+    try:
+        await init_connection(conn)
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return demo_url
+
+
+async def _settled(pool: asyncpg.Pool, runs: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    done = 0
     while time.monotonic() < deadline:
-        done = int(
-            await pool.fetchval(
-                "SELECT count(*) FROM track_steps WHERE track_id = 'freee' AND status = 'completed' "
-                "AND correlation_id = ANY($1)",
-                cids,
-            )
+        row = await pool.fetchrow(
+            "SELECT count(*) AS started, count(*) FILTER (WHERE status = 'running') AS running "
+            "FROM workflow_runs WHERE workflow = 'receipt_process'"
         )
-        if done == len(cids):
-            break
+        if row is not None and row["started"] >= runs and row["running"] == 0:
+            return
         await asyncio.sleep(0.1)
-    return done
+    raise UserError(f"the receipt_process runs did not finish within {timeout:.0f}s; see `tracks runs ls`")
+
+
+async def _show_runs(pool: asyncpg.Pool) -> None:
+    click.echo("receipt_process (extract → file → book), one run per message:")
+    for run in await pool.fetch(
+        """SELECT w.correlation_id, w.status, w.error, m.subject FROM workflow_runs w
+           JOIN receipts_seen_messages m ON m.run_id = w.correlation_id
+           WHERE w.workflow = 'receipt_process' ORDER BY m.message_id"""
+    ):
+        rows = await pool.fetch(
+            "SELECT * FROM receipts WHERE message_id = (SELECT message_id FROM receipts_seen_messages "
+            "WHERE run_id = $1)",
+            run["correlation_id"],
+        )
+        if run["status"] != "completed":
+            click.echo(
+                f"  {run['subject'][:34]:34} {run['status']}: {run['error']} (dead-lettered: `tracks dlq ls`)"
+            )
+        for r in rows:
+            what = Path(r["drive_path"]).name if r["drive_path"] else f"{r['status']}: {r['review_reason']}"
+            click.echo(f"  {run['subject'][:34]:34} {r['vendor'] or '?':16} {what}")
+
+
+async def _release_reviews(pool: asyncpg.Pool, publisher: EventPublisher, timeout: float) -> None:
+    waiting = await pool.fetch(
+        "SELECT receipt_id FROM receipts WHERE status = 'needs_review' ORDER BY receipt_id"
+    )
+    for row in waiting:
+        cid = f"review-{row['receipt_id']}"
+        deadline = time.monotonic() + timeout
+        while not (state := await progress(pool, cid)).requires_manual_trigger:
+            if time.monotonic() > deadline:
+                raise UserError(f"{cid} never reached its manual gate; see `tracks status {cid}`")
+            await asyncio.sleep(0.1)
+        click.echo(
+            f"\nreceipt_review {cid} waits at the manual gate '{state.current_phase}' "
+            f"(`tracks status {cid}`); the demo releases it as a person would with `tracks proceed {cid}`"
+        )
+        await proceed(pool, publisher, cid)
+        while not await pool.fetchval(
+            "SELECT count(*) FROM bookkeeping_entries WHERE receipt_id = $1", row[0]
+        ):
+            if time.monotonic() > deadline:
+                raise UserError(f"{cid} was released but did not book; see `tracks status {cid}`")
+            await asyncio.sleep(0.1)
+        path = await pool.fetchval("SELECT drive_path FROM receipts WHERE receipt_id = $1", row[0])
+        click.echo(f"  approved, filed and booked: {Path(path).name}")
