@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
+import nats.errors
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from actors.ledger.listing import iso
+from foundation.redact import mask_secrets
 from tracks.cli.operations.dlq import _summary as summary
 from tracks.console import actions
 from tracks.console.security import SecurityMiddleware, csrf_token
@@ -34,6 +37,15 @@ from tracks.console.views import (
 )
 
 __all__ = ["create_app"]
+
+_UNREACHABLE = (
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    nats.errors.Error,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
 
 _HERE = Path(__file__).parent
 _env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(default=True))
@@ -69,12 +81,8 @@ def create_app(console: Console) -> Starlette:
     def problem(request: Request, status: int, message: str, api: bool) -> Response:
         if api:
             return JSONResponse({"error": message}, status_code=status)
-        return render(
-            request,
-            "message.html",
-            {"title": "Not found" if status == 404 else "Bad request", "message": message},
-            status,
-        )
+        title = {404: "Not found", 400: "Bad request"}.get(status, "Unavailable")
+        return render(request, "message.html", {"title": title, "message": message}, status)
 
     async def runs_page(request: Request) -> Response:
         try:
@@ -210,6 +218,15 @@ def create_app(console: Console) -> Starlette:
         action = actions.schedule_action(name, kind == "enable")
         return await actions.act(request, console, action, renderer(request))
 
+    async def failed(request: Request, exc: Exception) -> Response:
+        """A server that stopped answering (or anything else unexpected): one line, no traceback
+        in the page (the console's log has it), secrets masked."""
+        unreachable = isinstance(exc, _UNREACHABLE)
+        what = "a server does not answer" if unreachable else "the console failed"
+        message = mask_secrets(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
+        status = 503 if unreachable else 500
+        return problem(request, status, message, request.url.path.startswith("/api/"))
+
     routes = [
         Route("/", runs_page),
         Route("/runs/{cid}", run_page),
@@ -231,4 +248,8 @@ def create_app(console: Console) -> Starlette:
         Route("/api/tracks", tracks_api),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityMiddleware, token=console.token)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityMiddleware, token=console.token)],
+        exception_handlers={Exception: failed},
+    )

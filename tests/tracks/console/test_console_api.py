@@ -11,10 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+from nats.aio.client import Client as NATS
 
+from actors import PermanentError, Runtime, TrackContext, TracksClient, Workflow
+from foundation.settings import Settings
 from tests.conftest import Servers
 from tests.support.actor_process import tracks_command
 from tests.support.cli import run_tracks
+from tests.support.waiting import eventually
 from tests.tracks.console.conftest import HOSTILE, csrf_of
 from tracks.console import Console, create_app
 from tracks.embedded._process import free_port
@@ -200,3 +204,40 @@ async def test_older_pages_skip_no_run_started_within_the_same_millisecond(
         seen += [r["correlationId"] for r in page["runs"]]
         url = page["older"]
     assert seen == [f"{wf}-2", f"{wf}-1", f"{wf}-0"]
+
+
+async def test_resume_a_failed_run_from_its_page(
+    client: httpx.AsyncClient, settings: Settings, pool: asyncpg.Pool, nc: NATS, unique: str
+):
+    broken = {True}
+    wf = Workflow(f"resumable-{unique}")
+
+    @wf.track(f"{unique}-only")
+    async def only(ctx: TrackContext, payload: dict[str, int]) -> dict[str, int]:
+        if broken:
+            raise PermanentError("not yet")
+        return payload
+
+    async def status(cid: str) -> str | None:
+        found: str | None = await pool.fetchval(
+            "SELECT status FROM workflow_runs WHERE correlation_id = $1", cid
+        )
+        return found
+
+    async with Runtime(list(wf), settings=settings):
+        cid = await TracksClient(nc).start(wf, {"n": 1}, correlation_id=f"{unique}-resumable")
+
+        async def is_failed() -> bool:
+            return await status(cid) == "failed"
+
+        await eventually(is_failed, what="the run to fail")
+        broken.clear()
+        page = await client.get(f"/runs/{cid}")
+        assert 'id="resume"' in page.text
+        done = await client.post(f"/runs/{cid}/resume", data={"csrf": csrf_of(page.text), "confirmed": "yes"})
+        assert done.status_code == 303 and "kind=ok" in done.headers["location"], done.headers["location"]
+
+        async def is_completed() -> bool:
+            return await status(cid) == "completed"
+
+        await eventually(is_completed, what="the resumed run to complete")

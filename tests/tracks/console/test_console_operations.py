@@ -13,11 +13,14 @@ import pytest
 from nats.js import JetStreamContext
 
 from actors.failures import dlq_ops
+from foundation.connections import connect_nats
+from foundation.settings import Settings
 from scheduler.schedules import NewSchedule, ScheduleStore
 from subjects import DLQ_STREAM, STREAM, names
 from subjects.headers import DLQ_HEADERS
+from tests.conftest import Servers
 from tests.tracks.console.conftest import HOSTILE, csrf_of
-from tracks.console import Console
+from tracks.console import Console, create_app
 
 
 async def _dead_letter(js: JetStreamContext, track: str, cid: str, body: bytes) -> int:
@@ -109,7 +112,7 @@ def metrics_url() -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
     server.shutdown()
     server.server_close()
@@ -126,3 +129,18 @@ async def test_tracks_page_from_the_metrics(
     assert (mail["track"], mail["failures"], mail["breaker"]) == ("mail", 2, "open")
     console_state.metrics_urls = ["http://127.0.0.1:9/metrics"]
     assert "cannot reach http://127.0.0.1:9/metrics" in (await client.get("/tracks")).text
+
+
+async def test_a_server_that_stops_answering_is_one_line_not_a_traceback(
+    settings: Settings, servers: Servers, pool: asyncpg.Pool
+):
+    gone = await connect_nats(settings, servers.nats_url, name="tests-gone")
+    await gone.close()
+    app = create_app(Console(settings, pool, gone))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # uvicorn logs it; the page says it
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        api = await c.get("/api/dlq")
+        page = await c.get("/dlq")
+    assert api.status_code == 503 and api.json()["error"].startswith("a server does not answer: ")
+    assert page.status_code == 503 and "Traceback" not in page.text
+    assert "a server does not answer" in page.text
