@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import click
+from nats.js.errors import NotFoundError
 from starlette.datastructures import QueryParams
 
 from actors.failures import dlq_ops
 from actors.ledger.listing import MAX_LIMIT, RunDetail, RunSummary, StepDetail, iso, list_runs, show_run
 from scheduler.executions import ExecutionStore
-from scheduler.schedules import InvalidSchedule, Schedule, ScheduleStore, UnknownSchedule
+from scheduler.schedules import InvalidSchedule, ScheduleStore, UnknownSchedule
+from scheduler.targets import consuming_tracks
 from subjects import DLQ_STREAM, check_token
 from tracks.cli.operations.dlq import _json_or_text
 from tracks.cli.operations.dlq import _summary as letter_summary
@@ -183,22 +184,23 @@ async def letter_view(console: Console, seq: int) -> dict[str, Any] | None:
     }
 
 
-def _wire(s: Schedule, now: datetime) -> dict[str, object]:
-    """``tracks schedule ls --json``'s object for ``s`` (whether a consumer takes its target is
-    left out here: ``None``, as when the CLI cannot ask NATS)."""
-    if len(inspect.signature(_schedule_wire).parameters) > 2:  # the CLI's newer form takes the tracks
-        return _schedule_wire(s, now, None)  # type: ignore[call-arg, unused-ignore]
-    return _schedule_wire(s, now)  # type: ignore[call-arg, unused-ignore]
+async def _consuming(console: Console) -> set[str] | None:
+    """The tracks some durable consumer serves, as ``tracks schedule ls`` asks; ``None`` when
+    NATS cannot tell (no TRACKS stream yet: nothing consumes anything)."""
+    try:
+        return await consuming_tracks(console.nc.jetstream(timeout=console.settings.connect_timeout_s))
+    except NotFoundError:
+        return set()
 
 
 async def schedules_view(console: Console) -> dict[str, Any]:
     invalid: list[str] = []
     found = await ScheduleStore(console.pool).list_all(on_invalid=lambda exc: invalid.append(str(exc)))
-    now = datetime.now(UTC)
+    now, tracks = datetime.now(UTC), await _consuming(console) if found else set()
     return {
         "schedules": [
             {
-                **_wire(s, now),
+                **_schedule_wire(s, now, tracks),
                 "next": [iso(t) for t in s.next_fire_times(now, 3)] if s.enabled else [],
             }
             for s in found
@@ -218,7 +220,7 @@ async def schedule_view(console: Console, name: str, query: QueryParams) -> dict
     now = datetime.now(UTC)
     return {
         "schedule": {
-            **_wire(s, now),
+            **_schedule_wire(s, now, await _consuming(console)),
             "next": [iso(t) for t in s.next_fire_times(now, 5)] if s.enabled else [],
         },
         "history": [_execution_wire(r) for r in history],

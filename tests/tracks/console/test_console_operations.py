@@ -82,6 +82,7 @@ async def test_schedules_next_fire_times_enable_disable_and_history(
     await ScheduleStore(pool).add(NewSchedule(name=name, cron_expression="0 3 * * *", target=f"t-{unique}"))
     found = {s["name"]: s for s in (await client.get("/api/schedules")).json()["schedules"]}
     assert found[name]["enabled"] and len(found[name]["next"]) == 3
+    assert found[name]["consumed"] is False  # no actor serves its target: said, as `schedule ls` does
     assert found[name]["next"][0].endswith("T03:00:00.000Z")
     token = csrf_of((await client.get("/schedules")).text)
     off = await client.post(f"/schedules/{name}/disable", data={"csrf": token, "confirmed": "yes"})
