@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-fast bench lint typecheck clean dev-down
 
-demo: $(STAMP)  ## set up, then run the reference workflow on the embedded default
+demo: $(STAMP)  ## set up, then run the receipts product on its sample mail (embedded default)
 	$(BIN)/tracks demo
 
 test: $(STAMP)  ## set up, then run the whole test suite (real nats-server + PostgreSQL it starts itself)

@@ -28,6 +28,8 @@ def product() -> Product:
     runtime = current_runtime()
     assert runtime.pool is not None and runtime.nc is not None
     settings = ReceiptsSettings()
+    if "home" not in settings.model_fields_set:  # beside the runtime's own files (TRACKS_DATA_DIR)
+        settings = settings.model_copy(update={"home": runtime.settings.data_dir / "receipts"})
     return Product(
         pool=runtime.pool,
         client=TracksClient(runtime.nc, payloads=runtime.payloads),

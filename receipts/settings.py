@@ -17,7 +17,8 @@ class ReceiptsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKS_RECEIPTS_", frozen=True, extra="ignore")
 
     home: Path = Path(".tracks") / "receipts"
-    """Where the product keeps its files: ``spool/`` (attachments), ``drive/``, ``reports/``, ``backups/``."""
+    """Where the product keeps its files: ``spool/`` (attachments), ``drive/``, ``reports/``,
+    ``backups/``; unset, ``<TRACKS_DATA_DIR>/receipts``."""
     mail_dir: Path = SAMPLE_MAIL
     """A Maildir (``new/`` and ``cur/``) or a folder of ``.eml`` files; used unless ``imap_host`` is set."""
     imap_host: str | None = None
