@@ -47,8 +47,7 @@ def chromium() -> str:
 
 
 @asynccontextmanager
-async def launch() -> AsyncIterator[Browser]:
-    path = chromium()
+async def launch(path: str) -> AsyncIterator[Browser]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"]

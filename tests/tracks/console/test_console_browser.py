@@ -29,9 +29,15 @@ BROKEN: set[str] = set()
 """Tracks whose handler fails (the "bug"); the test fixes one by removing it."""
 
 
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's chromium: installed here (as root) when missing, once per session; else a skip."""
+    return browser.chromium()
+
+
 @pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with browser.launch() as chrome:
+async def page(chromium_path: str) -> AsyncIterator[Page]:
+    async with browser.launch(chromium_path) as chrome:
         yield await _page(chrome)
 
 
