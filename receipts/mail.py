@@ -90,8 +90,10 @@ class ImapSource:
                 raise RuntimeError(f"IMAP search in {self.folder} failed: {status}")
             for number in found[0].split():
                 status, parts = client.fetch(number.decode(), "(BODY.PEEK[])")
-                if status == "OK" and parts and isinstance(parts[0], tuple):
-                    yield parts[0][1]
+                if status != "OK":
+                    continue
+                # the literal comes as a (header, bytes) pair; servers may send FLAGS apart from it
+                yield from (part[1] for part in parts if isinstance(part, tuple))
         finally:
             with contextlib.suppress(imaplib.IMAP4.error, OSError):
                 client.logout()
