@@ -29,6 +29,7 @@ from actors.workflow import Workflow
 from foundation import telemetry
 from foundation.jetstream.publisher import EventPublisher
 from subjects import EventMetadata, EventType, RunOutcome, TrackEvent, check_token, headers, names
+from subjects.priority import Priority
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,13 @@ class TracksClient:
         *,
         correlation_id: str | None = None,
         user_id: str | None = None,
+        priority: Priority | str | None = None,
     ) -> str:
         """Trigger every root track of ``workflow`` for one new run; return its correlation ID.
 
-        A large ``payload`` is stored once and its reference sent to every root."""
+        A large ``payload`` is stored once and its reference sent to every root. ``priority``
+        (``high``, ``normal``, ``low``) travels with the run to every downstream step; ``high``
+        takes the roots' urgent lane (see :meth:`trigger`)."""
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
         roots = workflow.roots
         if not roots:
@@ -106,7 +110,12 @@ class TracksClient:
         try:
             for root in roots:
                 await self.trigger(
-                    root.name, body, correlation_id=cid, user_id=user_id, workflow=workflow.name
+                    root.name,
+                    body,
+                    correlation_id=cid,
+                    user_id=user_id,
+                    workflow=workflow.name,
+                    priority=priority,
                 )
         finally:
             otel_context.detach(token)
@@ -121,6 +130,7 @@ class TracksClient:
         timeout: float,
         correlation_id: str | None = None,
         user_id: str | None = None,
+        priority: Priority | str | None = None,
     ) -> Any:
         """Start a run and wait for it: its result, or :class:`RunFailed` / :class:`RunTimedOut` /
         :class:`RunCancelled` / :class:`WaitTimeout`. Needs a client made from a NATS connection (it
@@ -140,7 +150,7 @@ class TracksClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            await self.start(workflow, payload, correlation_id=cid, user_id=user_id)
+            await self.start(workflow, payload, correlation_id=cid, user_id=user_id, priority=priority)
             while True:
                 try:
                     msg = await asyncio.wait_for(outcomes.get(), max(0.0, deadline - loop.time()))
@@ -210,12 +220,17 @@ class TracksClient:
         msg_id: str | None = None,
         source: str = "client",
         workflow: str | None = None,
+        priority: Priority | str | None = None,
     ) -> tuple[str, PubAck]:
         """Publish ``tracks.<track>.run.<cid>``; de-duplicated per (cid, track) unless ``msg_id``.
 
-        A ``payload`` over the payload store's threshold travels by reference (claim check)."""
+        A ``payload`` over the payload store's threshold travels by reference (claim check).
+        ``priority`` goes in the ``Tracks-Priority`` header (the track and every downstream step
+        run higher priorities first); ``high`` is published on the track's urgent lane,
+        ``tracks.<track>.urgent.<cid>``, which a backlog of lower-priority work cannot hold back."""
         check_token(track, "track name")
         cid = check_token(correlation_id or new_correlation_id(), "correlation ID")
+        level = _priority(priority)
         event = TrackEvent(
             track_id=track,
             event_type=EventType.DATA_READY,
@@ -229,8 +244,21 @@ class TracksClient:
             ),
         )
         hdrs = {headers.MSG_ID: msg_id or f"{cid}:{track}:run"}
-        ack = await self._publisher.publish(names.run(track, cid), event.to_bytes(), hdrs)
+        if level is not None:
+            hdrs[headers.PRIORITY] = level
+        ack = await self._publisher.publish(names.trigger(track, cid, level), event.to_bytes(), hdrs)
         return cid, ack
+
+
+def _priority(value: Priority | str | None) -> str | None:
+    """``high`` | ``normal`` | ``low`` (any case), or a ``ValueError`` naming the choices."""
+    if value is None:
+        return None
+    try:
+        return Priority(str(value).strip().lower()).value
+    except ValueError:
+        choices = ", ".join(p.value for p in Priority)
+        raise ValueError(f"priority {value!r} must be one of {choices}") from None
 
 
 def _outcome_of(correlation_id: str, msg: Msg) -> Any:

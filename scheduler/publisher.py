@@ -36,7 +36,9 @@ SOURCE = "scheduler"
 
 
 def track_route(schedule: Schedule, correlation_id: str) -> str:
-    return names.run(schedule.target, correlation_id)
+    """``tracks.<target>.run.<cid>``; a ``high`` schedule's ticks take the target's urgent lane
+    (``tracks.<target>.urgent.<cid>``), which no backlog of lower-priority work holds back."""
+    return names.trigger(schedule.target, correlation_id, schedule.priority.value)
 
 
 def iso_utc(moment: datetime) -> str:

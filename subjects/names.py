@@ -1,6 +1,7 @@
 """Subject names: the only place that knows how ``tracks.X.run.<cid>`` is spelled.
 
 tracks.<track>.run[.<cid>]        trigger a track (body: payload or TrackEvent)
+tracks.<track>.urgent.<cid>       trigger a track with high priority: its own lane (consumer <track>~urgent)
 tracks.<track>.<event>.<cid>      a track's events: completed | failed | data_ready
 tracks.workflow.<name>.<outcome>.<cid>   a workflow run ended: completed | failed | timed_out | cancelled
 dlq.<track>.<cid>                 a dead letter
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from subjects.priority import Priority
+
 __all__ = [
     "API_PREFIX",
     "DLQ_STREAM",
@@ -20,6 +23,7 @@ __all__ = [
     "PUSH_DELIVER_PREFIX",
     "STREAM",
     "UNROUTED_CONSUMER",
+    "URGENT",
     "ParsedSubject",
     "RunOutcome",
     "SubjectKind",
@@ -35,7 +39,11 @@ __all__ = [
     "run",
     "run_filters",
     "template",
+    "trigger",
+    "trigger_filters",
     "unrouted_filter",
+    "urgent_consumer",
+    "urgent_filter",
     "workflow_cancellations",
     "workflow_event",
     "workflow_events",
@@ -69,7 +77,9 @@ class SubjectKind(StrEnum):
     DATA_READY = "data_ready"
 
 
-_KINDS = frozenset(str(k) for k in SubjectKind)
+URGENT = "urgent"
+"""The subject token of a high-priority trigger (``tracks.<track>.urgent.<cid>``): parsed as a run."""
+_KINDS = frozenset([*(str(k) for k in SubjectKind), URGENT])
 
 
 def check_token(value: str, what: str) -> str:
@@ -85,6 +95,31 @@ def check_token(value: str, what: str) -> str:
 def run(track: str, correlation_id: str | None = None) -> str:
     base = f"{ROOT}.{track}.{SubjectKind.RUN}"
     return f"{base}.{correlation_id}" if correlation_id else base
+
+
+def trigger(track: str, correlation_id: str, priority: str | None = None) -> str:
+    """Where a trigger of ``track`` goes: its urgent lane for ``high`` priority, else ``run``.
+
+    High-priority triggers have their own subject and consumer (:func:`urgent_consumer`), so a
+    backlog of normal and low work on ``tracks.<track>.run.*`` cannot hold them back; the actor
+    pulls its urgent lane before its main consumer (``actors.transport.lanes``)."""
+    if priority == Priority.HIGH:
+        return f"{ROOT}.{track}.{URGENT}.{correlation_id}"
+    return run(track, correlation_id)
+
+
+def urgent_filter(track: str) -> str:
+    return f"{ROOT}.{track}.{URGENT}.*"
+
+
+def urgent_consumer(track: str) -> str:
+    """The durable consumer of ``track``'s urgent lane (``~``: no track name can take it)."""
+    return f"{track}~{URGENT}"
+
+
+def trigger_filters(track: str) -> list[str]:
+    """Every subject that triggers ``track`` directly: its run subjects and its urgent lane."""
+    return [*run_filters(track), urgent_filter(track)]
 
 
 def event(track: str, kind: SubjectKind, correlation_id: str) -> str:
@@ -190,7 +225,9 @@ def parse(subject: str) -> ParsedSubject | None:
     try:
         kind = SubjectKind(parts[2])
     except ValueError:
-        return None
+        if parts[2] != URGENT:
+            return None
+        kind = SubjectKind.RUN  # a high-priority trigger: a run like any other
     cid = parts[3] if len(parts) == 4 else None
     if cid is None and kind is not SubjectKind.RUN:
         return None

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
-from subjects.priority import Priority
+from subjects.priority import PRIORITY_HEADER, Priority
 
-__all__ = ["LEVELS", "PriorityBuffer", "level_of"]
+__all__ = ["LEVELS", "PriorityBuffer", "carried", "level_of"]
 
 LEVELS = tuple(p.value for p in sorted(Priority, key=lambda p: p.rank))
 """The wire's priority levels (``subjects.priority``), most urgent first."""
@@ -26,6 +26,16 @@ T = TypeVar("T")
 
 def level_of(value: str | None) -> int:
     return _INDEX.get((value or "normal").strip().lower(), _INDEX["normal"])
+
+
+def carried(hdrs: Mapping[str, str]) -> str | None:
+    """The priority a step hands on to the steps its event starts: its own ``Tracks-Priority``,
+    spelled canonically; ``None`` (nothing to carry) when absent, ``normal`` or unknown."""
+    value = hdrs.get(PRIORITY_HEADER)
+    if not value:
+        return None
+    index = _INDEX.get(value.strip().lower())
+    return None if index is None or LEVELS[index] == Priority.NORMAL else LEVELS[index]
 
 
 class PriorityBuffer(Generic[T]):

@@ -42,6 +42,7 @@ from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
 from actors.runtime.worker import TrackWorker
 from actors.track import Track
+from actors.transport.lanes import LanedSource
 from actors.transport.payloads import PayloadStore
 from actors.transport.pull import ConsumerSpec, MessageSource, PullSource
 from actors.transport.push import PushSource
@@ -287,6 +288,8 @@ class Runtime:
             source = PushSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
         else:
             source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
+        # high-priority triggers come by their own lane, pulled first (actors/transport/lanes.py)
+        source = LanedSource(self.nc, self.nc.jetstream(), source, fetch_timeout_s=config.fetch_timeout_s)
         breaker = CircuitBreaker(
             track.name,
             threshold=config.breaker_threshold,

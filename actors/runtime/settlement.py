@@ -47,6 +47,7 @@ from actors.ledger.store import Ledger, LogRow, StepFinish, Verdict
 from actors.middleware.base import Completed, Outcome, Skipped, Step
 from actors.retry import RetryPolicy
 from actors.runtime.metrics import StepMetrics
+from actors.runtime.priority import carried
 from actors.track import Track
 from actors.transport.decode import fallback_correlation_id, stored_at_us
 from foundation.group_commit import is_transient
@@ -196,6 +197,7 @@ class Settlement:
             user_id=ctx.user_id,
             workflow=ctx.workflow,
             targets=self._targets,
+            priority=carried(ctx.headers),  # downstream steps run at the run's priority
         )
         if completed_run is not None:  # the workflow's only leaf completed the run (durable)
             await self._runs.announce_completed(completed_run, ctx.correlation_id, output)

@@ -171,8 +171,11 @@ class EventPublisher:
         user_id: str | None = None,
         workflow: str | None = None,
         targets: list[str] | None = None,
+        priority: str | None = None,
     ) -> Awaitable[PubAck]:
-        """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind) (a coroutine to await)."""
+        """``tracks.<track>.<kind>.<cid>``, de-duplicated per (cid, track, kind) (a coroutine to await).
+
+        ``priority``: the step's ``Tracks-Priority``, carried on to the steps this event starts."""
         body = encode_event(
             track,
             EventType(str(kind)),
@@ -184,4 +187,6 @@ class EventPublisher:
             workflow=workflow,
         )
         hdrs = {headers.MSG_ID: f"{correlation_id}:{track}:{kind}"}
+        if priority:
+            hdrs[headers.PRIORITY] = priority
         return self.publish(names.event(track, kind, correlation_id), body, hdrs)

@@ -63,7 +63,7 @@ async def test_two_replicas_publish_each_tick_exactly_once(
         for each in names:
             await store.set_enabled(each, False)
         await asyncio.sleep(0.5)
-    msgs = await published(js, f"tracks.{target}.run.*")
+    msgs = await published(js, f"tracks.{target}.urgent.*")  # high priority: the target's urgent lane
     print(f"\nreplicas: {len(msgs)} ticks; a published {a.stats.published} (dup {a.stats.duplicates}), "
           f"b published {b.stats.published} (dup {b.stats.duplicates})")  # fmt: skip
     assert len(msgs) >= 16

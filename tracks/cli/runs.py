@@ -13,6 +13,7 @@ from actors import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeo
 from actors.ledger.progress import ProgressError, proceed, progress, resume
 from foundation.jetstream.publisher import EventPublisher
 from subjects import STREAM
+from subjects.priority import Priority
 from tracks.cli._common import (
     PAYLOAD_HELP,
     UserError,
@@ -34,9 +35,15 @@ __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 @click.option("--wait", is_flag=True, help="Wait for the run's outcome and print its result.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--correlation-id", default=None)
+@click.option(
+    "--priority",
+    type=click.Choice([p.value for p in Priority]),
+    default=None,
+    help="The run's priority, carried to every step (high: the roots' urgent lane). Default: normal.",
+)
 @async_command
 async def run_cmd(
-    workflow: str, payload: str, wait: bool, timeout: float, correlation_id: str | None
+    workflow: str, payload: str, wait: bool, timeout: float, correlation_id: str | None, priority: str | None
 ) -> None:
     """Start a run of WORKFLOW (``module:name``); print its correlation ID, or with --wait its result.
 
@@ -51,10 +58,12 @@ async def run_cmd(
     try:
         client = TracksClient(nc, payloads=payload_store(nc.jetstream(), settings))
         if not wait:
-            click.echo(await client.start(wf, body, correlation_id=correlation_id))
+            click.echo(await client.start(wf, body, correlation_id=correlation_id, priority=priority))
             return
         try:
-            result = await client.run(wf, body, timeout=timeout, correlation_id=correlation_id)
+            result = await client.run(
+                wf, body, timeout=timeout, correlation_id=correlation_id, priority=priority
+            )
         except (RunFailed, RunTimedOut, RunCancelled) as exc:
             raise UserError(str(exc)) from None
         except WaitTimeout as exc:

@@ -10,6 +10,7 @@ import click
 
 from actors import TracksClient
 from subjects import STREAM, check_token
+from subjects.priority import Priority
 from tracks.cli._common import (
     PAYLOAD_HELP,
     UserError,
@@ -29,8 +30,16 @@ __all__ = ["trigger"]
 @click.option("--payload", default="{}", show_default=True, help=f"The track's input: {PAYLOAD_HELP}.")
 @click.option("--correlation-id", default=None, help="Default: a new one.")
 @click.option("--user-id", default=None)
+@click.option(
+    "--priority",
+    type=click.Choice([p.value for p in Priority]),
+    default=None,
+    help="Tracks-Priority of the run, carried downstream (high: the track's urgent lane). Default: normal.",
+)
 @async_command
-async def trigger(track: str, payload: str, correlation_id: str | None, user_id: str | None) -> None:
+async def trigger(
+    track: str, payload: str, correlation_id: str | None, user_id: str | None, priority: str | None
+) -> None:
     """Publish a run command for TRACK and print its correlation ID."""
     body = read_payload(payload)
     try:  # before connecting: a name that can never be valid needs no server to say so
@@ -45,7 +54,9 @@ async def trigger(track: str, payload: str, correlation_id: str | None, user_id:
         js = nc.jetstream()
         client = TracksClient(js, payloads=payload_store(js, settings))
         try:
-            cid, ack = await client.trigger(track, body, correlation_id=correlation_id, user_id=user_id)
+            cid, ack = await client.trigger(
+                track, body, correlation_id=correlation_id, user_id=user_id, priority=priority
+            )
         except ValueError as exc:
             raise UserError(str(exc)) from None
     note = " (duplicate: already triggered)" if ack.duplicate else ""

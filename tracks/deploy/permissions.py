@@ -131,6 +131,7 @@ def _track_user(track: str, workflow: Workflow, bucket: str) -> NatsUser:
         names.metrics("actor", "*"),
         *_own_streams(),
         *_consumer(STREAM, track),
+        *_consumer(STREAM, names.urgent_consumer(track)),  # its urgent lane (high priority)
         *_consumer(STREAM, UNROUTED_CONSUMER),
         *_payload_store(bucket),
     ]
@@ -138,6 +139,7 @@ def _track_user(track: str, workflow: Workflow, bucket: str) -> NatsUser:
         inbox(f"track-{track}"),
         f"{names.PUSH_DELIVER_PREFIX}.{track}",
         names.max_deliveries_advisory(STREAM, track),
+        names.urgent_filter(track),  # the signal that opens and pulls its urgent lane
         names.workflow_cancellations(),
         f"{names.API_PREFIX}.*",
         SERVICE,
@@ -147,7 +149,7 @@ def _track_user(track: str, workflow: Workflow, bucket: str) -> NatsUser:
 
 def _scheduler_user(tracks: Iterable[str], history_consumer: str) -> NatsUser:
     publish = [
-        *(subject for t in tracks for subject in names.run_filters(t)),
+        *(subject for t in tracks for subject in names.trigger_filters(t)),
         names.metrics("scheduler", "*"),
         *_stream_api(STREAM, "INFO"),
         *_consumer(STREAM, history_consumer),
