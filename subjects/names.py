@@ -30,6 +30,7 @@ __all__ = [
     "alert",
     "api",
     "check_token",
+    "consumer_track",
     "dlq",
     "event",
     "max_deliveries_advisory",
@@ -115,6 +116,11 @@ def urgent_filter(track: str) -> str:
 def urgent_consumer(track: str) -> str:
     """The durable consumer of ``track``'s urgent lane (``~``: no track name can take it)."""
     return f"{track}~{URGENT}"
+
+
+def consumer_track(consumer: str) -> str:
+    """The track a durable consumer serves: its own name, or that of its urgent lane's track."""
+    return consumer.removesuffix(f"~{URGENT}")
 
 
 def trigger_filters(track: str) -> list[str]:

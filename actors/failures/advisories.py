@@ -134,8 +134,9 @@ class MaxDeliveriesWatcher:
     async def start(self) -> None:
         """Subscribe and flush, so advisories published from now on reach this process."""
         for track in self._tracks:
-            sub = await self._nc.subscribe(advisory_subject(track), queue=QUEUE_GROUP, cb=self._on_msg)
-            self._subs.append(sub)
+            for consumer in (track, names.urgent_consumer(track)):  # its urgent lane gives up too
+                sub = await self._nc.subscribe(advisory_subject(consumer), queue=QUEUE_GROUP, cb=self._on_msg)
+                self._subs.append(sub)
         await self._nc.flush()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -176,7 +177,7 @@ class MaxDeliveriesWatcher:
             )
 
     async def handle(self, advisory: MaxDeliveries) -> Outcome:
-        track, seq = advisory.consumer, advisory.stream_seq
+        track, seq = names.consumer_track(advisory.consumer), advisory.stream_seq
         original = await read_original(self._js, advisory.stream, seq)
         if original is None:
             log.warning(

@@ -139,6 +139,7 @@ def _track_user(track: str, workflow: Workflow, bucket: str) -> NatsUser:
         inbox(f"track-{track}"),
         f"{names.PUSH_DELIVER_PREFIX}.{track}",
         names.max_deliveries_advisory(STREAM, track),
+        names.max_deliveries_advisory(STREAM, names.urgent_consumer(track)),
         names.urgent_filter(track),  # the signal that opens and pulls its urgent lane
         names.workflow_cancellations(),
         f"{names.API_PREFIX}.*",

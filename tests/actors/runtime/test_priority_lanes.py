@@ -89,3 +89,12 @@ async def _contains(order: list[str], item: str) -> bool:
 
 async def _has(seen: dict[str, str | None], key: str) -> bool:
     return key in seen
+
+
+def test_lane_names() -> None:
+    assert names.trigger("ocr", "c1", "high") == "tracks.ocr.urgent.c1"
+    assert names.trigger("ocr", "c1", "low") == names.trigger("ocr", "c1") == "tracks.ocr.run.c1"
+    parsed = names.parse("tracks.ocr.urgent.c1")
+    assert parsed is not None and (parsed.track, parsed.kind, parsed.correlation_id) == ("ocr", "run", "c1")
+    assert names.template("tracks.ocr.urgent.c1") == ("tracks.ocr.urgent", "c1")
+    assert names.consumer_track(names.urgent_consumer("ocr")) == names.consumer_track("ocr") == "ocr"
