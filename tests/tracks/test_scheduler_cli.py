@@ -229,3 +229,21 @@ async def test_add_warns_or_refuses_when_nothing_consumes_the_target(run, js, un
         await js.delete_consumer("TRACKS", served)
         for name in ("ok", "lone", "mod"):
             await cli_run("schedule", "rm", f"{name}-{unique}")
+
+
+def test_without_nats_ls_and_add_say_they_cannot_tell(env: dict[str, str], unique: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL alone still lists and adds schedules; whether a target is consumed is unknown."""
+    runner = CliRunner()
+    no_nats = {**env, "TRACKS_NATS_URL": "", "TRACKS_DATA_DIR": str(tmp_path)}
+    name = f"nonats-{unique}"
+    result = runner.invoke(cli, ["schedule", "add", name, "@daily", "--target", "t", "--strict"], env=no_nats)
+    assert result.exit_code == 1
+    assert "cannot tell whether anything consumes 't' (--strict)" in result.output
+    result = runner.invoke(cli, ["schedule", "add", name, "@daily", "--target", "t"], env=no_nats)
+    assert result.exit_code == 0, result.output
+    assert "warning: cannot tell which targets are consumed: no servers" in result.output
+    result = runner.invoke(cli, ["schedule", "ls", "--json"], env=no_nats)
+    assert result.exit_code == 0, result.output
+    wire = json.loads(result.output[result.output.index("[") :])
+    assert next(s for s in wire if s["name"] == name)["consumed"] is None
+    assert runner.invoke(cli, ["schedule", "rm", name], env=no_nats).exit_code == 0

@@ -44,7 +44,7 @@ from tracks.cli._common import (
     resolve_workflow,
 )
 from tracks.cli._connect import open_nats, pool_session
-from tracks.endpoints import resolve_endpoints, with_endpoints
+from tracks.endpoints import NoServers, resolve_endpoints, with_endpoints
 
 __all__ = ["schedule", "scheduler"]
 
@@ -68,8 +68,9 @@ async def _consuming_tracks() -> set[str] | None:
         nc = await open_nats(settings, streams=[STREAM])
     except NotSetUp:
         return set()
-    except UserError as exc:
-        click.echo(f"warning: cannot tell which targets are consumed: {exc.format_message()}", err=True)
+    except (UserError, NoServers) as exc:  # PostgreSQL alone still lists and adds schedules
+        why = exc.format_message() if isinstance(exc, UserError) else str(exc)
+        click.echo(f"warning: cannot tell which targets are consumed: {why}", err=True)
         return None
     try:
         return await consuming_tracks(nc.jetstream(timeout=settings.connect_timeout_s))
