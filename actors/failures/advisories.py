@@ -267,27 +267,43 @@ class UnsettledSweep:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
     async def sweep(self) -> int:
-        """One round over every track; returns how many steps it settled."""
+        """One round over every track; returns how many steps it settled.
+
+        A step is judged against the floor of the consumer that delivered its message: the
+        track's own, or its urgent lane's (``<track>~urgent``) for a high-priority trigger, whose
+        messages the track's own consumer never holds (its floor passes them at once)."""
         settled = 0
         for track, ack_wait in self._ack_waits.items():
-            try:
-                info = await self._js.consumer_info(STREAM, track)
-            except NotFoundError:
+            main = await self._floor(track)
+            if main is None:
                 continue
-            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-            if not floor:
+            lane = await self._floor(names.urgent_consumer(track))
+            top = max(main, lane or 0)
+            if not top:
                 continue
-            for step in await self._ledger.unsettled_steps(track, floor, ack_wait):
-                if await self._settle(step):
+            for step in await self._ledger.unsettled_steps(track, top, ack_wait):
+                if await self._settle(step, main, lane):
                     settled += 1
         self.settled += settled
         return settled
 
-    async def _settle(self, step: StepState) -> bool:
+    async def _floor(self, consumer: str) -> int | None:
+        """The consumer's ack floor (a stream sequence); ``None`` when it does not exist."""
+        try:
+            info = await self._js.consumer_info(STREAM, consumer)
+        except NotFoundError:
+            return None
+        return info.ack_floor.stream_seq if info.ack_floor is not None else 0
+
+    async def _settle(self, step: StepState, main: int, lane: int | None) -> bool:
         assert step.activated_by is not None
-        original = await read_original(self._js, STREAM, step.activated_by) or Original(
-            "", b"", {headers.ORIGINAL_GONE: "true"}, STREAM, step.activated_by
-        )
+        found = await read_original(self._js, STREAM, step.activated_by)
+        original = found or Original("", b"", {headers.ORIGINAL_GONE: "true"}, STREAM, step.activated_by)
+        if lane is not None:
+            on_lane = found is not None and _on_urgent_lane(found.subject)
+            floor = lane if on_lane else main if found is not None else min(main, lane)
+            if step.activated_by > floor:
+                return False  # its consumer still holds it
         error = (
             "its message was given up by JetStream (max deliveries) while no actor heard the advisory; "
             "found by the unsettled-step sweep"
@@ -318,6 +334,11 @@ async def read_original(js: JetStreamContext, stream: str, seq: int) -> Original
     return Original(
         raw.subject or "", raw.data or b"", headers.plain(raw.headers), stream, seq, time_us(raw.time)
     )
+
+
+def _on_urgent_lane(subject: str) -> bool:
+    parts = subject.split(".")
+    return len(parts) == 4 and parts[2] == names.URGENT
 
 
 def _identify(original: Original) -> tuple[str, str | None, str | None]:
