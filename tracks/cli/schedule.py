@@ -98,7 +98,11 @@ def schedule() -> None:
 @click.option("--payload", default="{}", help="JSON object: the run's payload.")
 @click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone of the cron fields.")
 @click.option(
-    "--priority", type=click.Choice([p.value for p in Priority]), default="normal", show_default=True
+    "--priority",
+    type=click.Choice([p.value for p in Priority]),
+    default="normal",
+    show_default=True,
+    help="Tracks-Priority of each tick's run, carried downstream (high: the target's urgent lane).",
 )
 @click.option(
     "--overlap",
