@@ -143,7 +143,8 @@ class ExecutionStore:
         error: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> Finished | None:
-        """A running execution completed or failed; ``None`` when no running row has this ID."""
+        """A running execution ended as its run did (``completed``, ``failed``, ``timed_out`` or
+        ``cancelled``, :mod:`scheduler.history`); ``None`` when no running row has this ID."""
         row = await self._pool.fetchrow(
             """UPDATE job_executions
                SET status = $2, completed_at = now(), error_message = $3,
