@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
     stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
     """How long TRACKS keeps events (limits retention)."""
+    stream_max_bytes: PositiveInt = 10 * 2**30  # subjects.streams.TRACKS_MAX_BYTES
+    """Most bytes TRACKS holds (10 GiB); full, a publish fails (discard=new) rather than old events
+    being dropped unread: size it with README "Sizing", the ``stream_space`` alert warns first."""
     dlq_max_age_s: PositiveFloat = 30 * 24 * 3600.0
+    dlq_max_bytes: PositiveInt = 2**30  # subjects.streams.DLQ_MAX_BYTES
+    """Most bytes DLQ holds (1 GiB); full, a dead letter is not written and its step comes back."""
     duplicate_window_s: PositiveFloat = 120.0
     """JetStream de-duplication window for ``Nats-Msg-Id``."""
 
@@ -136,6 +141,8 @@ class Settings(BaseSettings):
     """Payloads whose JSON is larger go by reference through the object store (NATS's max is 1 MiB)."""
     payload_ttl_s: PositiveFloat = 7 * 24 * 3600.0
     """How long the object store keeps offloaded payloads."""
+    payload_max_bytes: PositiveInt = 5 * 2**30  # subjects.streams.PAYLOADS_MAX_BYTES
+    """Most bytes the payload object store holds (5 GiB); full, an offload fails loudly."""
     retention_s: PositiveFloat = 30 * 24 * 3600.0
     """Finished coordination data older than this is purged by ``tracks retention run``."""
     redact: str | None = None

@@ -33,6 +33,8 @@ class AlertKind(StrEnum):
     """The resource guard paused fetching: the process stayed over its CPU threshold (``endsAt``: resumed)."""
     RESOURCE_MEMORY = "resource_memory"
     """The resource guard stopped the actor: its RSS reached the memory threshold."""
+    STREAM_SPACE = "stream_space"
+    """A stream holds ``TRACKS_ALERT_STREAM_FULL`` of its ``max_bytes`` (full, publishes to it fail)."""
 
 
 class Severity(StrEnum):
@@ -50,8 +52,8 @@ class AlertEnvelope(BaseModel):
     )
 
     kind: str
-    """``dlq_backlog`` | ``failure_rate`` | ``breaker`` | ``resource_cpu`` | ``resource_memory``:
-    the subject's last token."""
+    """``dlq_backlog`` | ``failure_rate`` | ``breaker`` | ``resource_cpu`` | ``resource_memory`` |
+    ``stream_space``: the subject's last token."""
     severity: Severity
     summary: str
     """One line for a person: what is wrong and where to look."""

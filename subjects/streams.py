@@ -10,35 +10,63 @@ from nats.js.errors import APIError, NotFoundError
 
 from subjects.names import DLQ_ROOT, DLQ_STREAM, ROOT, STREAM
 
-__all__ = ["StreamReplicasError", "dlq_stream", "ensure_streams", "replicas_refused", "tracks_stream"]
+__all__ = [
+    "DLQ_MAX_BYTES",
+    "PAYLOADS_MAX_BYTES",
+    "TRACKS_MAX_BYTES",
+    "StreamReplicasError",
+    "StreamStorageError",
+    "dlq_stream",
+    "ensure_streams",
+    "replicas_refused",
+    "storage_refused",
+    "tracks_stream",
+]
 
 log = logging.getLogger(__name__)
 
+TRACKS_MAX_BYTES = 10 * 2**30
+"""Default bound of ``TRACKS`` (``TRACKS_STREAM_MAX_BYTES``): 10 GiB."""
+DLQ_MAX_BYTES = 2**30
+"""Default bound of ``DLQ`` (``TRACKS_DLQ_MAX_BYTES``): 1 GiB."""
+PAYLOADS_MAX_BYTES = 5 * 2**30
+"""Default bound of the payload object store (``TRACKS_PAYLOAD_MAX_BYTES``): 5 GiB."""
 
-def tracks_stream(*, max_age_s: float, duplicate_window_s: float, replicas: int = 1) -> StreamConfig:
+# Every stream is bounded by age and by bytes, and full means ``discard=new``: a publish to a full
+# stream fails (the step is not acked and comes back; the client's trigger raises) instead of the
+# server silently dropping the oldest events, which with limits retention may be events a
+# consumer has not processed yet. Age keeps removing old events either way. An alert
+# (``stream_space``) fires well before a stream is full; README "Sizing" says how to size them.
+
+
+def tracks_stream(
+    *, max_age_s: float, duplicate_window_s: float, replicas: int = 1, max_bytes: int = TRACKS_MAX_BYTES
+) -> StreamConfig:
     return StreamConfig(
         name=STREAM,
         subjects=[f"{ROOT}.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=max_age_s,
+        max_bytes=max_bytes,
         duplicate_window=duplicate_window_s,
         num_replicas=replicas,
-        discard=DiscardPolicy.OLD,
+        discard=DiscardPolicy.NEW,
         allow_direct=True,
     )
 
 
-def dlq_stream(*, max_age_s: float, replicas: int = 1) -> StreamConfig:
+def dlq_stream(*, max_age_s: float, replicas: int = 1, max_bytes: int = DLQ_MAX_BYTES) -> StreamConfig:
     return StreamConfig(
         name=DLQ_STREAM,
         subjects=[f"{DLQ_ROOT}.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=max_age_s,
+        max_bytes=max_bytes,
         duplicate_window=120.0,
         num_replicas=replicas,
-        discard=DiscardPolicy.OLD,
+        discard=DiscardPolicy.NEW,
         allow_direct=True,
     )
 
@@ -59,6 +87,21 @@ def replicas_refused(exc: APIError, stream: str, replicas: int, current: int | N
     )
 
 
+def storage_refused(exc: APIError, stream: str, max_bytes: int | None) -> Exception | None:
+    """``exc`` as one clear line when the server cannot reserve the stream's ``max_bytes``."""
+    if exc.err_code != 10047:  # insufficient storage resources available
+        return None
+    return StreamStorageError(
+        f"stream {stream}: the server cannot reserve max_bytes={max_bytes} ({exc.description}); lower "
+        "TRACKS_STREAM_MAX_BYTES / TRACKS_DLQ_MAX_BYTES / TRACKS_PAYLOAD_MAX_BYTES or give nats-server "
+        "more storage (jetstream max_file_store)"
+    )
+
+
+class StreamStorageError(RuntimeError):
+    """The server cannot reserve a stream's ``max_bytes`` (its storage limit is smaller)."""
+
+
 async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
     """Create each stream, or update it when its settings drifted from ours (its replicas too:
     JetStream moves a stream between R1 and R3 in place; one the server refuses is one line)."""
@@ -71,7 +114,9 @@ async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
             try:
                 await js.add_stream(config)
             except APIError as exc:
-                raise replicas_refused(exc, config.name, replicas) from None
+                raise storage_refused(exc, config.name, config.max_bytes) or replicas_refused(
+                    exc, config.name, replicas
+                ) from None
             log.info("created stream %s (%d replicas)", config.name, replicas)
             continue
         current = info.config
@@ -80,6 +125,7 @@ async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
             for field in (
                 "subjects",
                 "max_age",
+                "max_bytes",
                 "duplicate_window",
                 "num_replicas",
                 "discard",
@@ -91,6 +137,8 @@ async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
             try:
                 await js.update_stream(config)
             except APIError as exc:
+                if (refused := storage_refused(exc, config.name, config.max_bytes)) is not None:
+                    raise refused from None
                 if "num_replicas" not in drift:
                     raise
                 raise replicas_refused(exc, config.name, replicas, current.num_replicas) from None

@@ -12,6 +12,8 @@ by the ``TRACKS`` stream; no track consumes it), logged as a WARNING line and, w
   ``TRACKS_ALERT_FAILURE_RATE``, counted only once ``completed + failed`` reaches
   ``TRACKS_ALERT_MIN_EVENTS`` (one failure out of one is not a 100 % failure rate).
   Details: ``track``, ``rate``, ``failed``, ``total``, ``window`` (seconds), ``threshold``.
+- ``stream_space`` — ``TRACKS``, ``DLQ`` or the payload store holds at least
+  ``TRACKS_ALERT_STREAM_FULL`` of its ``max_bytes`` (:mod:`actors.failures.stream_space`).
 
 The rate counts **step outcomes, not attempts**: ``completed`` rows, and ``failed`` rows
 that dead-lettered the message (``details.deadLettered``: the last delivery, a permanent
@@ -42,6 +44,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actors.failures.alert_webhook import AlertWebhook
+from actors.failures.stream_space import STREAM_SPACE, stream_space
 from foundation.jetstream.publisher import EventPublisher
 from foundation.redact import mask_url
 from foundation.settings import load
@@ -51,6 +54,7 @@ from subjects.alerts import AlertEnvelope, Severity
 __all__ = [
     "DLQ_BACKLOG",
     "FAILURE_RATE",
+    "STREAM_SPACE",
     "Alert",
     "AlertMonitor",
     "AlertSettings",
@@ -82,6 +86,8 @@ class AlertSettings(BaseSettings):
     """How often a runtime checks (and at most how often one condition is published)."""
     min_events: Annotated[int, Field(ge=1)] = 20
     """Step outcomes a track needs in the window before its rate is judged."""
+    stream_full: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """Alert when a stream holds this share of its ``max_bytes`` (full, its publishes fail)."""
     webhook_url: str | None = None
     """Also POST every alert here, as Alertmanager-compatible JSON (unset: no webhook)."""
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 3.0
@@ -197,9 +203,13 @@ async def failure_rates(
 async def check(
     js: JetStreamContext, pool: asyncpg.Pool, settings: AlertSettings, tracks: Sequence[str] | None = None
 ) -> list[Alert]:
-    """Both conditions, once; nothing is published."""
+    """Every condition, once; nothing is published."""
     backlog = await dlq_backlog(js, settings.dlq_threshold)
-    return ([backlog] if backlog else []) + await failure_rates(pool, settings, tracks)
+    space = [
+        Alert(STREAM_SPACE, r.stream, r.message, r.details)
+        for r in await stream_space(js, settings.stream_full)
+    ]
+    return ([backlog] if backlog else []) + space + await failure_rates(pool, settings, tracks)
 
 
 async def publish(publisher: EventPublisher, alert: Alert, interval_s: float, source: str = "") -> PubAck:
@@ -248,7 +258,12 @@ class AlertMonitor:
         fired = []
         for alert in await check(self._js, self._pool, self.settings, self._tracks):
             log.warning("ALERT %s: %s", alert.name, alert.message)
-            ack = await publish(self._publisher, alert, self.settings.interval_s, self._source)
+            try:
+                ack = await publish(self._publisher, alert, self.settings.interval_s, self._source)
+            except Exception:  # TRACKS itself may be full: the webhook still hears of it
+                if self._webhook is not None and alert.name == STREAM_SPACE:
+                    self._webhook.send(alert.envelope(self._source))
+                raise
             self.published += 0 if ack.duplicate else 1
             if self._webhook is not None and not ack.duplicate:  # once across replicas, as published
                 self._webhook.send(alert.envelope(self._source))

@@ -25,6 +25,7 @@ from actors.failures.alerts import AlertMonitor, AlertSettings, load_alert_setti
 from actors.failures.door import DeadLetterDoor
 from actors.failures.strays import CONSUMER as UNROUTED_CONSUMER
 from actors.failures.strays import StrayCatcher
+from actors.flow.gate import FlowGate
 from actors.ledger.plan import StepPlan
 from actors.ledger.redaction import load_redactor
 from actors.ledger.runs import Runs
@@ -160,8 +161,9 @@ class Runtime:
                 max_age_s=s.stream_max_age_s,
                 duplicate_window_s=s.duplicate_window_s,
                 replicas=s.stream_replicas,
+                max_bytes=s.stream_max_bytes,
             ),
-            dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas),
+            dlq_stream(max_age_s=s.dlq_max_age_s, replicas=s.stream_replicas, max_bytes=s.dlq_max_bytes),
         )
         self.pool = await create_pool(
             s.database_url, max_size=s.db_pool_size, batch_joins=True, wait_s=s.connect_wait_s
@@ -180,7 +182,11 @@ class Runtime:
         self.runs = Runs(self.pool, publisher)
         self.runs.start()
         self.payloads = PayloadStore(
-            js, threshold_bytes=s.payload_threshold_bytes, ttl_s=s.payload_ttl_s, replicas=s.stream_replicas
+            js,
+            threshold_bytes=s.payload_threshold_bytes,
+            ttl_s=s.payload_ttl_s,
+            replicas=s.stream_replicas,
+            max_bytes=s.payload_max_bytes,
         )
         await self.payloads.ensure()  # its replicas and TTL as configured, as the streams'
         self._door = DeadLetterDoor(self.ledger, publisher, self.runs, self.payloads)
@@ -306,6 +312,7 @@ class Runtime:
         assert self.runs is not None
         targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
         assert self.payloads is not None
+        gate = FlowGate.for_track(track, self.pool, self.payloads, lease_s=config.ack_wait_s)  # type: ignore[arg-type]
         return TrackWorker(
             track,
             config,
@@ -319,6 +326,7 @@ class Runtime:
             targets,
             door=self._door,
             user_middleware=len(self._user_middleware),
+            gate=gate,
         )
 
     async def _reap_timeouts(self) -> None:

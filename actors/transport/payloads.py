@@ -37,7 +37,7 @@ from nats.js.object_store import ObjectStore
 
 from actors.errors import PoisonMessage
 from subjects.jsonwire import dumpb
-from subjects.streams import replicas_refused
+from subjects.streams import PAYLOADS_MAX_BYTES, replicas_refused, storage_refused
 
 __all__ = [
     "BUCKET",
@@ -116,6 +116,7 @@ class PayloadStore:
         ttl_s: float = 7 * 24 * 3600.0,
         fetch_timeout_s: float = 30.0,
         replicas: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         if threshold_bytes <= 0 or ttl_s <= 0:
             raise ValueError("threshold_bytes and ttl_s must be > 0")
@@ -125,6 +126,8 @@ class PayloadStore:
         self.ttl_s = ttl_s
         self._fetch_timeout_s = fetch_timeout_s
         self.replicas = replicas
+        self.max_bytes = max_bytes
+        """The bucket's bound (``None``: as it is, :data:`PAYLOADS_MAX_BYTES` when created)."""
         self._stores: dict[str, ObjectStore] = {}
         self._lock = asyncio.Lock()
 
@@ -145,11 +148,14 @@ class PayloadStore:
                     ttl=self.ttl_s,
                     storage=StorageType.FILE,
                     replicas=self.replicas or 1,
+                    max_bytes=self.max_bytes or PAYLOADS_MAX_BYTES,  # the stream's discard is new
                 )
                 try:
                     store = await self._js.create_object_store(self.bucket, config=config)
                 except APIError as exc:
-                    raise replicas_refused(exc, _stream(self.bucket), config.replicas) from None
+                    name = _stream(self.bucket)
+                    refused = storage_refused(exc, name, config.max_bytes)
+                    raise refused or replicas_refused(exc, name, config.replicas) from None
             await self._reconcile(store)
             self._stores[self.bucket] = store
             return store
@@ -160,13 +166,18 @@ class PayloadStore:
         config = status.stream_info.config
         current = config.num_replicas or 1
         ttl_ok = status.ttl is not None and abs(status.ttl - self.ttl_s) < 1e-3
-        if ttl_ok and self.replicas in (None, current):
+        bytes_ok = self.max_bytes in (None, config.max_bytes)
+        if ttl_ok and bytes_ok and self.replicas in (None, current):
             return
         config.max_age = self.ttl_s
         config.num_replicas = self.replicas or current
+        if self.max_bytes is not None:
+            config.max_bytes = self.max_bytes
         try:
             await self._js.update_stream(config)
         except APIError as exc:
+            if (refused := storage_refused(exc, _stream(self.bucket), config.max_bytes)) is not None:
+                raise refused from None
             if config.num_replicas == current:
                 raise
             raise replicas_refused(exc, _stream(self.bucket), config.num_replicas, current) from None

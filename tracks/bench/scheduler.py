@@ -181,9 +181,11 @@ async def run_scheduler_bench(
         await ensure_streams(
             nc.jetstream(),
             tracks_stream(
-                max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s
+                max_age_s=settings.stream_max_age_s,
+                duplicate_window_s=settings.duplicate_window_s,
+                max_bytes=settings.stream_max_bytes,
             ),
-            dlq_stream(max_age_s=settings.dlq_max_age_s),
+            dlq_stream(max_age_s=settings.dlq_max_age_s, max_bytes=settings.dlq_max_bytes),
         )
         lateness = await _lateness(nc, pool, database_url, run, schedules, seconds, period_s)
         rss = await _rss(pool, nats_url, database_url, run, rss_schedules, rss_settle_s)

@@ -167,9 +167,11 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
         await ensure_streams(
             nc.jetstream(),
             tracks_stream(
-                max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s
+                max_age_s=settings.stream_max_age_s,
+                duplicate_window_s=settings.duplicate_window_s,
+                max_bytes=settings.stream_max_bytes,
             ),
-            dlq_stream(max_age_s=settings.dlq_max_age_s),
+            dlq_stream(max_age_s=settings.dlq_max_age_s, max_bytes=settings.dlq_max_bytes),
         )
         pool = await create_pool(endpoints.database_url, max_size=2)
         try:  # the clean-up after the first (raw) scenario needs the tables

@@ -135,6 +135,7 @@ def payload_store(js: JetStreamContext, settings: Settings) -> PayloadStore:
         threshold_bytes=settings.payload_threshold_bytes,
         ttl_s=settings.payload_ttl_s,
         replicas=settings.stream_replicas,
+        max_bytes=settings.payload_max_bytes,
     )
 
 

@@ -369,8 +369,9 @@ async def run_cmd() -> None:
         await ensure_streams(
             nc.jetstream(),
             tracks_stream(max_age_s=settings.stream_max_age_s, duplicate_window_s=settings.duplicate_window_s,
-                          replicas=settings.stream_replicas),
-            dlq_stream(max_age_s=settings.dlq_max_age_s, replicas=settings.stream_replicas),
+                          replicas=settings.stream_replicas, max_bytes=settings.stream_max_bytes),
+            dlq_stream(max_age_s=settings.dlq_max_age_s, replicas=settings.stream_replicas,
+                       max_bytes=settings.dlq_max_bytes),
         )  # fmt: skip
         service = Scheduler(
             nc=nc,

@@ -23,7 +23,7 @@ ALERT_EXIT_CODE = 3
 
 @click.group()
 def alerts() -> None:
-    """DLQ backlog and failure-rate alerts (thresholds: TRACKS_ALERT_*)."""
+    """DLQ backlog, stream space and failure-rate alerts (thresholds: TRACKS_ALERT_*)."""
 
 
 @alerts.command("check")
@@ -50,8 +50,9 @@ async def check_cmd(tracks: tuple[str, ...], as_json: bool) -> None:
     if not fired:
         s = alert_settings
         click.echo(
-            f"ok: at most {s.dlq_threshold} dead letters; no track over {s.failure_rate:.0%} "
-            f"failed steps in the last {s.window_s:g}s (judged from {s.min_events} steps)",
+            f"ok: at most {s.dlq_threshold} dead letters; no stream {s.stream_full:.0%} full; no track "
+            f"over {s.failure_rate:.0%} failed steps in the last {s.window_s:g}s (judged from "
+            f"{s.min_events} steps)",
             err=True,
         )
         return
