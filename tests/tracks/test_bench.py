@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 from foundation.settings import Settings
 from subjects import DLQ_STREAM, STREAM
 from tracks.bench import BenchConfig, run_bench
+from tracks.bench.faststream_chain import MISSING, available
 
 pytestmark = pytest.mark.slow  # kills or restarts servers: CI runs it, `make test-fast` leaves it out
 
@@ -25,11 +26,19 @@ async def _left_behind(js: JetStreamContext, run: str) -> list[str]:
 async def test_bench_measures_every_scenario_and_cleans_up(
     settings: Settings, pool: asyncpg.Pool, js: JetStreamContext
 ) -> None:
-    results = await run_bench(settings, BenchConfig(n=300, paced_n=40, paced_rate=100.0, repeat=2))
+    cfg = BenchConfig(n=300, paced_n=40, paced_rates=(100.0, 150.0), repeat=2, processes=True)
+    results = await run_bench(settings, cfg)
     for scenario in (results["linear"], results["diamond"]):
         assert scenario["raw"]["completed"] == 300 and scenario["runtime"]["completed"] == 300
         assert scenario["ratio"] > 0
-    assert results["linear"]["paced"]["runtime"]["completed"] == 40
+    assert [p["rate"] for p in results["linear"]["paced"]] == [100.0, 150.0]
+    assert all(p["runtime"]["completed"] == 40 for p in results["linear"]["paced"])
+    assert results["linear"]["runtime"]["rss_mb"] > 0
+    procs = results["linear"]["processes"]  # one `tracks actor run` process per track
+    assert procs["burst"]["completed"] == 300 and procs["burst"]["rss_mb"] > 0
+    assert [p["runtime"]["completed"] for p in procs["paced"]] == [40, 40]
+    fast = results["linear"]["faststream"]
+    assert fast.get("skipped") == MISSING if not available() else fast["completed"] == 300
     assert len(results["linear"]["ratios"]) == 2 and results["linear"]["ratio"] in results["linear"]["ratios"]
     assert [run["ratio"] for run in results["linear"]["runs"]] == results["linear"]["ratios"]
     failures = results["failures"]

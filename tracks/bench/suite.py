@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 
-from actors import Runtime, TrackContext, Workflow
+from actors import Runtime, Workflow
 from foundation.connections import connect_nats
 from foundation.db import create_pool
 from foundation.gc_tuning import tune_gc
@@ -30,7 +30,10 @@ from subjects import (
 )
 from tracks.bench.driver import Measurement, drive
 from tracks.bench.failures import measure_failures
+from tracks.bench.faststream_chain import MISSING, available, faststream_chain
+from tracks.bench.processes import track_processes
 from tracks.bench.raw import raw_chain, raw_diamond
+from tracks.bench.workflows import diamond_workflow, linear_workflow
 from tracks.endpoints import with_endpoints
 
 __all__ = ["BenchConfig", "run_bench"]
@@ -44,35 +47,13 @@ class BenchConfig:
     n: int = 20_000
     stages: int = 4
     paced_n: int = 3_000
-    paced_rate: float = 200.0
+    paced_rates: tuple[float, ...] = (200.0, 1000.0)
     repeat: int = 1
     """Linear bursts (raw, then runtime) to run; the median pair is the headline."""
-
-
-async def _passthrough(ctx: TrackContext, payload: dict[str, Any]) -> dict[str, Any]:
-    return payload
-
-
-def linear_workflow(prefix: str, stages: int) -> Workflow:
-    wf = Workflow(f"{prefix}-linear")
-    for i in range(stages):
-        wf.track(f"{prefix}-s{i}", after=[f"{prefix}-s{i - 1}"] if i else [])(_passthrough)
-    return wf
-
-
-def diamond_workflow(prefix: str) -> Workflow:
-    wf = Workflow(f"{prefix}-diamond")
-    a, b, c, d = (f"{prefix}-{x}" for x in "abcd")
-    wf.track(a)(_passthrough)
-    wf.track(b, after=[a])(_passthrough)
-    wf.track(c, after=[a])(_passthrough)
-
-    async def join(ctx: TrackContext, payload: dict[str, Any]) -> dict[str, Any]:
-        branch: dict[str, Any] = payload[b]
-        return branch
-
-    wf.track(d, after=[b, c])(join)
-    return wf
+    faststream: bool = True
+    """The FastStream chain too, when it is installed (``tracks[faststream]``)."""
+    processes: bool = False
+    """The linear chain again with one ``tracks actor run`` process per track (burst and paced)."""
 
 
 def _envelope_payload(data: bytes) -> dict[str, Any]:
@@ -106,10 +87,20 @@ async def _measure_runtime(
     rate: float | None = None,
     *,
     failure_handling: bool = True,
+    processes: str | None = None,
 ) -> Measurement:
-    """A workflow on the full runtime, triggered at its root, timed at its (only) leaf."""
+    """A workflow on the full runtime, triggered at its root, timed at its (only) leaf.
+
+    ``processes`` (the chain's prefix) runs each track in its own ``tracks actor run`` process.
+    """
     (first,), (last,) = wf.roots, wf.leaves
-    async with Runtime(list(wf), settings=settings, name="tracks-bench", failure_handling=failure_handling):
+    if processes is not None:
+        actors: contextlib.AbstractAsyncContextManager[Any] = track_processes(
+            settings, processes, len(list(wf))
+        )
+    else:
+        actors = Runtime(list(wf), settings=settings, name="tracks-bench", failure_handling=failure_handling)
+    async with actors as pids:
         return await drive(
             nc,
             n=n,
@@ -121,6 +112,7 @@ async def _measure_runtime(
                 body,
                 {headers.MSG_ID: f"{wf.name}:{i}"},
             ),
+            pids=pids if processes is not None else (),
         )
 
 
@@ -186,10 +178,35 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             pairs.append((raw, full))
         ratios = [_ratio(full, raw) for raw, full in pairs]
         raw, full = sorted(pairs, key=lambda p: _ratio(p[1], p[0]))[len(pairs) // 2]  # the median pair
-        raw_paced = await measured(await _measure_raw(nc, *raw_chain_of("rawp"), cfg.paced_n, cfg.paced_rate))
-        full_paced = await measured(
-            await _measure_runtime(nc, settings, workflow("rtp", linear), cfg.paced_n, cfg.paced_rate)
-        )
+        paced = []
+        for k, rate in enumerate(cfg.paced_rates):
+            raw_paced = await measured(await _measure_raw(nc, *raw_chain_of(f"rawp{k}"), cfg.paced_n, rate))
+            full_paced = await measured(
+                await _measure_runtime(nc, settings, workflow(f"rtp{k}", linear), cfg.paced_n, rate)
+            )
+            paced.append({"rate": rate, "raw": raw_paced.as_dict(), "runtime": full_paced.as_dict()})
+        fast: dict[str, Any] = {"skipped": MISSING}
+        if cfg.faststream and available():
+            p = prefix("fs")
+            fast_m = await measured(
+                await _measure_raw(
+                    nc, faststream_chain(endpoints.nats_url, p, cfg.stages), f"tracks.{p}.s0", cfg.n
+                )
+            )
+            fast = {**fast_m.as_dict(), "runtime_ratio": round(full.per_second / fast_m.per_second, 3)}
+        procs: dict[str, Any] | None = None
+        if cfg.processes:
+            p_wf = workflow("rtproc", linear)
+            burst = await measured(
+                await _measure_runtime(nc, settings, p_wf, cfg.n, processes=p_wf.name[:-7])
+            )
+            procs = {"burst": burst.as_dict(), "ratio": _ratio(burst, raw), "paced": []}
+            for k, rate in enumerate(cfg.paced_rates):
+                p_wf = workflow(f"rtprocp{k}", linear)
+                m = await measured(
+                    await _measure_runtime(nc, settings, p_wf, cfg.paced_n, rate, processes=p_wf.name[:-7])
+                )
+                procs["paced"].append({"rate": rate, "runtime": m.as_dict()})
         bare = await measured(
             await _measure_runtime(nc, settings, workflow("rtoff", linear), cfg.n, failure_handling=False)
         )
@@ -222,7 +239,9 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
             "ratio": _ratio(full, raw),
             "ratios": ratios,
             "runs": [{"raw": r.as_dict(), "runtime": f.as_dict(), "ratio": _ratio(f, r)} for r, f in pairs],
-            "paced": {"rate": cfg.paced_rate, "raw": raw_paced.as_dict(), "runtime": full_paced.as_dict()},
+            "paced": paced,
+            "faststream": fast,
+            "processes": procs,
         }
         return results
     finally:

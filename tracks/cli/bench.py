@@ -21,7 +21,15 @@ __all__ = ["bench"]
 @click.option(
     "--paced", "paced_n", default=3_000, show_default=True, help="Workflows in the paced latency run."
 )
-@click.option("--rate", default=200.0, show_default=True, help="Workflows/s in the paced latency run.")
+@click.option(
+    "--rate",
+    "rates",
+    multiple=True,
+    type=float,
+    default=(200.0, 1000.0),
+    show_default=True,
+    help="Workflows/s of a paced latency run; repeat the option for several rates.",
+)
 @click.option(
     "--repeat",
     default=1,
@@ -30,12 +38,40 @@ __all__ = ["bench"]
     help="Linear bursts to run, raw and runtime alternately; the median pair is reported, with every ratio.",
 )
 @click.option(
+    "--faststream/--no-faststream",
+    default=True,
+    show_default=True,
+    help="Also run the chain on FastStream's JetStream pull subscribers (needs `tracks[faststream]`).",
+)
+@click.option(
+    "--processes",
+    is_flag=True,
+    help="Also run the linear chain with one `tracks actor run` process per track (burst and paced).",
+)
+@click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
 )
 @async_command
-async def bench(n: int, stages: int, paced_n: int, rate: float, repeat: int, json_path: Path | None) -> None:
+async def bench(
+    n: int,
+    stages: int,
+    paced_n: int,
+    rates: tuple[float, ...],
+    repeat: int,
+    faststream: bool,
+    processes: bool,
+    json_path: Path | None,
+) -> None:
     """Run each scenario against the raw baseline and the full runtime (records and tracing on)."""
-    cfg = BenchConfig(n=n, stages=stages, paced_n=paced_n, paced_rate=rate, repeat=repeat)
+    cfg = BenchConfig(
+        n=n,
+        stages=stages,
+        paced_n=paced_n,
+        paced_rates=tuple(rates),
+        repeat=repeat,
+        faststream=faststream,
+        processes=processes,
+    )
     results = await run_bench(get_settings(), cfg)
     _print(results)
     if json_path:
@@ -48,10 +84,13 @@ def _write_json(path: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=2))
 
 
+_HEAD = f"{'':16} {'workflows/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'done':>7} {'cpu ms/wf':>10} {'RSS MB':>7}"
+
+
 def _row(name: str, m: dict[str, Any]) -> str:
     return (
-        f"{name:10} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
-        f" {m['cpu_ms_per_workflow']:10.3f}"
+        f"{name:16} {m['per_second']:12.1f} {m['p50_ms']:9.1f} {m['p99_ms']:9.1f} {m['completed']:7}"
+        f" {m['cpu_ms_per_workflow']:10.3f} {m['rss_mb']:7.1f}"
     )
 
 
@@ -62,12 +101,27 @@ def _stats(s: dict[str, float]) -> str:
 def _print(results: dict[str, Any]) -> None:
     lin = results["linear"]
     click.echo(f"linear chain, {results['config']['stages']} tracks, burst of {lin['raw']['n']} workflows")
-    click.echo(f"{'':10} {'workflows/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'done':>7} {'cpu ms/wf':>10}")
+    click.echo(_HEAD)
     for name in ("raw", "runtime"):
         m = lin[name]
         click.echo(_row(name, m))
+    procs = lin.get("processes")
+    if procs:
+        click.echo(_row("runtime, 1/track", procs["burst"]))
+    fast = lin["faststream"]
+    if "skipped" in fast:
+        click.echo(fast["skipped"])
+    else:
+        click.echo(_row("faststream", fast))
     more = f" (median of {len(lin['ratios'])} runs: {', '.join(map(str, lin['ratios']))})"
     click.echo(f"ratio runtime/raw: {lin['ratio']}{more if len(lin['ratios']) > 1 else ''}")
+    if "skipped" not in fast:
+        click.echo(f"ratio runtime/faststream: {fast['runtime_ratio']}")
+    if procs:
+        click.echo(f"ratio runtime (one process per track)/raw: {procs['ratio']}")
+    click.echo(
+        "RSS: the process running the actors (this one, with the driver; or the largest actor process)"
+    )
     dia = results["diamond"]
     click.echo(f"diamond A -> {{B, C}} -> D, burst of {dia['raw']['n']} workflows")
     for name in ("raw", "runtime"):
@@ -86,8 +140,9 @@ def _print(results: dict[str, Any]) -> None:
         f" / {hp['without']['cpu_ms_per_workflow']:.3f} ms"
         f" (cost {hp['cpu_cost_pct']}%)"
     )
-    paced = lin["paced"]
-    click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
-    for name in ("raw", "runtime"):
-        m = paced[name]
-        click.echo(_row(name, m))
+    for k, paced in enumerate(lin["paced"]):
+        click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
+        for name in ("raw", "runtime"):
+            click.echo(_row(name, paced[name]))
+        if procs:
+            click.echo(_row("runtime, 1/track", procs["paced"][k]["runtime"]))
