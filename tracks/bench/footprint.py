@@ -1,0 +1,108 @@
+"""What one run of the reference workflow leaves behind: a measurement, not a test.
+
+    python -m tracks.bench.footprint [--runs 2000] [--record-payloads full|once|none]
+
+Starts a NATS server and a PostgreSQL of its own in a temporary directory, runs
+``tracks.examples.receipts`` (4 steps: gmail → drive → files → freee) in one runtime for
+``--runs`` runs, waits until every run finished, then prints the bytes per run: the ``TRACKS``
+stream (``state.bytes``), ``DLQ``, and each PostgreSQL table (``pg_total_relation_size``, indexes
+and TOAST included; after VACUUM so dead tuples are not counted). The README's sizing table
+comes from these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from actors import Runtime, TracksClient
+from foundation.connections import connect_nats
+from foundation.db import migrate
+from foundation.settings import load_settings
+from subjects import DLQ_STREAM, STREAM
+
+__all__ = ["TABLES", "measure"]
+
+TABLES = ("processing_logs", "track_steps", "workflow_runs")
+
+
+async def measure(nats_url: str, database_url: str, runs: int, data_dir: Path) -> dict[str, Any]:
+    from tracks.examples.receipts import receipts
+
+    settings = load_settings(nats_url=nats_url, database_url=database_url, data_dir=data_dir)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    async with Runtime(list(receipts), settings=settings):
+        nc = await connect_nats(settings, nats_url, name="footprint")
+        js = nc.jetstream()
+        client = TracksClient(js)
+        began = time.monotonic()
+        for n in range(runs):
+            await client.start(receipts, {"mailbox": f"box{n}@example.com", "count": 2})
+        conn = await asyncpg.connect(database_url)
+        try:
+            while (
+                await conn.fetchval("SELECT count(*) FROM workflow_runs WHERE finished_at IS NOT NULL") < runs
+            ):
+                if time.monotonic() - began > 60 + runs / 10:
+                    raise TimeoutError("runs did not finish in time")
+                await asyncio.sleep(0.5)
+            elapsed = time.monotonic() - began
+            await conn.execute("VACUUM (ANALYZE) " + ", ".join(TABLES))
+            tables = {
+                t: await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", t) for t in TABLES
+            }
+            rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+        finally:
+            await conn.close()
+        streams = {}
+        for name in (STREAM, DLQ_STREAM):
+            state = (await js.stream_info(name)).state
+            streams[name] = {"bytes": state.bytes, "messages": state.messages}
+        await nc.drain()
+    return {"runs": runs, "elapsed_s": elapsed, "tables": tables, "rows": rows, "streams": streams}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=2000)
+    opts = parser.parse_args()
+    from tracks.embedded import NatsServer, PostgresServer
+
+    root = Path(tempfile.mkdtemp(prefix="tracks-bench-footprint-"))
+    nats = NatsServer(root / "nats")
+    postgres = PostgresServer(root / "postgres", fast=True)
+    try:
+        nats.start()
+        postgres.start()
+        os.environ.setdefault("TRACKS_LOG_LEVEL", "WARNING")
+        r = asyncio.run(measure(nats.url, postgres.url, opts.runs, root))
+    finally:
+        nats.stop()
+        postgres.stop()
+        postgres.delete_data()
+        shutil.rmtree(root, ignore_errors=True)
+    n = r["runs"]
+    print(f"{n} runs of tracks.examples.receipts (4 steps) in {r['elapsed_s']:.1f}s")
+    for name, s in r["streams"].items():
+        print(f"  stream {name:16} {s['bytes'] / n:8.0f} B/run  ({s['messages'] / n:.1f} messages/run)")
+    total = 0
+    for table, size in r["tables"].items():
+        total += size
+        print(f"  table {table:17} {size / n:8.0f} B/run  ({r['rows'][table] / n:.1f} rows/run)")
+    print(f"  PostgreSQL total         {total / n:8.0f} B/run")
+
+
+if __name__ == "__main__":
+    main()
