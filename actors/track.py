@@ -38,6 +38,22 @@ class TrackOptions:
     breaker_cooldown_s: float | None = None
     delivery: Literal["pull", "push"] = "pull"
     """``pull``: the worker fetches batches; ``push``: the server delivers to a queue group."""
+    # flow control across all replicas (actors/flow/): held in PostgreSQL, not per process
+    rate_limit: str | None = None
+    """At most N starts of this track per second/minute/hour, all replicas together: ``"3/s"``."""
+    max_running: int | None = None
+    """At most N steps of this track running at once, all replicas together."""
+    key: Callable[[Any], str] | None = field(default=None, compare=False)
+    """The key of a step, from its parsed input (``lambda inp: inp.user_id``): per-key limits and
+    round-robin between keys apply to it."""
+    max_running_per_key: int | None = None
+    key_rate_limit: str | None = None
+    """A rate per key (``"1/s"``): each key's starts, all replicas together."""
+    max_held: int | None = None
+    """Most steps one replica holds waiting at this track's gate (default: max_ack_pending, all
+    of them); smaller spreads a backlog over the replicas, larger widens round-robin between keys."""
+    limits: tuple[Any, ...] = ()
+    """Shared limits drawn from (``actors.flow.Limit`` or the name of one defined elsewhere)."""
 
     def __post_init__(self) -> None:
         if self.delivery not in ("pull", "push"):
@@ -54,6 +70,16 @@ class TrackOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise WorkflowError(f"track option {name} must be > 0, got {value}")
+        for name in ("max_running", "max_running_per_key", "max_held"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise WorkflowError(f"track option {name} must be > 0, got {value}")
+        if (self.max_running_per_key is not None or self.key_rate_limit is not None) and self.key is None:
+            raise WorkflowError(
+                "track options max_running_per_key/key_rate_limit need key=callable(input) -> str"
+            )
+        if isinstance(self.limits, list):
+            object.__setattr__(self, "limits", tuple(self.limits))
         for name in ("retry_base_s", "breaker_threshold"):
             value = getattr(self, name)
             if value is not None and value < 0:

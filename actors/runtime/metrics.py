@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BREAKER_LEVELS",
     "DURATION_BUCKETS",
+    "FLOW_WAIT",
     "POLL_S",
     "RuntimeMetrics",
     "StepMetrics",
+    "flow_wait",
     "run_ended",
 ]
 
@@ -200,3 +202,14 @@ class RuntimeMetrics:
                 with contextlib.suppress(Exception):
                     self.dlq = (await js.stream_info(DLQ_STREAM)).state.messages
             await asyncio.sleep(POLL_S if self.pending else 0.5)
+
+
+FLOW_WAIT = "tracks_flow_wait_seconds"
+FLOW_WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def flow_wait(limit: str) -> metrics.Observing:
+    """Time a step waited at its track's gate before ``limit`` (and its others) let it start."""
+    return metrics.histogram(
+        FLOW_WAIT, "Time a step waited for its flow limits, by limit.", ("limit",), FLOW_WAIT_BUCKETS
+    ).labels(limit)

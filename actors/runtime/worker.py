@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from contextlib import suppress
 
 import nats.errors
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from actors.context import TrackContext
 from actors.errors import PoisonMessage
 from actors.failures.door import DeadLetterDoor
+from actors.flow.gate import FlowGate
 from actors.ledger.plan import StepPlan
 from actors.ledger.runs import Runs
 from actors.ledger.store import Ledger
@@ -81,6 +83,7 @@ class TrackWorker:
         *,
         door: DeadLetterDoor | None = None,
         user_middleware: int = 0,
+        gate: FlowGate | None = None,
     ) -> None:
         """``user_middleware``: how many of the last ``middleware`` are users' own (see ``compose``)."""
         self.track = track
@@ -105,6 +108,12 @@ class TrackWorker:
         self._fetching = asyncio.Event()
         """Clear while paused (:meth:`pause`, the resource guard): nothing new is fetched."""
         self._fetching.set()
+        self.gate = gate
+        """Flow limits (actors/flow/): fetched steps wait there, held, until the limits let them start."""
+        self._ready: deque[Msg] = deque()  # admitted by the gate, waiting for a local slot
+        if gate is not None:
+            gate.capacity = lambda: self.config.concurrency - len(self._tasks) - len(self._ready)
+            gate.admitted = self._admitted
         self.processed = 0
         self.fetches = 0
         self.settle_errors = 0
@@ -125,6 +134,7 @@ class TrackWorker:
         look-ahead is free keeps pulls large (each pull is a round trip).
         """
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.track.name}-heartbeats")
+        gate = asyncio.create_task(self.gate.run(), name=f"{self.track.name}-gate") if self.gate else None
         c = self.config
         lookahead = max(1, min(c.fetch_batch, c.max_ack_pending - c.concurrency))
         low_water = max(1, lookahead // 2)
@@ -137,6 +147,11 @@ class TrackWorker:
                     await self._release_waiting(keep=self._probe)
                 self._dispatch()
                 room = lookahead - len(self._waiting)
+                if self.gate is not None:  # held at the gate: up to max_ack_pending, then wait
+                    room = min(room, self.gate.max_held - len(self._inflight))
+                    if room <= 0:
+                        await self._wait_for_slot()
+                        continue
                 if room < low_water and (self._tasks or self._waiting):
                     await self._wait_for_slot()
                     continue
@@ -148,18 +163,30 @@ class TrackWorker:
                 self._dispatch()
         finally:
             heartbeats.cancel()
+            if gate is not None:
+                gate.cancel()
 
     def _dispatch(self) -> None:
         """Start waiting messages in free slots, most urgent first (also run as each step ends,
         so a freed slot never idles while the loop is inside a fetch)."""
-        if self._stopping.is_set() or not self._waiting:
+        if self._stopping.is_set() or not (self._waiting or self._ready):
             return
         if self.breaker.state is not BreakerState.CLOSED and (self._probe is None or len(self._waiting) > 1):
             return  # only the half-open probe may start; the rest is handed back by the loop
+        if self.gate is not None:
+            for msg in self._waiting.drain():  # most urgent first, into the gate's queues
+                self.gate.enqueue(msg)
+            while self._ready and len(self._tasks) < self.config.concurrency:
+                self._spawn(self._ready.popleft())
+            return
         free = self.config.concurrency - len(self._tasks)
         if free > 0:
             for msg in self._waiting.take(free):
                 self._spawn(msg)
+
+    def _admitted(self, msg: Msg) -> None:
+        self._ready.append(msg)
+        self._dispatch()
 
     async def _release_waiting(self, keep: int | None) -> None:
         """The breaker opened: hand back what was fetched but not started (all but the probe)."""
@@ -221,6 +248,8 @@ class TrackWorker:
         """
         self.redeliveries_ignored += 1
         self._inflight.pop(id(msg), None)
+        if self.gate is not None:
+            self.gate.done(msg)
         log.info(
             "%s: stream seq %d redelivered while still in progress here; not run twice", self.track.name, seq
         )
@@ -232,6 +261,8 @@ class TrackWorker:
         self._running_seqs.discard(self._tasks.pop(task))
         self._dispatch()
         self._slot_freed.set()
+        if self.gate is not None:
+            self.gate.wake()
 
     def cancel_run(self, correlation_id: str, reason: str | None = None) -> int:
         """Tell this track's steps in flight for a cancelled run (``ctx.cancelled``); how many were told."""
@@ -263,8 +294,14 @@ class TrackWorker:
 
         Messages fetched but not started are nak'ed at once, for another replica to take.
         """
-        for msg in self._waiting.drain():
+        unstarted = list(self._waiting.drain())
+        if self.gate is not None:
+            unstarted += self.gate.drain() + list(self._ready)
+            self._ready.clear()
+        for msg in unstarted:
             self._inflight.pop(id(msg), None)
+            if self.gate is not None:
+                self.gate.done(msg)
             await self.settlement.hand_back(msg)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
@@ -273,6 +310,8 @@ class TrackWorker:
             task.cancel()
         if left:
             await asyncio.gather(*left, return_exceptions=True)
+        if self.gate is not None:
+            await self.gate.close()
         await self.source.close()
         return len(left)
 
@@ -336,6 +375,8 @@ class TrackWorker:
                 )
         finally:
             self._inflight.pop(id(msg), None)
+            if self.gate is not None:
+                self.gate.done(msg)  # after settling: its slots go back
             self._contexts.pop(meta.sequence.stream, None)
             self.processed += 1
             if self._probe == id(msg):

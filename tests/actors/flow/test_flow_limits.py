@@ -1,0 +1,193 @@
+"""Flow control across replicas (actors/flow/): two runtimes in one process share each limit
+through PostgreSQL; a step that waits is held (no delivery burnt), other keys keep flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import asyncpg
+import pytest
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+
+from actors import Runtime, TrackContext, TrackOptions, Workflow
+from actors.errors import WorkflowError
+from actors.flow import Limit, parse_rate
+from actors.track import Track
+from foundation.settings import Settings
+from subjects import names
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.usefixtures("migrated")
+
+
+class Job(BaseModel):
+    user_id: str
+    n: int
+
+
+@asynccontextmanager
+async def replicas(tracks: list[Track], settings: Settings, n: int = 2) -> AsyncIterator[list[Runtime]]:
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(Runtime(tracks, settings=settings)) for _ in range(n)]
+
+
+async def publish(js: JetStreamContext, track: str, jobs: list[tuple[str, int]]) -> None:
+    for user, n in jobs:
+        await js.publish(names.run(track, f"{user}-{n}"), json.dumps({"user_id": user, "n": n}).encode())
+
+
+def deliveries_burnt(rts: list[Runtime], track: str) -> int:
+    return sum(rt.workers[track].redeliveries_ignored for rt in rts)
+
+
+async def test_a_rate_limit_holds_across_two_replicas(
+    settings: Settings, js: JetStreamContext, unique: str
+) -> None:
+    track = f"rate-{unique}"
+    wf = Workflow(track)
+    starts: list[float] = []
+
+    @wf.track(track, options=TrackOptions(rate_limit="5/s", concurrency=8, max_held=4))
+    async def call(ctx: TrackContext, job: Job) -> None:
+        starts.append(time.monotonic())
+
+    await publish(js, track, [("u", i) for i in range(30)])  # 6 s worth at 5/s
+    async with replicas(list(wf), settings) as rts:
+        await eventually(lambda: _at_least(starts, 30), timeout=30, what="30 rate-limited starts")
+        per_replica = [rt.workers[track].processed for rt in rts]
+    starts.sort()
+    worst = max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts)
+    span = starts[-1] - starts[0]
+    gap = min(b - a for a, b in itertools.pairwise(starts))
+    six = min(b - a for a, b in zip(starts, starts[5:], strict=False))
+    print(
+        f"\nrate 5/s: 30 starts over {span:.2f}s; busiest 1-s window {worst}; "
+        f"closest starts {gap * 1000:.0f} ms; closest 6 within {six:.3f}s; replicas ran {per_replica}"
+    )
+    assert worst <= 5, f"{worst} starts in one second (limit 5/s)"
+    assert all(n > 0 for n in per_replica), "one replica did all the work: the limit was not shared"
+
+
+async def test_max_running_is_held_across_replicas(
+    settings: Settings, js: JetStreamContext, unique: str
+) -> None:
+    track = f"slots-{unique}"
+    wf = Workflow(track)
+    running, peak, done = [0], [0], []
+
+    @wf.track(track, options=TrackOptions(max_running=2, concurrency=4))
+    async def work(ctx: TrackContext, job: Job) -> None:
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        await asyncio.sleep(0.1)
+        running[0] -= 1
+        done.append(job.n)
+
+    await publish(js, track, [("u", i) for i in range(16)])
+    async with replicas(list(wf), settings) as rts:
+        await eventually(lambda: _at_least(done, 16), timeout=30, what="16 steps")
+        assert deliveries_burnt(rts, track) == 0
+    assert peak[0] == 2, f"{peak[0]} ran at once (max_running=2)"
+    assert sorted(done) == list(range(16))
+
+
+async def test_one_running_per_key_while_other_keys_flow(
+    settings: Settings, js: JetStreamContext, unique: str, pool: asyncpg.Pool
+) -> None:
+    track = f"perkey-{unique}"
+    wf = Workflow(track)
+    running: Counter[str] = Counter()
+    worst_per_key, peak_total, done = [0], [0], []
+
+    @wf.track(track, options=TrackOptions(key=lambda j: j.user_id, max_running_per_key=1, concurrency=8))
+    async def scan(ctx: TrackContext, job: Job) -> None:
+        running[job.user_id] += 1
+        worst_per_key[0] = max(worst_per_key[0], running[job.user_id])
+        peak_total[0] = max(peak_total[0], sum(running.values()))
+        await asyncio.sleep(0.05)
+        running[job.user_id] -= 1
+        done.append(job.n)
+
+    await publish(js, track, [(f"user{u}", u * 100 + i) for i in range(6) for u in range(3)])
+    async with replicas(list(wf), settings) as rts:
+        await eventually(lambda: _at_least(done, 18), timeout=30, what="18 steps")
+        assert deliveries_burnt(rts, track) == 0
+    assert worst_per_key[0] == 1, f"{worst_per_key[0]} steps of one key ran at once"
+    assert peak_total[0] >= 2, "a busy key held up the others"
+    # every message ran once, on its first delivery: waiting burnt none
+    rows = await pool.fetch("SELECT count(*) AS n FROM flow_leases WHERE name = $1", f"track:{track}:key")
+    assert rows[0]["n"] == 0, "slots left behind after every step settled"
+
+
+async def test_a_single_message_is_not_stuck_behind_another_users_backlog(
+    settings: Settings, js: JetStreamContext, unique: str
+) -> None:
+    track = f"fair-{unique}"
+    wf = Workflow(track)
+    order: list[str] = []
+
+    @wf.track(track, options=TrackOptions(key=lambda j: j.user_id, max_running=1, concurrency=4))
+    async def imp(ctx: TrackContext, job: Job) -> None:
+        order.append(job.user_id)
+        await asyncio.sleep(0.01)
+
+    await publish(js, track, [("big", i) for i in range(200)] + [("small", 0)])
+    async with replicas(list(wf), settings, n=1):
+        await eventually(lambda: _contains(order, "small"), timeout=30, what="the small user's step")
+    position = order.index("small")
+    print(f"\nfairness: the small user's one step ran {position} step(s) behind a backlog of 200")
+    assert position <= 5, f"the small user's step waited {position} steps"
+
+
+async def test_a_dead_replicas_slot_comes_back_within_its_lease(
+    settings: Settings, js: JetStreamContext, unique: str, pool: asyncpg.Pool
+) -> None:
+    """A replica killed while running a step leaves its lease row behind: nobody releases it."""
+    track = f"lease-{unique}"
+    wf = Workflow(track)
+    started: list[float] = []
+
+    @wf.track(track, options=TrackOptions(max_running=1, ack_wait_s=2))
+    async def work(ctx: TrackContext, job: Job) -> None:
+        started.append(time.monotonic())
+
+    await pool.execute(
+        "INSERT INTO flow_leases (name, key, holder, expires_at) "
+        "VALUES ($1, '', 'killed-replica', clock_timestamp() + interval '2 seconds')",
+        f"track:{track}",
+    )
+    t0 = time.monotonic()
+    await publish(js, track, [("u", 1)])
+    async with replicas(list(wf), settings, n=1):
+        await eventually(lambda: _at_least(started, 1), timeout=10, what="the step after the lease ran out")
+    waited = started[0] - t0
+    assert 1.0 <= waited <= 2 + 1.5, f"started after {waited:.1f}s (lease of 2s)"
+
+
+def test_limits_are_checked_when_declared(unique: str) -> None:
+    assert parse_rate("3/s") == (3, 1.0)
+    assert parse_rate("100/m") == (100, 60.0)
+    assert parse_rate("5/10s") == (5, 10.0)
+    with pytest.raises(WorkflowError, match="must look like"):
+        parse_rate("3 per second")
+    with pytest.raises(WorkflowError, match="need key"):
+        TrackOptions(max_running_per_key=1)
+    Limit(f"api-{unique}", rate="3/s")
+    Limit(f"api-{unique}", rate="3/s")  # the same definition again: fine
+    with pytest.raises(WorkflowError, match="defined twice"):
+        Limit(f"api-{unique}", rate="4/s")
+
+
+async def _at_least(items: list[float] | list[int], n: int) -> bool:
+    return len(items) >= n
+
+
+async def _contains(items: list[str], item: str) -> bool:
+    return item in items
