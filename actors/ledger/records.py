@@ -7,7 +7,7 @@ Plain frozen values, built on the hot path (one claim and one outcome per step);
 from __future__ import annotations
 
 import json
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,15 +28,20 @@ __all__ = [
 ]
 
 
+_bits = random.getrandbits
+
+
 def new_event_id() -> str:
     """A time-ordered UUID (version 7 layout): the key a ledger write is recognised by on replay.
 
     Time-ordered, so the unique index on ``processing_logs.event_id`` grows at its right edge
-    instead of taking random inserts all over a large B-tree.
+    instead of taking random inserts all over a large B-tree. The 74 random bits come from
+    :mod:`random` (seeded from the OS, reseeded in a forked child): a key needs uniqueness, not
+    secrecy, and ``os.urandom`` was a system call per row (~2 % of a step's CPU in the bench).
     """
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62
+    rand = _bits(74)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
     h = f"{value | rand & ((1 << 62) - 1):032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
