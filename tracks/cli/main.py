@@ -19,6 +19,7 @@ from tracks.cli.operations.alerts import alerts
 from tracks.cli.operations.chain import chain
 from tracks.cli.operations.console import console
 from tracks.cli.operations.dlq import dlq
+from tracks.cli.operations.limits import limits
 from tracks.cli.operations.retention import retention
 from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
 from tracks.cli.runs_admin import cancel_cmd, runs
@@ -74,6 +75,7 @@ cli.add_command(trigger)
 cli.add_command(chain)
 cli.add_command(dlq)
 cli.add_command(alerts)
+cli.add_command(limits)
 cli.add_command(bench)
 cli.add_command(demo)
 cli.add_command(deploy)
