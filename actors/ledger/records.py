@@ -72,7 +72,7 @@ class Verdict(StrEnum):
     dead-lettered as unexpected, never run."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A request to run a step; when granted, its ``started`` row is written by the same statement."""
 
@@ -101,7 +101,7 @@ class Claim:
     """Recognises this claim when its batch is replayed (also the ``started`` row's event id)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClaimResult:
     verdict: Verdict
     attempt: int = 0
@@ -119,7 +119,7 @@ class ClaimResult:
     step this message activated is still ``running`` in a cancelled run (to be closed)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogRow:
     correlation_id: str
     track: str
@@ -137,7 +137,7 @@ class LogRow:
     """Recognises the row when its batch is replayed (written once, whatever happens)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepFinish:
     """A step's outcome: updates ``track_steps`` and appends its log row (``row``) in one write.
 
@@ -155,7 +155,7 @@ class StepFinish:
     """The workflow's only leaf completing: the same statement completes the run (if running)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Written:
     """What :meth:`Ledger.finish` did (a plain row record is always ``Written(True)``)."""
 
@@ -165,7 +165,7 @@ class Written:
     """The workflow whose run this outcome completed (``ends_run``), to be announced."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepState:
     correlation_id: str
     track: str
