@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     """Most bytes the payload object store holds (5 GiB); full, an offload fails loudly."""
     retention_s: PositiveFloat = 30 * 24 * 3600.0
     """Finished coordination data older than this is purged by ``tracks retention run``."""
+    record_payloads: Literal["full", "once", "none"] = "once"
+    """What ``processing_logs`` keeps of payloads (:data:`actors.ledger.store.RECORD_PAYLOADS`):
+    ``once``, each payload once (a downstream step's input is its upstream's logged output)."""
     redact: str | None = None
     """``package.module:function(track, payload) -> dict``: what ``processing_logs`` and dead
     letters keep of each payload (see :mod:`actors.ledger.redaction`); unset: all of it."""

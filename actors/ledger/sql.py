@@ -32,7 +32,7 @@ WITH req AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
              at timestamptz, deps text[], root boolean, gate text, timeout_s float8, definition jsonb,
-             claim_id uuid, max_tries int, source text, tp text)
+             claim_id uuid, max_tries int, source text, tp text, keep boolean)
 ), new_runs AS (
     INSERT INTO workflow_runs
         (correlation_id, workflow, status, user_id, input, deadline, started_at, definition, trace_context)
@@ -94,7 +94,10 @@ WITH req AS (
     INSERT INTO processing_logs (user_id, correlation_id, track_id, event_type, attempt, details, trace_id,
                                  stream_seq, occurred_at, event_id)
     SELECT r.user_id, r.cid, r.track, CASE c.status WHEN 'gated' THEN 'gated' ELSE 'started' END, c.attempts,
-           r.details, r.trace_id, r.seq, r.at, r.claim_id
+           -- TRACKS_RECORD_PAYLOADS: a gated step keeps its input (proceed sends it); else it is kept
+           -- only when asked (``keep``), e.g. not when it is the upstream's output, already recorded
+           CASE WHEN c.status = 'gated' OR r.keep IS NOT FALSE THEN r.details ELSE r.details - 'payload' END,
+           r.trace_id, r.seq, r.at, r.claim_id
     FROM claimed c JOIN req r ON r.cid = c.correlation_id AND r.track = c.track_id
     ON CONFLICT (event_id) DO NOTHING
 )

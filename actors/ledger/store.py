@@ -47,6 +47,7 @@ from subjects.jsonwire import dumps
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "RECORD_PAYLOADS",
     "Claim",
     "ClaimResult",
     "Ledger",
@@ -107,9 +108,29 @@ def _written(item: LogRow | StepFinish, applied: set[tuple[str, str]], completed
 _WRITTEN = Written(True)
 
 
-def claim_params(claims: Iterable[Claim], redact: Redactor | None = None) -> tuple[str]:
+RECORD_PAYLOADS = ("full", "once", "none")
+"""``TRACKS_RECORD_PAYLOADS``: what ``processing_logs`` keeps of payloads.
+
+- ``full`` — every row its payload: a ``started`` row its input, a ``completed`` row its output.
+- ``once`` (default) — a step's input is logged only when it is nobody's recorded output (a
+  trigger, a run's root, a resumed step); a downstream step's ``started`` row names its upstream
+  (``details.source``), whose ``completed`` row holds that payload.
+- ``none`` — no payload in ``started``/``completed`` rows; outputs stay in ``track_steps.output``,
+  a run's input and result in ``workflow_runs`` (what resume, fan-in and the console read).
+
+A ``gated`` row always keeps its input (``tracks proceed`` sends it)."""
+
+
+def _keep_input(mode: str, claim: Claim) -> bool:
+    return mode == "full" or (mode == "once" and claim.source is None)
+
+
+def claim_params(
+    claims: Iterable[Claim], redact: Redactor | None = None, record_payloads: str = "full"
+) -> tuple[str]:
     """``CLAIM_SQL``'s parameter: the batch as one JSON document (one native encode, cheaper than
-    an array per column); ``redact``: the ``TRACKS_REDACT`` hook, for the logged input."""
+    an array per column); ``redact``: the ``TRACKS_REDACT`` hook, for the logged input;
+    ``record_payloads``: :data:`RECORD_PAYLOADS`."""
     batch = [
         {
             "cid": c.correlation_id,
@@ -129,6 +150,7 @@ def claim_params(claims: Iterable[Claim], redact: Redactor | None = None) -> tup
             "max_tries": c.max_tries,
             "source": c.source,
             "tp": c.trace_context,
+            "keep": _keep_input(record_payloads, c),
         }
         for c in claims
     ]
@@ -138,16 +160,19 @@ def claim_params(claims: Iterable[Claim], redact: Redactor | None = None) -> tup
     return (dumps(batch),)
 
 
-def write_params(items: Iterable[LogRow | StepFinish], redact: Redactor | None = None) -> tuple[str, str]:
+def write_params(
+    items: Iterable[LogRow | StepFinish], redact: Redactor | None = None, record_payloads: str = "full"
+) -> tuple[str, str]:
     """``WRITE_SQL``'s parameters: every log row, and the step outcomes (``redact``: the
-    ``TRACKS_REDACT`` hook, for payloads in log rows; outputs are kept whole)."""
+    ``TRACKS_REDACT`` hook, for payloads in log rows; outputs are kept whole; ``record_payloads``
+    ``none``: a ``completed`` row without the output, which ``track_steps`` holds)."""
     logs = []
     steps = []
     for item in items:
         row = item.row if isinstance(item, StepFinish) else item
         details = row.details
         if isinstance(item, StepFinish):
-            if details is None and item.output is not None:
+            if details is None and item.output is not None and record_payloads != "none":
                 details = {"payload": item.output}  # the same object: serialised once per row
             steps.append(
                 {
@@ -195,9 +220,15 @@ class Ledger:
         max_batch: int = 500,
         linger_s: float = 0.0,
         redact: Redactor | None = None,
+        record_payloads: str = "full",
     ) -> None:
+        if record_payloads not in RECORD_PAYLOADS:
+            raise ValueError(
+                f"record_payloads must be one of {', '.join(RECORD_PAYLOADS)}, got {record_payloads!r}"
+            )
         self._pool = pool
         self.redact = redact
+        self.record_payloads = record_payloads
         """``TRACKS_REDACT``: what payloads in ``processing_logs`` and dead letters keep (None: all)."""
         self.lost_rows = 0
         """Rows queued by :meth:`record` that failed for good (not a transient outage: those wait)."""
@@ -304,7 +335,7 @@ class Ledger:
         verdicts: dict[int, ClaimResult] = {}
         async with self._pool.acquire() as conn:
             for batch in rounds:
-                rows = await conn.fetch(CLAIM_SQL, *claim_params(batch, self.redact))
+                rows = await conn.fetch(CLAIM_SQL, *claim_params(batch, self.redact, self.record_payloads))
                 by_key = {(r["cid"], r["track"]): r for r in rows}
                 for c in batch:
                     verdicts[id(c)] = _verdict(by_key[(c.correlation_id, c.track)])
@@ -312,7 +343,7 @@ class Ledger:
 
     async def _write_batch(self, items: Sequence[LogRow | StepFinish]) -> list[Written]:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(WRITE_SQL, *write_params(items, self.redact))
+            rows = await conn.fetch(WRITE_SQL, *write_params(items, self.redact, self.record_payloads))
         applied: set[tuple[str, str]] = set()
         completed: dict[str, str] = {}  # correlation ID -> workflow of the run this batch completed
         for r in rows:

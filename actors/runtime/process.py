@@ -174,6 +174,7 @@ class Runtime:
             max_batch=s.records_batch,
             linger_s=s.records_linger_ms / 1000,
             redact=load_redactor(s.redact),
+            record_payloads=s.record_payloads,
         )
         self.ledger.start()
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
@@ -306,13 +307,17 @@ class Runtime:
             TracingMiddleware(),
             LedgerMiddleware(self.ledger, StepPlan.of(track), max_tries=config.max_deliver),
         ]
+        assert self.payloads is not None and self.pool is not None
+        gate = FlowGate.for_track(
+            track, self.pool, self.payloads, lease_s=config.ack_wait_s, publisher=publisher
+        )
+        if gate is not None and gate.on_conflict is not None:
+            chain.append(gate.middleware())  # after the claim: a superseded step's run is cancelled
         if self._failure_handling:
             chain += [BreakerMiddleware(breaker), TimeLimitMiddleware(config.time_limit_s)]
         chain += self._user_middleware
         assert self.runs is not None
         targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
-        assert self.payloads is not None
-        gate = FlowGate.for_track(track, self.pool, self.payloads, lease_s=config.ack_wait_s)  # type: ignore[arg-type]
         return TrackWorker(
             track,
             config,

@@ -64,6 +64,11 @@ async def measure(nats_url: str, database_url: str, runs: int, data_dir: Path) -
                 t: await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", t) for t in TABLES
             }
             rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+            indexes = {t: await conn.fetchval("SELECT pg_indexes_size($1::regclass)", t) for t in TABLES}
+            by_event = await conn.fetch(
+                "SELECT event_type, count(*) AS n, avg(pg_column_size(details))::int AS details,"
+                " avg(pg_column_size(p.*))::int AS row FROM processing_logs p GROUP BY 1 ORDER BY 1"
+            )
         finally:
             await conn.close()
         streams = {}
@@ -71,12 +76,23 @@ async def measure(nats_url: str, database_url: str, runs: int, data_dir: Path) -
             state = (await js.stream_info(name)).state
             streams[name] = {"bytes": state.bytes, "messages": state.messages}
         await nc.drain()
-    return {"runs": runs, "elapsed_s": elapsed, "tables": tables, "rows": rows, "streams": streams}
+    return {
+        "runs": runs,
+        "elapsed_s": elapsed,
+        "tables": tables,
+        "indexes": indexes,
+        "rows": rows,
+        "streams": streams,
+        "log_rows": [dict(r) for r in by_event],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument(
+        "--record-payloads", choices=["full", "once", "none"], default=None, help="TRACKS_RECORD_PAYLOADS"
+    )
     opts = parser.parse_args()
     from tracks.embedded import NatsServer, PostgresServer
 
@@ -87,6 +103,8 @@ def main() -> None:
         nats.start()
         postgres.start()
         os.environ.setdefault("TRACKS_LOG_LEVEL", "WARNING")
+        if opts.record_payloads:
+            os.environ["TRACKS_RECORD_PAYLOADS"] = opts.record_payloads
         r = asyncio.run(measure(nats.url, postgres.url, opts.runs, root))
     finally:
         nats.stop()
@@ -94,13 +112,22 @@ def main() -> None:
         postgres.delete_data()
         shutil.rmtree(root, ignore_errors=True)
     n = r["runs"]
-    print(f"{n} runs of tracks.examples.receipts (4 steps) in {r['elapsed_s']:.1f}s")
+    mode = os.environ.get("TRACKS_RECORD_PAYLOADS", "once")
+    print(f"{n} runs of tracks.examples.receipts (4 steps, record payloads: {mode}) in {r['elapsed_s']:.1f}s")
     for name, s in r["streams"].items():
         print(f"  stream {name:16} {s['bytes'] / n:8.0f} B/run  ({s['messages'] / n:.1f} messages/run)")
     total = 0
     for table, size in r["tables"].items():
         total += size
-        print(f"  table {table:17} {size / n:8.0f} B/run  ({r['rows'][table] / n:.1f} rows/run)")
+        print(
+            f"  table {table:17} {size / n:8.0f} B/run  ({r['rows'][table] / n:.1f} rows/run, "
+            f"indexes {r['indexes'][table] / n:.0f} B/run)"
+        )
+    for row in r["log_rows"]:
+        print(
+            f"    processing_logs {row['event_type']:12} {row['n'] / n:4.1f}/run  "
+            f"row {row['row']} B, details {row['details']} B"
+        )
     print(f"  PostgreSQL total         {total / n:8.0f} B/run")
 
 
