@@ -49,6 +49,11 @@ class TrackOptions:
     max_running_per_key: int | None = None
     key_rate_limit: str | None = None
     """A rate per key (``"1/s"``): each key's starts, all replicas together."""
+    on_conflict: Literal["cancel_in_progress", "keep_newest"] | None = None
+    """Singleton per key (one running per key unless ``max_running_per_key`` says more): a newer
+    step for a key cancels the runs of the key's older steps, the running ones
+    (``cancel_in_progress``) or those still waiting (``keep_newest``: repeated triggers collapse
+    to the newest)."""
     max_held: int | None = None
     """Most steps one replica holds waiting at this track's gate (default: max_ack_pending, all
     of them); smaller spreads a backlog over the replicas, larger widens round-robin between keys."""
@@ -78,6 +83,13 @@ class TrackOptions:
             raise WorkflowError(
                 "track options max_running_per_key/key_rate_limit need key=callable(input) -> str"
             )
+        if self.on_conflict not in (None, "cancel_in_progress", "keep_newest"):
+            raise WorkflowError(
+                "track option on_conflict must be 'cancel_in_progress' or 'keep_newest', "
+                f"got {self.on_conflict!r}"
+            )
+        if self.on_conflict is not None and self.key is None:
+            raise WorkflowError("track option on_conflict needs key=callable(input)")
         if isinstance(self.limits, list):
             object.__setattr__(self, "limits", tuple(self.limits))
         for name in ("retry_base_s", "breaker_threshold"):

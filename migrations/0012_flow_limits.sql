@@ -16,7 +16,11 @@ CREATE TABLE flow_leases (
     name       text NOT NULL,
     key        text NOT NULL DEFAULT '',
     holder     text NOT NULL,
-    expires_at timestamptz NOT NULL
+    expires_at timestamptz NOT NULL,
+    correlation_id text,
+    seq        bigint
+    -- the step holding the slot (its run, its stream sequence): on_conflict='cancel_in_progress'
+    -- cancels the runs of a key's older steps that hold its slots
 );
 CREATE INDEX flow_leases_name_key ON flow_leases (name, key);
 CREATE INDEX flow_leases_holder ON flow_leases (holder);
@@ -27,6 +31,15 @@ CREATE TABLE flow_starts (
     at   timestamptz NOT NULL
 );
 CREATE INDEX flow_starts_name_key_at ON flow_starts (name, key, at);
+
+-- on_conflict='keep_newest': the newest stream sequence seen per (track, key); a held step older
+-- than it is superseded (its run cancelled) instead of run.
+CREATE TABLE flow_newest (
+    name text NOT NULL,
+    key  text NOT NULL,
+    seq  bigint NOT NULL,
+    PRIMARY KEY (name, key)
+);
 
 -- What each replica holds waiting at its gate, per limit (refreshed with its leases): the queue
 -- `tracks limits` shows. Rows older than a few lease periods are a dead replica's: ignored.
@@ -46,7 +59,7 @@ CREATE TABLE flow_waiting (
 -- ``wait_s``: for a rate, how long until the oldest start leaves the window (0 for a slot).
 CREATE FUNCTION flow_acquire(
     p_names text[], p_keys text[], p_max integer[], p_rate integer[], p_period double precision[],
-    p_holder text, p_lease_s double precision
+    p_holder text, p_lease_s double precision, p_cid text, p_seq bigint
 ) RETURNS TABLE (lease_ids bigint[], blocked integer, wait_s double precision)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -93,8 +106,8 @@ BEGIN
     END LOOP;
     FOR i IN 1 .. coalesce(array_length(p_names, 1), 0) LOOP
         IF p_max[i] IS NOT NULL THEN
-            INSERT INTO flow_leases (name, key, holder, expires_at)
-            VALUES (p_names[i], p_keys[i], p_holder, t + make_interval(secs => p_lease_s))
+            INSERT INTO flow_leases (name, key, holder, expires_at, correlation_id, seq)
+            VALUES (p_names[i], p_keys[i], p_holder, t + make_interval(secs => p_lease_s), p_cid, p_seq)
             RETURNING lease_id INTO new_id;
             ids := ids || new_id;
         END IF;

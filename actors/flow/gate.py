@@ -38,15 +38,20 @@ from typing import Any
 import asyncpg
 from nats.aio.msg import Msg
 
-from actors.flow.limits import Limit, limits_of, requirements_of
+from actors.errors import StepCancelled
+from actors.flow.limits import Limit, key_limit_name, limits_of, requirements_of
 from actors.flow.store import FlowStore
+from actors.ledger.cancel import cancel
+from actors.ledger.progress import ProgressError
+from actors.middleware.base import Next, Outcome, Step
 from actors.runtime.metrics import flow_wait
 from actors.track import Track
 from actors.transport.decode import decode, stored_at_us
 from actors.transport.payloads import PayloadStore, is_ref
+from foundation.jetstream.publisher import EventPublisher
 from subjects import headers
 
-__all__ = ["FlowGate"]
+__all__ = ["FlowGate", "SupersededMiddleware"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ POLL_S = 0.2
 class _Held:
     msg: Msg
     since: float
+    seq: int = 0
+    cid: str | None = None
 
 
 class FlowGate:
@@ -69,8 +76,13 @@ class FlowGate:
         payloads: PayloadStore,
         *,
         lease_s: float,
+        publisher: EventPublisher | None = None,
     ) -> None:
         self.track = track
+        self._publisher = publisher
+        self.on_conflict = track.options.on_conflict
+        self._key_limit = key_limit_name(track.name)
+        self._superseded: dict[int, str] = {}  # stream seq -> why: closed as cancelled by the chain
         self.limits = limits
         self.store = store
         self.lease_s = lease_s
@@ -93,14 +105,24 @@ class FlowGate:
 
     @classmethod
     def for_track(
-        cls, track: Track, pool: asyncpg.Pool, payloads: PayloadStore, *, lease_s: float
+        cls,
+        track: Track,
+        pool: asyncpg.Pool,
+        payloads: PayloadStore,
+        *,
+        lease_s: float,
+        publisher: EventPublisher | None = None,
     ) -> FlowGate | None:
         """The track's gate, or ``None`` when it draws from no limit (nothing waits, nothing costs)."""
         limits = limits_of(track)
         if not limits:
             return None
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}/{track.name}"
-        return cls(track, limits, FlowStore(pool, holder), payloads, lease_s=lease_s)
+        return cls(track, limits, FlowStore(pool, holder), payloads, lease_s=lease_s, publisher=publisher)
+
+    def middleware(self) -> SupersededMiddleware:
+        """Placed right after the claim: a superseded step's run is cancelled, the step not run."""
+        return SupersededMiddleware(self)
 
     @property
     def held(self) -> int:
@@ -190,7 +212,9 @@ class FlowGate:
         (``None``: until something arrives or is released)."""
         while self._new:
             held = self._new.pop(0)
-            key = await self._key_of(held.msg) if self._per_key else ""
+            key = await self._key_of(held) if self._per_key else ""
+            if self.on_conflict is not None and await self._conflicts(held, key):
+                continue
             self._queues.setdefault(key, deque()).append(held)
         wait: float | None = None
         progress = True
@@ -201,8 +225,17 @@ class FlowGate:
                     return None  # a finishing step wakes the gate
                 queue = self._queues[key]
                 held = queue[0]
+                if self.on_conflict == "keep_newest" and await self._outdated(held, key):
+                    queue.popleft()  # a newer step of the key came to another replica meanwhile
+                    if not queue:
+                        del self._queues[key]
+                    self._supersede(held, key)
+                    progress = True
+                    continue
                 try:
-                    result = await self.store.acquire(requirements_of(self.limits, key), self.lease_s)
+                    result = await self.store.acquire(
+                        requirements_of(self.limits, key), self.lease_s, held.cid, held.seq
+                    )
                 except Exception as exc:
                     log.warning(
                         "%s: flow limits unavailable (%s); retrying", self.track.name, type(exc).__name__
@@ -229,13 +262,55 @@ class FlowGate:
                 progress = True
         return wait
 
-    async def _key_of(self, msg: Msg) -> str:
+    # --- singleton strategies --------------------------------------------------------------
+
+    async def _conflicts(self, held: _Held, key: str) -> bool:
+        """A newer step of ``key`` arrived: cancel what it replaces; True when ``held`` itself is
+        the older one (it is superseded and goes through at once, to be closed)."""
+        if not key or held.seq == 0:
+            return False
+        try:
+            if self.on_conflict == "cancel_in_progress":
+                for cid in await self.store.older_running(self._key_limit, key, held.seq):
+                    await self.cancel_run(cid, f"superseded by a newer step for key {key}")
+                return False
+            if await self._outdated(held, key):
+                self._supersede(held, key)
+                return True
+        except Exception as exc:
+            log.warning("%s: on_conflict not applied (%s)", self.track.name, type(exc).__name__)
+            return False
+        queue = self._queues.get(key)
+        while queue:  # the older ones held here give way to this one
+            self._supersede(queue.popleft(), key)
+        self._queues.pop(key, None)
+        return False
+
+    async def _outdated(self, held: _Held, key: str) -> bool:
+        return held.seq > 0 and await self.store.newest(self._key_limit, key, held.seq) > held.seq
+
+    def _supersede(self, held: _Held, key: str) -> None:
+        self._superseded[held.seq] = f"superseded by a newer step for key {key}"
+        self.admitted(held.msg)
+
+    def superseded(self, seq: int) -> str | None:
+        return self._superseded.pop(seq, None)
+
+    async def cancel_run(self, correlation_id: str, reason: str) -> None:
+        if self._publisher is None:
+            return
+        with suppress(ProgressError):  # finished already (or not yet opened): nothing to cancel
+            await cancel(self.store.pool, self._publisher, correlation_id, reason)
+
+    async def _key_of(self, held: _Held) -> str:
         """The step's key from its input; '' when it cannot be read (the chain then refuses it)."""
-        fn = self.track.options.key
+        fn, msg = self.track.options.key, held.msg
         if fn is None:
             return ""
         try:
             activation = decode(msg.subject, msg.data, headers.plain(msg.headers), 0, stored_at_us(msg.reply))
+            held.cid = activation.correlation_id
+            held.seq = msg.metadata.sequence.stream
             raw: Any = activation.payload
             if is_ref(raw):
                 raw = await self._payloads.resolve(raw)
@@ -243,3 +318,20 @@ class FlowGate:
         except Exception as exc:
             log.debug("%s: no flow key for %s (%s)", self.track.name, msg.subject, exc)
             return ""
+
+
+class SupersededMiddleware:
+    """After the claim (the run exists now): a step its gate marked superseded does not run; its
+    run is cancelled (recorded, announced) and the chain raises :class:`StepCancelled`, which
+    settlement records as the step ``cancelled`` and acks, as for any cancelled run."""
+
+    def __init__(self, gate: FlowGate) -> None:
+        self._gate = gate
+
+    async def __call__(self, step: Step, call_next: Next) -> Outcome:
+        reason = self._gate.superseded(step.ctx.stream_seq)
+        if reason is None:
+            return await call_next(step)
+        await self._gate.cancel_run(step.ctx.correlation_id, reason)
+        step.ctx.mark_cancelled(reason)
+        raise StepCancelled(reason)

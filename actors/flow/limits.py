@@ -22,7 +22,7 @@ from actors.errors import WorkflowError
 if TYPE_CHECKING:
     from actors.track import Track
 
-__all__ = ["Limit", "Requirement", "defined", "parse_rate", "requirements_of"]
+__all__ = ["Limit", "Requirement", "defined", "key_limit_name", "limits_of", "parse_rate", "requirements_of"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(s|m|h)\s*$")
@@ -101,11 +101,16 @@ def limits_of(track: Track) -> list[Limit]:
     found: list[Limit] = []
     if o.rate_limit is not None or o.max_running is not None:
         found.append(_own(f"track:{track.name}", o.rate_limit, o.max_running, per_key=False))
-    if o.key_rate_limit is not None or o.max_running_per_key is not None:
-        found.append(_own(f"track:{track.name}:key", o.key_rate_limit, o.max_running_per_key, per_key=True))
+    per_key_running = o.max_running_per_key or (1 if o.on_conflict else None)  # singleton per key
+    if o.key_rate_limit is not None or per_key_running is not None:
+        found.append(_own(key_limit_name(track.name), o.key_rate_limit, per_key_running, per_key=True))
     for item in o.limits:
         found.append(item if isinstance(item, Limit) else defined(item))
     return found
+
+
+def key_limit_name(track: str) -> str:
+    return f"track:{track}:key"
 
 
 def _own(name: str, rate: str | None, max_running: int | None, *, per_key: bool) -> Limit:

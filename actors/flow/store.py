@@ -49,9 +49,11 @@ class FlowStore:
             [(lim.name, lim.rate_n, lim.rate_period_s, lim.max_running, lim.per_key) for lim in limits],
         )
 
-    async def acquire(self, reqs: Sequence[Requirement], lease_s: float) -> Admission:
+    async def acquire(
+        self, reqs: Sequence[Requirement], lease_s: float, cid: str | None = None, seq: int | None = None
+    ) -> Admission:
         row = await self.pool.fetchrow(
-            "SELECT lease_ids, blocked, wait_s FROM flow_acquire($1, $2, $3, $4, $5, $6, $7)",
+            "SELECT lease_ids, blocked, wait_s FROM flow_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [r.limit.name for r in reqs],
             [r.key for r in reqs],
             [r.limit.max_running for r in reqs],
@@ -59,11 +61,35 @@ class FlowStore:
             [r.limit.rate_period_s * (1 + RATE_MARGIN) if r.limit.rate_period_s else None for r in reqs],
             self.holder,
             lease_s,
+            cid,
+            seq,
         )
         assert row is not None
         if row["blocked"]:
             return Admission(None, reqs[row["blocked"] - 1], float(row["wait_s"]))
         return Admission(list(row["lease_ids"]))
+
+    async def newest(self, name: str, key: str, seq: int) -> int:
+        """Record ``seq`` for (name, key) if it is the newest; the newest seen so far."""
+        value = await self.pool.fetchval(
+            "INSERT INTO flow_newest (name, key, seq) VALUES ($1, $2, $3) ON CONFLICT (name, key) "
+            "DO UPDATE SET seq = greatest(flow_newest.seq, $3) RETURNING seq",
+            name,
+            key,
+            seq,
+        )
+        return int(value)
+
+    async def older_running(self, name: str, key: str, seq: int) -> list[str]:
+        """Runs of the key's steps that hold its slots and are older than ``seq``."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT correlation_id FROM flow_leases WHERE name = $1 AND key = $2 "
+            "AND seq < $3 AND correlation_id IS NOT NULL AND expires_at > clock_timestamp()",
+            name,
+            key,
+            seq,
+        )
+        return [r["correlation_id"] for r in rows]
 
     async def release(self, leases: Sequence[int]) -> None:
         if leases:
