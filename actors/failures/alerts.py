@@ -154,16 +154,32 @@ async def dlq_backlog(js: JetStreamContext, threshold: int) -> Alert | None:
     )
 
 
+# Independent of the log's size: the window's dead-lettered failures come from a partial index
+# (migration 0013); a track without one cannot exceed a rate > 0. A failing track's completions
+# are counted only up to what decides the verdict: with f failures the rate exceeds t exactly
+# when completions < f (1 - t) / t, so counting stops just past that bound (or at min_events): an
+# alert that fires has exact numbers, and a check reads O(failures) rows, not the hour's events.
 _RATES_SQL = """
-SELECT track_id,
-       count(*) FILTER (WHERE event_type = 'completed') AS completed,
-       count(*) FILTER (WHERE event_type = 'failed' AND details @> '{"deadLettered": true}') AS failed
-FROM processing_logs
-WHERE occurred_at >= now() - make_interval(secs => $1)
-  AND event_type IN ('completed', 'failed')
-  AND ($2::text[] IS NULL OR track_id = ANY($2::text[]))
-GROUP BY track_id
-ORDER BY track_id
+WITH failed AS (
+    SELECT track_id, count(*) AS failed
+    FROM processing_logs
+    WHERE event_type = 'failed' AND details @> '{"deadLettered": true}'
+      AND occurred_at >= now() - make_interval(secs => $1)
+      AND ($2::text[] IS NULL OR track_id = ANY($2::text[]))
+    GROUP BY track_id
+)
+SELECT f.track_id, f.failed, c.completed
+FROM failed f
+CROSS JOIN LATERAL (
+    SELECT count(*) AS completed FROM (
+        SELECT 1 FROM processing_logs l
+        WHERE l.track_id = f.track_id AND l.event_type = 'completed'
+          AND l.occurred_at >= now() - make_interval(secs => $1)
+        ORDER BY l.occurred_at DESC  -- along processing_logs_track_time, newest first
+        LIMIT greatest(floor(f.failed * (1 - $3::float8) / $3::float8)::bigint + 2, $4::bigint)
+    ) counted
+) c
+ORDER BY f.track_id
 """
 
 
@@ -173,7 +189,13 @@ async def failure_rates(
     tracks: Sequence[str] | None = None,
 ) -> list[Alert]:
     """An alert per track (of ``tracks``, or every track active in the window) over the threshold."""
-    rows = await pool.fetch(_RATES_SQL, settings.window_s, list(tracks) if tracks is not None else None)
+    rows = await pool.fetch(
+        _RATES_SQL,
+        settings.window_s,
+        list(tracks) if tracks is not None else None,
+        settings.failure_rate,
+        settings.min_events,
+    )
     alerts = []
     for row in rows:
         failed, total = int(row["failed"]), int(row["completed"]) + int(row["failed"])
