@@ -99,6 +99,9 @@ class FlowGate:
         """How many more steps the worker can start now (set by the worker)."""
         self.admitted: Callable[[Msg], None] = lambda msg: None
         """Called with each admitted message: the worker starts it (set by the worker)."""
+        self.dropped: Callable[[Msg], None] = lambda msg: None
+        """Called with a redelivery of a message held here already: the worker lets it go."""
+        self._seqs: set[int] = set()  # stream sequences held here
         self.admissions = 0
         self.refusals = 0
         self._releases: set[asyncio.Task[None]] = set()
@@ -129,7 +132,12 @@ class FlowGate:
         return len(self._new) + sum(len(q) for q in self._queues.values())
 
     def enqueue(self, msg: Msg) -> None:
-        self._new.append(_Held(msg, time.monotonic()))
+        seq = msg.metadata.sequence.stream
+        if seq in self._seqs:  # redelivered while held here (heartbeats did not reach NATS)
+            self.dropped(msg)
+            return
+        self._seqs.add(seq)
+        self._new.append(_Held(msg, time.monotonic(), seq))
         self._wake.set()
 
     def wake(self) -> None:
@@ -162,6 +170,7 @@ class FlowGate:
         out = [h.msg for h in self._new] + [h.msg for q in self._queues.values() for h in q]
         self._new.clear()
         self._queues.clear()
+        self._seqs.clear()
         return out
 
     async def _release(self, leases: list[int]) -> None:
@@ -258,6 +267,7 @@ class FlowGate:
                     self._waits[lim.name].observe(now - held.since)
                 if result.leases:
                     self._leases[id(held.msg)] = result.leases
+                self._seqs.discard(held.seq)
                 self.admitted(held.msg)
                 progress = True
         return wait
@@ -291,6 +301,7 @@ class FlowGate:
 
     def _supersede(self, held: _Held, key: str) -> None:
         self._superseded[held.seq] = f"superseded by a newer step for key {key}"
+        self._seqs.discard(held.seq)
         self.admitted(held.msg)
 
     def superseded(self, seq: int) -> str | None:
@@ -310,7 +321,6 @@ class FlowGate:
         try:
             activation = decode(msg.subject, msg.data, headers.plain(msg.headers), 0, stored_at_us(msg.reply))
             held.cid = activation.correlation_id
-            held.seq = msg.metadata.sequence.stream
             raw: Any = activation.payload
             if is_ref(raw):
                 raw = await self._payloads.resolve(raw)

@@ -114,6 +114,7 @@ class TrackWorker:
         if gate is not None:
             gate.capacity = lambda: self.config.concurrency - len(self._tasks) - len(self._ready)
             gate.admitted = self._admitted
+            gate.dropped = self._dropped
         self.processed = 0
         self.fetches = 0
         self.settle_errors = 0
@@ -187,6 +188,11 @@ class TrackWorker:
     def _admitted(self, msg: Msg) -> None:
         self._ready.append(msg)
         self._dispatch()
+
+    def _dropped(self, msg: Msg) -> None:
+        """A redelivery of a message held at the gate: the one held settles it (by stream seq)."""
+        self.redeliveries_ignored += 1
+        self._inflight.pop(id(msg), None)
 
     async def _release_waiting(self, keep: int | None) -> None:
         """The breaker opened: hand back what was fetched but not started (all but the probe)."""
