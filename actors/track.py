@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,7 +57,7 @@ class TrackOptions:
     max_held: int | None = None
     """Most steps one replica holds waiting at this track's gate (default: max_ack_pending, all
     of them); smaller spreads a backlog over the replicas, larger widens round-robin between keys."""
-    limits: tuple[Any, ...] = ()
+    limits: Sequence[Any] = ()
     """Shared limits drawn from (``actors.flow.Limit`` or the name of one defined elsewhere)."""
 
     def __post_init__(self) -> None:
