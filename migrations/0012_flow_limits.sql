@@ -55,12 +55,14 @@ CREATE TABLE flow_waiting (
 -- so two acquirers never deadlock), expired leases and starts out of the window are dropped, and
 -- either all requirements are met (a lease per slot limit, a start per rate limit, recorded at
 -- one instant) or nothing is taken. Starts under a rate are spread evenly (one per period / N,
--- no burst), and never more than N in any window of the period. ``blocked``: 1-based index of the first unmet requirement;
--- ``wait_s``: for a rate, how long until the oldest start leaves the window (0 for a slot).
+-- no burst), and never more than N in any window of the period. Up to ``p_count`` admissions at
+-- once (as many as the slots allow; one under a rate): ``granted`` of them, ``lease_ids`` the
+-- slot leases grant by grant. ``blocked``: 1-based index of the first unmet requirement;
+-- ``wait_s``: for a rate, how long until the next start may be (0 for a slot).
 CREATE FUNCTION flow_acquire(
     p_names text[], p_keys text[], p_max integer[], p_rate integer[], p_period double precision[],
-    p_holder text, p_lease_s double precision, p_cid text, p_seq bigint
-) RETURNS TABLE (lease_ids bigint[], blocked integer, wait_s double precision)
+    p_holder text, p_lease_s double precision, p_cid text, p_seq bigint, p_count integer
+) RETURNS TABLE (lease_ids bigint[], granted integer, blocked integer, wait_s double precision)
 LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
@@ -70,6 +72,8 @@ DECLARE
     t timestamptz;
     ids bigint[] := '{}';
     new_id bigint;
+    g integer := greatest(p_count, 1);
+    k integer;
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_names, 1), 0) LOOP
         PERFORM pg_advisory_xact_lock(hashtextextended(p_names[i] || chr(31) || p_keys[i], 17));
@@ -80,9 +84,10 @@ BEGIN
             DELETE FROM flow_leases f WHERE f.name = p_names[i] AND f.key = p_keys[i] AND f.expires_at <= t;
             SELECT count(*) INTO n FROM flow_leases f WHERE f.name = p_names[i] AND f.key = p_keys[i];
             IF n >= p_max[i] THEN
-                RETURN QUERY SELECT NULL::bigint[], i, 0::double precision;
+                RETURN QUERY SELECT NULL::bigint[], 0, i, 0::double precision;
                 RETURN;
             END IF;
+            g := least(g, p_max[i] - n);
         END IF;
         IF p_rate[i] IS NOT NULL THEN
             DELETE FROM flow_starts f
@@ -91,30 +96,33 @@ BEGIN
             SELECT count(*), min(f.at) INTO n, oldest
               FROM flow_starts f WHERE f.name = p_names[i] AND f.key = p_keys[i];
             IF n >= p_rate[i] THEN
-                RETURN QUERY SELECT NULL::bigint[], i,
+                RETURN QUERY SELECT NULL::bigint[], 0, i,
                     greatest(extract(epoch FROM oldest + make_interval(secs => p_period[i]) - t)::double precision, 0.001);
                 RETURN;
             END IF;
             -- evenly spread, no bursts: one start per period / N
             SELECT max(f.at) INTO newest FROM flow_starts f WHERE f.name = p_names[i] AND f.key = p_keys[i];
             IF newest IS NOT NULL AND newest + make_interval(secs => p_period[i] / p_rate[i]) > t THEN
-                RETURN QUERY SELECT NULL::bigint[], i,
+                RETURN QUERY SELECT NULL::bigint[], 0, i,
                     greatest(extract(epoch FROM newest + make_interval(secs => p_period[i] / p_rate[i]) - t)::double precision, 0.001);
                 RETURN;
             END IF;
+            g := 1;
         END IF;
     END LOOP;
-    FOR i IN 1 .. coalesce(array_length(p_names, 1), 0) LOOP
-        IF p_max[i] IS NOT NULL THEN
-            INSERT INTO flow_leases (name, key, holder, expires_at, correlation_id, seq)
-            VALUES (p_names[i], p_keys[i], p_holder, t + make_interval(secs => p_lease_s), p_cid, p_seq)
-            RETURNING lease_id INTO new_id;
-            ids := ids || new_id;
-        END IF;
-        IF p_rate[i] IS NOT NULL THEN
-            INSERT INTO flow_starts (name, key, at) VALUES (p_names[i], p_keys[i], t);
-        END IF;
+    FOR k IN 1 .. g LOOP
+        FOR i IN 1 .. coalesce(array_length(p_names, 1), 0) LOOP
+            IF p_max[i] IS NOT NULL THEN
+                INSERT INTO flow_leases (name, key, holder, expires_at, correlation_id, seq)
+                VALUES (p_names[i], p_keys[i], p_holder, t + make_interval(secs => p_lease_s), p_cid, p_seq)
+                RETURNING lease_id INTO new_id;
+                ids := ids || new_id;
+            END IF;
+            IF p_rate[i] IS NOT NULL THEN
+                INSERT INTO flow_starts (name, key, at) VALUES (p_names[i], p_keys[i], t);
+            END IF;
+        END LOOP;
     END LOOP;
-    RETURN QUERY SELECT ids, 0, 0::double precision;
+    RETURN QUERY SELECT ids, g, 0, 0::double precision;
 END;
 $$;

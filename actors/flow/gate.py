@@ -55,6 +55,8 @@ __all__ = ["FlowGate", "SupersededMiddleware"]
 
 log = logging.getLogger(__name__)
 
+KEYS_PER_CALL = 16
+"""Keys asked for at once (one PostgreSQL call each, concurrently) in a turn of per-key limits."""
 POLL_S = 0.2
 """How often a step refused by a slot held elsewhere asks again (releases here wake it at once)."""
 
@@ -89,6 +91,7 @@ class FlowGate:
         self._payloads = payloads
         self.max_held = track.options.max_held or 1 << 30
         """The worker holds no more (and the consumer's max_ack_pending bounds it anyway)."""
+        self._keyed_limits = any(lim.per_key for lim in limits)
         self._per_key = any(lim.per_key for lim in limits) or track.options.key is not None
         self._new: list[_Held] = []
         self._queues: dict[str, deque[_Held]] = {}  # insertion order is the turn order
@@ -225,52 +228,84 @@ class FlowGate:
             if self.on_conflict is not None and await self._conflicts(held, key):
                 continue
             self._queues.setdefault(key, deque()).append(held)
+        try:
+            return await (self._admit_keyed() if self._keyed_limits else self._admit_shared())
+        except Exception as exc:
+            log.warning("%s: flow limits unavailable (%s); retrying", self.track.name, type(exc).__name__)
+            return 1.0
+
+    async def _admit_shared(self) -> float | None:
+        """Every key draws from the same limits: one call admits as many as they and the free
+        slots allow, handed to the keys in turn."""
+        reqs = requirements_of(self.limits, "")
+        while self._queues:
+            room = min(self.capacity(), sum(len(q) for q in self._queues.values()))
+            if room <= 0:
+                return None  # a finishing step wakes the gate
+            result = await self.store.acquire(reqs, self.lease_s, count=room)
+            if not result.grants:
+                self.refusals += 1
+                return result.wait_s or POLL_S
+            for leases in result.grants:
+                key = next(iter(self._queues))
+                self._admit(self._take(key), leases)
+        return None
+
+    async def _admit_keyed(self) -> float | None:
+        """Per-key limits: each key with a step held asks for itself, all keys of a turn at once."""
         wait: float | None = None
         progress = True
         while progress and self._queues:
             progress = False
-            for key in list(self._queues):
-                if self.capacity() <= 0:
-                    return None  # a finishing step wakes the gate
-                queue = self._queues[key]
-                held = queue[0]
-                if self.on_conflict == "keep_newest" and await self._outdated(held, key):
-                    queue.popleft()  # a newer step of the key came to another replica meanwhile
-                    if not queue:
-                        del self._queues[key]
-                    self._supersede(held, key)
-                    progress = True
+            keys = list(self._queues)[: min(self.capacity(), KEYS_PER_CALL)]
+            if not keys:
+                return None  # a finishing step wakes the gate
+            if self.on_conflict == "keep_newest":
+                for key in keys:
+                    held = self._queues[key][0]
+                    if await self._outdated(held, key):  # a newer step came to another replica
+                        self._supersede(self._take(key), key)
+                        progress = True
+                if progress:
                     continue
-                try:
-                    result = await self.store.acquire(
-                        requirements_of(self.limits, key), self.lease_s, held.cid, held.seq
-                    )
-                except Exception as exc:
-                    log.warning(
-                        "%s: flow limits unavailable (%s); retrying", self.track.name, type(exc).__name__
-                    )
-                    return 1.0
-                if result.leases is None:
+            heads = [self._queues[key][0] for key in keys]
+            results = await asyncio.gather(
+                *(
+                    self.store.acquire(requirements_of(self.limits, key), self.lease_s, held.cid, held.seq)
+                    for key, held in zip(keys, heads, strict=True)
+                )
+            )
+            shared_block = False
+            for key, result in zip(keys, results, strict=True):
+                if not result.grants:
                     self.refusals += 1
                     hint = result.wait_s or POLL_S
                     wait = hint if wait is None else min(wait, hint)
-                    if result.blocked is not None and not result.blocked.limit.per_key:
-                        return wait  # a limit every key draws from: nobody starts now
+                    shared_block |= result.blocked is not None and not result.blocked.limit.per_key
                     continue  # this key is busy: the others' turn
-                queue.popleft()
-                del self._queues[key]
-                if queue:
-                    self._queues[key] = queue  # to the back of the turn order
-                self.admissions += 1
-                now = time.monotonic()
-                for lim in self.limits:
-                    self._waits[lim.name].observe(now - held.since)
-                if result.leases:
-                    self._leases[id(held.msg)] = result.leases
-                self._seqs.discard(held.seq)
-                self.admitted(held.msg)
+                self._admit(self._take(key), result.grants[0])
                 progress = True
+            if shared_block:
+                return wait  # a limit every key draws from: ask again when it may have room
         return wait
+
+    def _take(self, key: str) -> _Held:
+        """The key's oldest held step; the key goes to the back of the turn order."""
+        queue = self._queues.pop(key)
+        held = queue.popleft()
+        if queue:
+            self._queues[key] = queue
+        return held
+
+    def _admit(self, held: _Held, leases: list[int]) -> None:
+        self.admissions += 1
+        now = time.monotonic()
+        for lim in self.limits:
+            self._waits[lim.name].observe(now - held.since)
+        if leases:
+            self._leases[id(held.msg)] = leases
+        self._seqs.discard(held.seq)
+        self.admitted(held.msg)
 
     # --- singleton strategies --------------------------------------------------------------
 

@@ -27,8 +27,9 @@ starts granted a full period apart must not land inside one period when they run
 
 @dataclass(frozen=True)
 class Admission:
-    leases: list[int] | None
-    """Granted: the slot leases taken (maybe none, for rate-only limits). ``None``: refused."""
+    grants: list[list[int]]
+    """One entry per admission granted: the slot leases it took (none for rate-only limits).
+    Empty: refused (``blocked`` says by what)."""
     blocked: Requirement | None = None
     wait_s: float = 0.0
 
@@ -50,10 +51,18 @@ class FlowStore:
         )
 
     async def acquire(
-        self, reqs: Sequence[Requirement], lease_s: float, cid: str | None = None, seq: int | None = None
+        self,
+        reqs: Sequence[Requirement],
+        lease_s: float,
+        cid: str | None = None,
+        seq: int | None = None,
+        *,
+        count: int = 1,
     ) -> Admission:
+        """Up to ``count`` admissions (``cid``/``seq``: the step's, when ``count`` is 1)."""
         row = await self.pool.fetchrow(
-            "SELECT lease_ids, blocked, wait_s FROM flow_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "SELECT lease_ids, granted, blocked, wait_s "
+            "FROM flow_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             [r.limit.name for r in reqs],
             [r.key for r in reqs],
             [r.limit.max_running for r in reqs],
@@ -63,11 +72,14 @@ class FlowStore:
             lease_s,
             cid,
             seq,
+            count,
         )
         assert row is not None
         if row["blocked"]:
-            return Admission(None, reqs[row["blocked"] - 1], float(row["wait_s"]))
-        return Admission(list(row["lease_ids"]))
+            return Admission([], reqs[row["blocked"] - 1], float(row["wait_s"]))
+        ids, granted = list(row["lease_ids"]), row["granted"]
+        per = len(ids) // granted
+        return Admission([ids[i * per : (i + 1) * per] for i in range(granted)])
 
     async def newest(self, name: str, key: str, seq: int) -> int:
         """Record ``seq`` for (name, key) if it is the newest; the newest seen so far."""
