@@ -144,7 +144,7 @@ class TrackWorker:
                 if not self._fetching.is_set():
                     await self._fetching.wait()  # paused: what was fetched runs, nothing new comes
                     continue
-                if self._waiting and self.breaker.state is not BreakerState.CLOSED:
+                if self._unstarted() and self.breaker.state is not BreakerState.CLOSED:
                     await self._release_waiting(keep=self._probe)
                 self._dispatch()
                 room = lookahead - len(self._waiting)
@@ -196,12 +196,21 @@ class TrackWorker:
 
     async def _release_waiting(self, keep: int | None) -> None:
         """The breaker opened: hand back what was fetched but not started (all but the probe)."""
-        for msg in self._waiting.drain():
+        unstarted = self._waiting.drain()
+        if self.gate is not None:  # held at the gate or admitted: their slots go back too
+            unstarted += self.gate.drain() + list(self._ready)
+            self._ready.clear()
+        for msg in unstarted:
             if id(msg) == keep:
                 self._waiting.add(msg, 0)
                 continue
             self._inflight.pop(id(msg), None)
+            if self.gate is not None:
+                self.gate.done(msg)
             await self.settlement.hand_back(msg)
+
+    def _unstarted(self) -> bool:
+        return bool(self._waiting or self._ready or (self.gate is not None and self.gate.held))
 
     async def _fetch(self, allowed: int) -> list[Msg]:
         self.fetches += 1

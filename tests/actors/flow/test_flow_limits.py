@@ -191,3 +191,34 @@ async def _at_least(items: list[float] | list[int], n: int) -> bool:
 
 async def _contains(items: list[str], item: str) -> bool:
     return item in items
+
+
+async def test_an_open_breaker_gives_back_what_waits_at_the_gate(
+    settings: Settings, js: JetStreamContext, unique: str, pool: asyncpg.Pool
+) -> None:
+    """The breaker opens: held and admitted steps are handed back and their slots released, so
+    no slot sits idle on a replica that will not start anything for the cooldown."""
+    track = f"brk-{unique}"
+    wf = Workflow(track)
+    calls: list[int] = []
+
+    @wf.track(
+        track,
+        options=TrackOptions(
+            max_running=5, concurrency=2, breaker_threshold=2, breaker_cooldown_s=30, retry_base_s=5
+        ),
+    )
+    async def flaky(ctx: TrackContext, job: Job) -> None:
+        calls.append(job.n)
+        raise RuntimeError("the service is down")
+
+    await publish(js, track, [("u", i) for i in range(10)])
+    async with Runtime(list(wf), settings=settings) as rt:
+        worker = rt.workers[track]
+        await eventually(lambda: _at_least(calls, 2), timeout=15, what="two failures")
+
+        async def given_back() -> bool:
+            leases = await pool.fetchval("SELECT count(*) FROM flow_leases WHERE name = $1", f"track:{track}")
+            return worker.breaker.state != "closed" and worker.in_flight == 0 and leases == 0
+
+        await eventually(given_back, timeout=15, what="held steps and their slots given back")
