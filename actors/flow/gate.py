@@ -55,6 +55,8 @@ __all__ = ["FlowGate", "SupersededMiddleware"]
 
 log = logging.getLogger(__name__)
 
+SWEEP_S = 600.0
+"""How often a gate drops expired leases and old starts (an acquire drops its own key's already)."""
 KEYS_PER_CALL = 16
 """Keys asked for at once (one PostgreSQL call each, concurrently) in a turn of per-key limits."""
 POLL_S = 0.2
@@ -212,8 +214,13 @@ class FlowGate:
             log.warning("%s: could not record its flow limits (%s)", self.track.name, type(exc).__name__)
 
     async def _renew_loop(self) -> None:
+        swept = time.monotonic()
         while True:
             await asyncio.sleep(self.lease_s / 3)
+            if time.monotonic() - swept > SWEEP_S:
+                swept = time.monotonic()
+                with suppress(Exception):
+                    await self.store.sweep()
             try:
                 await self.store.renew(self.lease_s, {lim.name: self.held for lim in self.limits})
             except Exception as exc:

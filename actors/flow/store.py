@@ -124,6 +124,19 @@ class FlowStore:
                 [(name, self.holder, n) for name, n in waiting.items()],
             )
 
+    async def sweep(self) -> None:
+        """Drop what no acquirer will look at again: expired leases, starts out of every window,
+        the queue rows of replicas gone (any replica may run it; each delete stands alone)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM flow_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"
+            )
+            await conn.execute(
+                "DELETE FROM flow_starts s USING flow_limits l WHERE s.name = l.name "
+                "AND s.at < clock_timestamp() - make_interval(secs => coalesce(l.rate_period_s, 0) * 2 + 60)"
+            )
+            await conn.execute("DELETE FROM flow_waiting WHERE updated_at < now() - interval '1 hour'")
+
     async def forget(self) -> None:
         """At shutdown: this holder's leases and queue rows go (its steps have settled)."""
         await self.pool.execute("DELETE FROM flow_leases WHERE holder = $1", self.holder)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from actors import Runtime, TrackContext, TrackOptions, Workflow
 from actors.errors import WorkflowError
 from actors.flow import Limit, parse_rate
+from actors.flow.store import FlowStore
 from actors.track import Track
 from foundation.settings import Settings
 from subjects import names
@@ -222,3 +223,21 @@ async def test_an_open_breaker_gives_back_what_waits_at_the_gate(
             return worker.breaker.state != "closed" and worker.in_flight == 0 and leases == 0
 
         await eventually(given_back, timeout=15, what="held steps and their slots given back")
+
+
+async def test_the_sweep_drops_only_what_no_acquirer_needs(pool: asyncpg.Pool, unique: str) -> None:
+    name = f"swept-{unique}"
+    store = FlowStore(pool, f"holder-{unique}")
+    await store.define([Limit(name, rate="2/s", max_running=3)])
+    await pool.execute(
+        "INSERT INTO flow_starts (name, key, at) VALUES ($1, '', now() - interval '1 hour'), ($1, '', now())",
+        name,
+    )
+    await pool.execute(
+        "INSERT INTO flow_leases (name, key, holder, expires_at) VALUES "
+        "($1, '', 'gone', now() - interval '2 minutes'), ($1, '', 'alive', now() + interval '1 minute')",
+        name,
+    )
+    await store.sweep()
+    assert await pool.fetchval("SELECT count(*) FROM flow_starts WHERE name = $1", name) == 1
+    assert await pool.fetchval("SELECT array_agg(holder) FROM flow_leases WHERE name = $1", name) == ["alive"]
