@@ -9,7 +9,11 @@ offloaded payloads of runs left with no step at all. Payloads of a run that stil
 unfinished step stay: that step may be waiting for one of them as its input.
 
 Deletes run in bounded batches, each its own statement, so a large backlog never holds
-long locks against the actors writing new rows.
+long locks against the actors writing new rows. ``processing_logs`` is walked in key order (the
+next ``batch`` ids after the last one seen), and each batch asks ``track_steps`` only about its
+own runs (by primary key): a batch costs the same on a small or a large table, where an
+anti-join against all of ``track_steps`` re-read that table once per batch. The walk stops at
+the first batch with nothing older than the cutoff (ids grow with time).
 """
 
 from __future__ import annotations
@@ -24,20 +28,37 @@ __all__ = ["FINISHED", "purge"]
 
 FINISHED = ("completed", "failed", "timed_out", "cancelled")
 
+# Along track_steps_finished from where the last batch ended, deleting by row address (a TID
+# scan): a row changed meanwhile (a step resumed) has moved and is left alone.
 _STEPS_SQL = """
-DELETE FROM track_steps WHERE (correlation_id, track_id) IN (
-    SELECT correlation_id, track_id FROM track_steps
-    WHERE status = ANY($2::text[]) AND finished_at < $1 LIMIT $3)
-RETURNING correlation_id
+WITH batch AS MATERIALIZED (
+    SELECT ctid AS row, finished_at FROM track_steps
+    WHERE finished_at >= $4 AND finished_at < $1 AND status = ANY($2::text[])
+    ORDER BY finished_at LIMIT $3
+), gone AS (
+    DELETE FROM track_steps WHERE ctid = ANY (ARRAY(SELECT row FROM batch))
+    RETURNING correlation_id
+)
+SELECT correlation_id, (SELECT max(finished_at) FROM batch) AS last FROM gone
 """
 
 _LOGS_SQL = """
-DELETE FROM processing_logs WHERE id IN (
-    SELECT p.id FROM processing_logs p
-    WHERE p.occurred_at < $1
-      AND NOT EXISTS (SELECT 1 FROM track_steps s
-                      WHERE s.correlation_id = p.correlation_id AND s.status <> ALL($2::text[]))
-    LIMIT $3)
+WITH batch AS MATERIALIZED (
+    SELECT id, correlation_id, occurred_at < $1 AS old FROM processing_logs
+    WHERE id > $4 ORDER BY id LIMIT $3
+), busy AS MATERIALIZED (
+    -- runs of this batch with an unfinished step keep their history: found by primary key
+    SELECT DISTINCT s.correlation_id FROM track_steps s
+    WHERE s.correlation_id = ANY (ARRAY(SELECT DISTINCT correlation_id FROM batch WHERE old))
+      AND s.status <> ALL($2::text[])
+), gone AS (
+    DELETE FROM processing_logs
+    WHERE id = ANY (ARRAY(SELECT id FROM batch
+                          WHERE old AND correlation_id NOT IN (SELECT correlation_id FROM busy)))
+    RETURNING 1
+)
+SELECT max(id) AS last, count(*) FILTER (WHERE old) AS old, (SELECT count(*) FROM gone) AS deleted
+FROM batch
 """
 
 _RUNS_SQL = """
@@ -67,11 +88,19 @@ async def purge(
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     cids: set[str] = set()
     counts = {"track_steps": 0, "processing_logs": 0, "workflow_runs": 0, "job_executions": 0, "payloads": 0}
-    while rows := await pool.fetch(_STEPS_SQL, cutoff, list(FINISHED), batch):
+    since = datetime.min.replace(tzinfo=UTC)
+    while rows := await pool.fetch(_STEPS_SQL, cutoff, list(FINISHED), batch, since):
         counts["track_steps"] += len(rows)
         cids.update(r["correlation_id"] for r in rows)
-    while (n := _affected(await pool.execute(_LOGS_SQL, cutoff, list(FINISHED), batch))) > 0:
-        counts["processing_logs"] += n
+        since = rows[0]["last"]
+    last = 0
+    while True:
+        walked = await pool.fetchrow(_LOGS_SQL, cutoff, list(FINISHED), batch, last)
+        assert walked is not None
+        counts["processing_logs"] += walked["deleted"]
+        if walked["last"] is None or walked["old"] == 0:  # the end, or past the cutoff
+            break
+        last = walked["last"]
     if await pool.fetchval("SELECT to_regclass('workflow_runs') IS NOT NULL"):
         while rows := await pool.fetch(_RUNS_SQL, cutoff, batch):
             counts["workflow_runs"] += len(rows)
