@@ -259,42 +259,54 @@ class FlowGate:
         return None
 
     async def _admit_keyed(self) -> float | None:
-        """Per-key limits: each key with a step held asks for itself, all keys of a turn at once."""
-        wait: float | None = None
-        progress = True
-        while progress and self._queues:
-            progress = False
-            keys = list(self._queues)[: min(self.capacity(), KEYS_PER_CALL)]
-            if not keys:
-                return None  # a finishing step wakes the gate
-            if self.on_conflict == "keep_newest":
-                for key in keys:
-                    held = self._queues[key][0]
-                    if await self._outdated(held, key):  # a newer step came to another replica
-                        self._supersede(self._take(key), key)
-                        progress = True
-                if progress:
-                    continue
-            heads = [self._queues[key][0] for key in keys]
-            results = await asyncio.gather(
-                *(
-                    self.store.acquire(requirements_of(self.limits, key), self.lease_s, held.cid, held.seq)
-                    for key, held in zip(keys, heads, strict=True)
+        """Per-key limits: each key with a step held asks for itself once a round, up to
+        :data:`KEYS_PER_CALL` keys at once; a key served or refused goes to the back of the turn
+        order, so a run of busy keys never keeps the keys behind them from being asked."""
+        while self._queues:
+            wait: float | None = None
+            admitted = False
+            pending = list(self._queues)
+            while pending:
+                room = min(self.capacity(), KEYS_PER_CALL)
+                if room <= 0:
+                    return None  # a finishing step wakes the gate
+                keys, pending = [k for k in pending[:room] if k in self._queues], pending[room:]
+                if self.on_conflict == "keep_newest":
+                    fresh = []
+                    for key in keys:
+                        if await self._outdated(self._queues[key][0], key):  # newer one elsewhere
+                            self._supersede(self._take(key), key)
+                            admitted = True
+                        else:
+                            fresh.append(key)
+                    keys = fresh
+                results = await asyncio.gather(
+                    *(
+                        self.store.acquire(
+                            requirements_of(self.limits, key),
+                            self.lease_s,
+                            self._queues[key][0].cid,
+                            self._queues[key][0].seq,
+                        )
+                        for key in keys
+                    )
                 )
-            )
-            shared_block = False
-            for key, result in zip(keys, results, strict=True):
-                if not result.grants:
-                    self.refusals += 1
-                    hint = result.wait_s or POLL_S
-                    wait = hint if wait is None else min(wait, hint)
-                    shared_block |= result.blocked is not None and not result.blocked.limit.per_key
-                    continue  # this key is busy: the others' turn
-                self._admit(self._take(key), result.grants[0])
-                progress = True
-            if shared_block:
-                return wait  # a limit every key draws from: ask again when it may have room
-        return wait
+                shared_block = False
+                for key, result in zip(keys, results, strict=True):
+                    if not result.grants:
+                        self.refusals += 1
+                        hint = result.wait_s or POLL_S
+                        wait = hint if wait is None else min(wait, hint)
+                        shared_block |= result.blocked is not None and not result.blocked.limit.per_key
+                        self._queues[key] = self._queues.pop(key)  # busy: the others' turn first
+                        continue
+                    self._admit(self._take(key), result.grants[0])
+                    admitted = True
+                if shared_block:
+                    return wait  # a limit every key draws from: ask again when it may have room
+            if not admitted:
+                return wait
+        return None
 
     def _take(self, key: str) -> _Held:
         """The key's oldest held step; the key goes to the back of the turn order."""

@@ -241,3 +241,35 @@ async def test_the_sweep_drops_only_what_no_acquirer_needs(pool: asyncpg.Pool, u
     await store.sweep()
     assert await pool.fetchval("SELECT count(*) FROM flow_starts WHERE name = $1", name) == 1
     assert await pool.fetchval("SELECT array_agg(holder) FROM flow_leases WHERE name = $1", name) == ["alive"]
+
+
+async def test_a_new_key_is_asked_for_behind_many_busy_keys(
+    settings: Settings, js: JetStreamContext, unique: str
+) -> None:
+    """20 users each run a long step and have more waiting (refused: one per user); a 21st
+    user's single step still starts at once, while the 20 are running."""
+    track = f"busy-{unique}"
+    wf = Workflow(track)
+    release = asyncio.Event()
+    running = [0]
+    late_saw: list[int] = []
+
+    @wf.track(track, options=TrackOptions(key=lambda j: j.user_id, max_running_per_key=1, concurrency=32))
+    async def work(ctx: TrackContext, job: Job) -> None:
+        if job.user_id == "late":
+            late_saw.append(running[0])
+            return
+        running[0] += 1
+        try:
+            if job.n == 0:
+                await asyncio.wait_for(release.wait(), timeout=20)
+        finally:
+            running[0] -= 1
+
+    await publish(js, track, [(f"user{u}", n) for n in range(3) for u in range(20)])
+    async with replicas(list(wf), settings, n=1):
+        await eventually(lambda: _at_least([0] * running[0], 20), timeout=15, what="20 long steps")
+        await publish(js, track, [("late", 0)])
+        await eventually(lambda: _at_least(late_saw, 1), timeout=15, what="the late user's step")
+        release.set()
+    assert late_saw == [20], f"the late user's step started with {late_saw} long steps running (20)"
