@@ -123,6 +123,8 @@ class GroupCommit(Generic[T, R]):
                 await asyncio.sleep(self._linger_s)
             else:
                 await asyncio.sleep(0)  # let callers scheduled in this loop turn join the batch
+            if not self._queue:  # a parallel writer, woken too, took it all: no empty round trip
+                continue
             batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
             try:
                 await self._write_batch(batch)
