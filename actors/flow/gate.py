@@ -45,6 +45,7 @@ from actors.ledger.cancel import cancel
 from actors.ledger.progress import ProgressError
 from actors.middleware.base import Next, Outcome, Step
 from actors.runtime.metrics import flow_wait
+from actors.runtime.priority import level_of
 from actors.track import Track
 from actors.transport.decode import decode, stored_at_us
 from actors.transport.payloads import PayloadStore, is_ref
@@ -63,12 +64,16 @@ POLL_S = 0.2
 """How often a step refused by a slot held elsewhere asks again (releases here wake it at once)."""
 
 
+NORMAL = level_of(None)
+
+
 @dataclass
 class _Held:
     msg: Msg
     since: float
     seq: int = 0
     cid: str | None = None
+    level: int = NORMAL
 
 
 class FlowGate:
@@ -142,7 +147,8 @@ class FlowGate:
             self.dropped(msg)
             return
         self._seqs.add(seq)
-        self._new.append(_Held(msg, time.monotonic(), seq))
+        level = level_of(headers.plain(msg.headers).get(headers.PRIORITY)) if msg.headers else NORMAL
+        self._new.append(_Held(msg, time.monotonic(), seq, level=level))
         self._wake.set()
 
     def wake(self) -> None:
@@ -234,7 +240,7 @@ class FlowGate:
             key = await self._key_of(held) if self._per_key else ""
             if self.on_conflict is not None and await self._conflicts(held, key):
                 continue
-            self._queues.setdefault(key, deque()).append(held)
+            _by_priority(self._queues.setdefault(key, deque()), held)
         try:
             return await (self._admit_keyed() if self._keyed_limits else self._admit_shared())
         except Exception as exc:
@@ -382,6 +388,15 @@ class FlowGate:
         except Exception as exc:
             log.debug("%s: no flow key for %s (%s)", self.track.name, msg.subject, exc)
             return ""
+
+
+def _by_priority(queue: deque[_Held], held: _Held) -> None:
+    """A key's steps start in priority order (a high trigger overtakes what its key holds), then
+    in arrival order."""
+    if not queue or queue[-1].level <= held.level:
+        queue.append(held)
+        return
+    queue.insert(next(i for i, h in enumerate(queue) if h.level > held.level), held)
 
 
 class SupersededMiddleware:

@@ -16,13 +16,13 @@ import pytest
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from actors import Runtime, TrackContext, TrackOptions, Workflow
+from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
 from actors.errors import WorkflowError
 from actors.flow import Limit, parse_rate
 from actors.flow.store import FlowStore
 from actors.track import Track
 from foundation.settings import Settings
-from subjects import names
+from subjects import headers, names
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("migrated")
@@ -186,7 +186,7 @@ def test_limits_are_checked_when_declared(unique: str) -> None:
         Limit(f"api-{unique}", rate="4/s")
 
 
-async def _at_least(items: list[float] | list[int], n: int) -> bool:
+async def _at_least(items: list[float] | list[int] | list[str], n: int) -> bool:
     return len(items) >= n
 
 
@@ -273,3 +273,30 @@ async def test_a_new_key_is_asked_for_behind_many_busy_keys(
         await eventually(lambda: _at_least(late_saw, 1), timeout=15, what="the late user's step")
         release.set()
     assert late_saw == [20], f"the late user's step started with {late_saw} long steps running (20)"
+
+
+async def test_a_high_trigger_overtakes_what_waits_at_the_gate(
+    settings: Settings, js: JetStreamContext, unique: str
+) -> None:
+    track = f"prio-{unique}"
+    wf = Workflow(track)
+    order: list[str] = []
+
+    @wf.track(track, options=TrackOptions(max_running=1))
+    async def work(ctx: TrackContext, payload: dict[str, str]) -> None:
+        order.append(payload["p"])
+        await asyncio.sleep(0.02)
+
+    low = {headers.PRIORITY: "low"}
+    for i in range(100):
+        await js.publish(names.run(track, f"low{i}"), json.dumps({"p": f"low{i}"}).encode(), headers=low)
+    async with replicas(list(wf), settings, n=1):
+        await eventually(lambda: _at_least(order, 5), timeout=15, what="the backlog under way")
+        done_before = len(order)
+        await TracksClient(js).trigger(track, {"p": "high"}, priority="high")
+        await eventually(lambda: _contains(order, "high"), timeout=15, what="the high trigger")
+    # it is pulled from its lane at the worker's next fetch (at most fetch_timeout_s, 1 s, while
+    # the main consumer long-polls), then overtakes every low step held at the gate
+    steps_later = order.index("high") - done_before
+    print(f"\nhigh trigger at the gate: ran {steps_later} steps after it was sent, 100 low ones held")
+    assert order.index("high") < 60, f"the high trigger waited {steps_later} steps behind 100 held low ones"
