@@ -1,23 +1,83 @@
-"""The actor runtime: declare tracks in a workflow, run them on durable JetStream consumers."""
+"""The actor runtime: declare tracks in a workflow, run them on durable JetStream consumers.
 
-from actors.client import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout, new_correlation_id
-from actors.context import TrackContext
-from actors.errors import (
-    CycleError,
-    PermanentError,
-    PoisonMessage,
-    RetryableError,
-    StepCancelled,
-    WorkflowError,
-)
-from actors.ledger.store import Ledger
-from actors.loader import LoadError, load_tracks, load_workflows
-from actors.middleware.base import Middleware, Next, Step
-from actors.retry import RetryPolicy
-from actors.runtime.current import current_runtime
-from actors.runtime.process import Runtime
-from actors.track import Track, TrackOptions
-from actors.workflow import Phase, Workflow
+The names below are imported on first use (PEP 562): ``from actors.errors import ...`` or a
+read-only CLI command does not pay for the runtime, the client, NATS and OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from actors.client import (
+        RunCancelled,
+        RunFailed,
+        RunTimedOut,
+        TracksClient,
+        WaitTimeout,
+        new_correlation_id,
+    )
+    from actors.context import TrackContext
+    from actors.errors import (
+        CycleError,
+        PermanentError,
+        PoisonMessage,
+        RetryableError,
+        StepCancelled,
+        WorkflowError,
+    )
+    from actors.ledger.store import Ledger
+    from actors.loader import LoadError, load_tracks, load_workflows
+    from actors.middleware.base import Middleware, Next, Step
+    from actors.retry import RetryPolicy
+    from actors.runtime.current import current_runtime
+    from actors.runtime.process import Runtime
+    from actors.track import Track, TrackOptions
+    from actors.workflow import Phase, Workflow
+
+_WHERE = {
+    "actors.client": (
+        "RunCancelled",
+        "RunFailed",
+        "RunTimedOut",
+        "TracksClient",
+        "WaitTimeout",
+        "new_correlation_id",
+    ),
+    "actors.context": ("TrackContext",),
+    "actors.errors": (
+        "CycleError",
+        "PermanentError",
+        "PoisonMessage",
+        "RetryableError",
+        "StepCancelled",
+        "WorkflowError",
+    ),
+    "actors.ledger.store": ("Ledger",),
+    "actors.loader": ("LoadError", "load_tracks", "load_workflows"),
+    "actors.middleware.base": ("Middleware", "Next", "Step"),
+    "actors.retry": ("RetryPolicy",),
+    "actors.runtime.current": ("current_runtime",),
+    "actors.runtime.process": ("Runtime",),
+    "actors.track": ("Track", "TrackOptions"),
+    "actors.workflow": ("Phase", "Workflow"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'actors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])
+
 
 __all__ = [
     "CycleError",

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from actors.failures.dlq_ops import resolve_run_letters
-from actors.ledger.store import Ledger
 from foundation import telemetry
-from foundation.jetstream.publisher import EventPublisher
 from subjects import EventType, encode_event, headers, names
+
+if TYPE_CHECKING:  # what reads progress (tracks status, runs ls) does not pay for the rest
+    from foundation.jetstream.publisher import EventPublisher
 
 __all__ = ["Progress", "ProgressError", "ReActivated", "proceed", "progress", "resume"]
 
@@ -207,6 +207,9 @@ async def _resume(
         )
     await _log(pool, correlation_id, run["workflow"], "resumed", {"tracks": frontier, "from": run["status"]})
     # the dead letters of the steps resumed are settled by the resume: out of the DLQ, with a record
+    from actors.failures.dlq_ops import resolve_run_letters
+    from actors.ledger.store import Ledger
+
     ledger = Ledger(pool)
     ledger.start()
     try:

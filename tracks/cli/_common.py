@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import asyncpg
 import click
@@ -17,14 +17,13 @@ import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
-from actors.errors import WorkflowError
-from actors.loader import LoadError, load_workflow
-from actors.runtime.process import SchemaError
-from actors.transport.payloads import PayloadStore
-from actors.workflow import Workflow
 from foundation.redact import mask_secrets
 from foundation.settings import Settings, SettingsError, load_settings
 from tracks.endpoints import NoServers
+
+if TYPE_CHECKING:  # imported where used: read-only commands start without the runtime
+    from actors.transport.payloads import PayloadStore
+    from actors.workflow import Workflow
 
 __all__ = [
     "CONNECT_TIMEOUT_KEY",
@@ -130,6 +129,8 @@ def read_payload(value: str, what: str = "--payload") -> dict[str, Any]:
 
 def payload_store(js: JetStreamContext, settings: Settings) -> PayloadStore:
     """The payload store as the actors see it (threshold and TTL from the settings)."""
+    from actors.transport.payloads import PayloadStore
+
     return PayloadStore(
         js,
         threshold_bytes=settings.payload_threshold_bytes,
@@ -164,7 +165,8 @@ def _one_line(exc: Exception) -> UserError:
         return ServerUnreachable(str(exc))
     if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
         return NotSetUp(f"the database is not migrated ({exc}): run `tracks db migrate`")
-    if isinstance(exc, SchemaError):  # an actor's start-up check: its message says what to run
+    process = sys.modules.get("actors.runtime.process")  # not loaded: exc cannot be its SchemaError
+    if process is not None and isinstance(exc, process.SchemaError):  # an actor's start-up check
         return NotSetUp(str(exc))
     if isinstance(exc, NotFoundError) and "stream" in (exc.description or ""):
         return NotSetUp(f"{exc.description}: {STREAM_HINT}")
@@ -179,6 +181,9 @@ def _one_line(exc: Exception) -> UserError:
 
 def resolve_workflow(target: str) -> Workflow:
     """A workflow named on the command line (``pkg.module[:name]``), or one clear error line."""
+    from actors.errors import WorkflowError
+    from actors.loader import LoadError, load_workflow
+
     try:
         return load_workflow(target)
     except (LoadError, WorkflowError) as exc:

@@ -1,48 +1,96 @@
-"""The ``tracks`` command. Each group lives in its own module and is registered here."""
+"""The ``tracks`` command. Each group lives in its own module and is registered here.
+
+Registered by name and imported when invoked (:class:`LazyGroup`): ``tracks status`` does not
+import the runtime, the scheduler, the console and the bench. ``tracks --help`` imports them all
+to list them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 import click
 
 from foundation.logs import configure_logging
 from tracks.cli._common import CONNECT_TIMEOUT_KEY, EXIT_CODES
-from tracks.cli.actor import actor
-from tracks.cli.bench import bench
-from tracks.cli.db import db
-from tracks.cli.demo import demo
-from tracks.cli.deploy import deploy
-from tracks.cli.dev import dev
-from tracks.cli.operations.alerts import alerts
-from tracks.cli.operations.chain import chain
-from tracks.cli.operations.console import console
-from tracks.cli.operations.dlq import dlq
-from tracks.cli.operations.limits import limits
-from tracks.cli.operations.retention import retention
-from tracks.cli.runs import proceed_cmd, resume_cmd, run_cmd, status_cmd
-from tracks.cli.runs_admin import cancel_cmd, runs
-from tracks.cli.schedule import schedule, scheduler
-from tracks.cli.top import top
-from tracks.cli.trigger import trigger
-from tracks.cli.workflow import workflow
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
+
+COMMANDS = {
+    "dev": "tracks.cli.dev:dev",
+    "db": "tracks.cli.db:db",
+    "actor": "tracks.cli.actor:actor",
+    "trigger": "tracks.cli.trigger:trigger",
+    "chain": "tracks.cli.operations.chain:chain",
+    "dlq": "tracks.cli.operations.dlq:dlq",
+    "alerts": "tracks.cli.operations.alerts:alerts",
+    "limits": "tracks.cli.operations.limits:limits",
+    "bench": "tracks.cli.bench:bench",
+    "demo": "tracks.cli.demo:demo",
+    "deploy": "tracks.cli.deploy:deploy",
+    "run": "tracks.cli.runs:run_cmd",
+    "status": "tracks.cli.runs:status_cmd",
+    "proceed": "tracks.cli.runs:proceed_cmd",
+    "resume": "tracks.cli.runs:resume_cmd",
+    "schedule": "tracks.cli.schedule:schedule",
+    "scheduler": "tracks.cli.schedule:scheduler",
+    "workflow": "tracks.cli.workflow:workflow",
+    "retention": "tracks.cli.operations.retention:retention",
+    "top": "tracks.cli.top:top",
+    "runs": "tracks.cli.runs_admin:runs",  # runs ls | show
+    "cancel": "tracks.cli.runs_admin:cancel_cmd",
+    "console": "tracks.cli.operations.console:console",
+}
+"""Every top-level command: its name and ``module:attribute``."""
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when first looked up."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._lazy:
+            module, attr = self._lazy[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command), self._lazy[cmd_name]
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("tracks")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown"
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:  # looked up only when asked (importlib.metadata is slow)
+        click.echo(f"tracks {_version()}")
+        ctx.exit()
+
+
 _EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES)
 
 
-@click.group(epilog=_EPILOG)
-@click.version_option(_version(), "--version", prog_name="tracks", message="%(prog)s %(version)s")
+@click.group(cls=LazyGroup, lazy=COMMANDS, epilog=_EPILOG)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug, with tracebacks).")
 @click.option(
     "--connect-timeout",
@@ -66,29 +114,6 @@ def cli(ctx: click.Context, verbose: int, connect_timeout: float) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     ctx.meta[CONNECT_TIMEOUT_KEY] = connect_timeout
-
-
-cli.add_command(dev)
-cli.add_command(db)
-cli.add_command(actor)
-cli.add_command(trigger)
-cli.add_command(chain)
-cli.add_command(dlq)
-cli.add_command(alerts)
-cli.add_command(limits)
-cli.add_command(bench)
-cli.add_command(demo)
-cli.add_command(deploy)
-for _command in (run_cmd, status_cmd, proceed_cmd, resume_cmd):
-    cli.add_command(_command)
-cli.add_command(schedule)
-cli.add_command(scheduler)
-cli.add_command(workflow)
-cli.add_command(retention)
-cli.add_command(top)
-cli.add_command(runs)  # runs ls | show
-cli.add_command(cancel_cmd)
-cli.add_command(console)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 import asyncpg
 import click
 
-from actors import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout
 from actors.ledger.progress import ProgressError, proceed, progress, resume
 from foundation.jetstream.publisher import EventPublisher
 from subjects import STREAM
@@ -50,6 +49,8 @@ async def run_cmd(
     Exit codes with --wait: 0 completed, 1 failed, timed out or cancelled, 2 still running when the
     wait ended.
     """
+    from actors.client import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout
+
     wf, body = resolve_workflow(workflow), read_payload(payload)
     settings = get_settings()
     cli_tracing(settings)  # the run's start is its trace's first span
