@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from foundation import telemetry
 from subjects import EventType, encode_event, headers, names
 
 if TYPE_CHECKING:  # what reads progress (tracks status, runs ls) does not pay for the rest
@@ -103,6 +102,8 @@ async def proceed(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id:
     stored = await pool.fetchval(
         "SELECT trace_context FROM workflow_runs WHERE correlation_id = $1", correlation_id
     )
+    from foundation import telemetry  # OpenTelemetry: only what acts on a run pays for it
+
     with telemetry.continued(
         f"proceed {state.workflow}", stored, _attributes(state.workflow, correlation_id)
     ):
@@ -163,6 +164,8 @@ async def resume(pool: asyncpg.Pool, publisher: EventPublisher, correlation_id: 
     ]
     if run["status"] == "running" and not any(steps.get(t) == "failed" for t in frontier):
         raise ProgressError(f"run {correlation_id} is running with no failed step; nothing to resume")
+    from foundation import telemetry  # OpenTelemetry: only what acts on a run pays for it
+
     with telemetry.continued(
         f"resume {run['workflow']}", run["trace_context"], _attributes(run["workflow"], correlation_id)
     ):

@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from actors.ledger.cancel import cancel
 from actors.ledger.listing import MAX_LIMIT, RunDetail, RunSummary, iso, list_runs, show_run
 from actors.ledger.progress import ProgressError
-from foundation.jetstream.publisher import EventPublisher
 from subjects import STREAM
 from tracks.cli._common import UserError, async_command, get_settings
 from tracks.cli._connect import nats_session, pool_session
@@ -162,6 +160,9 @@ async def cancel_cmd(correlation_id: str, reason: str | None) -> None:
     """Cancel a running run: no further step starts, steps in flight see ctx.cancelled, and
     tracks.workflow.<wf>.cancelled.<cid> is published. A finished run is left as it is (exit 1);
     a cancelled run is not resumed."""
+    from actors.ledger.cancel import cancel  # with the metrics it announces: not for ls/show
+    from foundation.jetstream.publisher import EventPublisher
+
     settings = get_settings()
     async with pool_session(settings, max_size=1) as pool, nats_session(settings, streams=[STREAM]) as nc:
         try:
