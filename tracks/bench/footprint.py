@@ -18,10 +18,12 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil  # type: ignore[import-untyped]
 
 from actors import Runtime, TracksClient
 from foundation.connections import connect_nats
@@ -34,7 +36,47 @@ __all__ = ["TABLES", "measure"]
 TABLES = ("processing_logs", "track_steps", "workflow_runs")
 
 
-async def measure(nats_url: str, database_url: str, runs: int, data_dir: Path) -> dict[str, Any]:
+_FINISHED_SQL = """
+SELECT count(*) FROM workflow_runs
+WHERE workflow = 'receipts' AND started_at >= $1 AND finished_at IS NOT NULL
+"""
+_LATENCY_SQL = """
+SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+FROM workflow_runs WHERE workflow = 'receipts' AND started_at >= $1
+"""
+
+
+async def _wave(
+    client: TracksClient, conn: asyncpg.Connection, js: Any, runs: int, total: int
+) -> dict[str, Any]:
+    """``runs`` more runs, started as fast as they can be; what the wave cost and left."""
+    from tracks.examples.receipts import receipts
+
+    since = datetime.now(UTC)
+    began = time.monotonic()
+    for n in range(runs):
+        await client.start(receipts, {"mailbox": f"box{n}@example.com", "count": 2})
+    while await conn.fetchval(_FINISHED_SQL, since) < runs:
+        if time.monotonic() - began > 60 + runs / 10:
+            raise TimeoutError("runs did not finish in time")
+        await asyncio.sleep(0.2)
+    elapsed = time.monotonic() - began
+    p50, p99 = await conn.fetchval(_LATENCY_SQL, since)
+    pg = sum([await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", t) for t in TABLES])
+    return {
+        "runs": total,
+        "runs_per_s": runs / elapsed,
+        "p50_ms": p50 * 1000,
+        "p99_ms": p99 * 1000,
+        "rss_mb": psutil.Process().memory_info().rss / 1e6,
+        "pg_bytes_per_run": pg / total,
+        "tracks_bytes_per_run": (await js.stream_info(STREAM)).state.bytes / total,
+    }
+
+
+async def measure(
+    nats_url: str, database_url: str, runs: int, data_dir: Path, waves: int = 1
+) -> dict[str, Any]:
     from tracks.examples.receipts import receipts
 
     settings = load_settings(nats_url=nats_url, database_url=database_url, data_dir=data_dir)
@@ -48,17 +90,11 @@ async def measure(nats_url: str, database_url: str, runs: int, data_dir: Path) -
         js = nc.jetstream()
         client = TracksClient(js)
         began = time.monotonic()
-        for n in range(runs):
-            await client.start(receipts, {"mailbox": f"box{n}@example.com", "count": 2})
         conn = await asyncpg.connect(database_url)
         try:
-            while (
-                await conn.fetchval("SELECT count(*) FROM workflow_runs WHERE finished_at IS NOT NULL") < runs
-            ):
-                if time.monotonic() - began > 60 + runs / 10:
-                    raise TimeoutError("runs did not finish in time")
-                await asyncio.sleep(0.5)
+            per_wave = [await _wave(client, conn, js, runs, runs * (w + 1)) for w in range(waves)]
             elapsed = time.monotonic() - began
+            runs *= waves
             await conn.execute("VACUUM (ANALYZE) " + ", ".join(TABLES))
             tables = {
                 t: await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", t) for t in TABLES
@@ -84,12 +120,16 @@ async def measure(nats_url: str, database_url: str, runs: int, data_dir: Path) -
         "rows": rows,
         "streams": streams,
         "log_rows": [dict(r) for r in by_event],
+        "waves": per_wave,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=2000, help="runs (per wave with --waves)")
+    parser.add_argument(
+        "--waves", type=int, default=1, help="waves of --runs without clean-up; each wave's figures"
+    )
     parser.add_argument(
         "--record-payloads", choices=["full", "once", "none"], default=None, help="TRACKS_RECORD_PAYLOADS"
     )
@@ -105,13 +145,23 @@ def main() -> None:
         os.environ.setdefault("TRACKS_LOG_LEVEL", "WARNING")
         if opts.record_payloads:
             os.environ["TRACKS_RECORD_PAYLOADS"] = opts.record_payloads
-        r = asyncio.run(measure(nats.url, postgres.url, opts.runs, root))
+        r = asyncio.run(measure(nats.url, postgres.url, opts.runs, root, opts.waves))
     finally:
         nats.stop()
         postgres.stop()
         postgres.delete_data()
         shutil.rmtree(root, ignore_errors=True)
     n = r["runs"]
+    if opts.waves > 1:
+        print(
+            f"{'runs':>9} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} "
+            f"{'PG B/run':>9} {'TRACKS B/run':>13}"
+        )
+        for w in r["waves"]:
+            print(
+                f"{w['runs']:9} {w['runs_per_s']:8.0f} {w['p50_ms']:8.1f} {w['p99_ms']:8.1f} "
+                f"{w['rss_mb']:7.0f} {w['pg_bytes_per_run']:9.0f} {w['tracks_bytes_per_run']:13.0f}"
+            )
     mode = os.environ.get("TRACKS_RECORD_PAYLOADS", "once")
     print(f"{n} runs of tracks.examples.receipts (4 steps, record payloads: {mode}) in {r['elapsed_s']:.1f}s")
     for name, s in r["streams"].items():
