@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from nats.js import JetStreamContext
@@ -87,6 +88,26 @@ def replicas_refused(exc: APIError, stream: str, replicas: int, current: int | N
     )
 
 
+def _never_below_use(config: StreamConfig, current: int | None, used: int) -> StreamConfig:
+    """``config``, or with its bound left as it is when the stream already holds more (a stream
+    upgraded from unbounded): over its bound, a ``discard=new`` stream refuses every publish, and
+    the work would stop at once instead of an alert coming first."""
+    wanted = config.max_bytes or -1
+    if wanted <= 0 or used <= wanted:
+        return config
+    keep = current if current is not None else -1
+    log.warning(
+        "stream %s holds %d bytes, more than its new bound %d (TRACKS_STREAM_MAX_BYTES / "
+        "TRACKS_DLQ_MAX_BYTES): the bound stays %s, else every publish to it would fail; raise the "
+        "setting, or let age shrink the stream and restart",
+        config.name,
+        used,
+        wanted,
+        "unlimited" if keep <= 0 else keep,
+    )
+    return dataclasses.replace(config, max_bytes=keep)
+
+
 def storage_refused(exc: APIError, stream: str, max_bytes: int | None) -> Exception | None:
     """``exc`` as one clear line when the server cannot reserve the stream's ``max_bytes``."""
     if exc.err_code != 10047:  # insufficient storage resources available
@@ -120,6 +141,8 @@ async def ensure_streams(js: JetStreamContext, *configs: StreamConfig) -> None:
             log.info("created stream %s (%d replicas)", config.name, replicas)
             continue
         current = info.config
+        config = _never_below_use(config, current.max_bytes, int(info.state.bytes))
+        assert config.name is not None
         drift = {
             field: (getattr(current, field), getattr(config, field))
             for field in (

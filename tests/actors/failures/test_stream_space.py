@@ -115,3 +115,23 @@ async def test_check_reports_stream_space(js: JetStreamContext, monkeypatch: pyt
     space = [a for a in fired if a.name == STREAM_SPACE and a.key == STREAM]
     assert space and space[0].details["maxBytes"] == TRACKS_MAX_BYTES
     assert space[0].envelope().labels == {"alertname": "tracks_stream_space", "stream": STREAM}
+
+
+async def test_a_bound_below_what_a_stream_holds_is_not_applied(js: JetStreamContext, unique: str) -> None:
+    """A stream upgraded from unbounded that already holds more than the new bound keeps its old
+    bound (a warning says so): over it, every publish would fail at once, with no alert first."""
+    config = _renamed(dlq_stream(max_age_s=3600, max_bytes=-1), unique)
+    name = config.name or ""
+    await js.add_stream(dataclasses.replace(config, discard=DiscardPolicy.OLD))
+    try:
+        for n in range(20):
+            await js.publish(f"space{unique}.e", b"x" * 1000, headers={"Nats-Msg-Id": f"{n}"})
+        await ensure_streams(js, dataclasses.replace(config, max_bytes=4096))
+        info = await js.stream_info(name)
+        assert (info.state.messages, info.state.first_seq) == (20, 1)
+        assert (info.config.max_bytes or -1) <= 0 and info.config.discard == DiscardPolicy.NEW
+        await js.publish(f"space{unique}.e", b"x", headers={"Nats-Msg-Id": "after"})  # still accepted
+        await ensure_streams(js, dataclasses.replace(config, max_bytes=1 << 20))  # room: applied
+        assert (await js.stream_info(name)).config.max_bytes == 1 << 20
+    finally:
+        await js.delete_stream(name)
