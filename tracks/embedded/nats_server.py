@@ -88,9 +88,17 @@ class NatsServer:
         if self.adopt_running():
             return
         self.port = self.port or free_port()
+        # JetStream reserves every stream's max_bytes against the server's store limit, which by
+        # default is 75 % of the disk's free space: the streams' default bounds (16 GiB together)
+        # would refuse to be created on a small disk. The embedded server states a limit instead;
+        # what the streams really hold is bounded by their max_bytes and max_age.
+        conf = self.data_dir / "nats-server.conf"
+        conf.write_text("jetstream {\n  max_file_store: 1TB\n}\n")
         cmd = [
             *(["ip", "netns", "exec", self.netns] if self.netns else []),
             str(nats_server_binary()),
+            "-c",
+            str(conf.absolute()),
             "-a",
             self.host,
             "-p",
