@@ -76,7 +76,12 @@ async def test_postgres_restart(settings: Settings, js: JetStreamContext, unique
         gaps = [(a, b) for a, b in itertools.pairwise(ticks) if b - a != timedelta(seconds=1)]
         print(f"\nrestart: {len(rows)} rows, statuses {sorted({r['status'] for r in rows})}, gaps {gaps}")
         assert gaps == [], "a tick during the outage was neither fired nor recorded as skipped"
-        assert {r["status"] for r in rows} == {"running", "skipped"}  # the outage's ticks coalesced
+        # A tick that fell due in the outage was either fired late (the tick publisher and the
+        # execution record wait an outage out) or coalesced and recorded skipped: which one
+        # depends on how long PostgreSQL took to come back. Never unrecorded, never twice.
+        statuses = {r["status"] for r in rows}
+        assert "running" in statuses and statuses <= {"running", "skipped"}, statuses
+        assert len(ticks) == len(set(ticks))
         await pool.close()
     finally:
         await asyncio.to_thread(pg.stop)
