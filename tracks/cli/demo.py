@@ -1,8 +1,10 @@
 """``tracks demo``: the receipts product end to end on its sample mailbox (embedded default).
 
 Mail → receipts → drive → books, then duplicates, the month's report and a verified backup. The
-demo keeps to itself: its own database (``tracks_demo``, recreated each time) and its own
-folder (``<data dir>/receipts-demo``), so it can run again and again next to real data.
+runs are recorded in the default database, so ``tracks runs ls``, ``tracks console`` and the rest
+show them afterwards. The demo's product state stays apart from real data: it forgets only what an
+earlier demo recorded from the sample mailbox (``receipts_seen_messages.source``) and keeps its
+files in its own folder (``<data dir>/receipts-demo``), so it runs again and again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import click
@@ -30,7 +31,8 @@ from tracks.endpoints import with_endpoints
 
 __all__ = ["demo"]
 
-DEMO_DB = "tracks_demo"
+SAMPLE_SOURCE = f"folder:{SAMPLE_MAIL}"
+"""How ``email_scan`` names the sample mailbox in ``receipts_seen_messages.source``."""
 SAMPLE_MONTH = "2026-10"
 
 
@@ -43,9 +45,10 @@ async def demo(timeout: float) -> None:
     click.echo("starting servers (embedded unless TRACKS_NATS_URL / TRACKS_DATABASE_URL are set) ...")
     settings, endpoints = await asyncio.to_thread(with_endpoints, settings)
     assert endpoints.database_url
-    demo_url = await _fresh_database(endpoints.database_url)
+    demo_url = endpoints.database_url
+    await _forget_earlier_demo(demo_url)
     click.echo(f"  NATS        {mask_url(endpoints.nats_url)}")
-    click.echo(f"  PostgreSQL  {mask_url(demo_url)} (the demo's own database, new for each demo)")
+    click.echo(f"  PostgreSQL  {mask_url(demo_url)}")
     home = (settings.data_dir / "receipts-demo").resolve()
     await asyncio.to_thread(shutil.rmtree, home, True)
     os.environ["TRACKS_RECEIPTS_HOME"], os.environ["TRACKS_RECEIPTS_MAIL_DIR"] = str(home), str(SAMPLE_MAIL)
@@ -90,24 +93,41 @@ async def demo(timeout: float) -> None:
     )
 
 
-async def _fresh_database(url: str) -> str:
-    parts = urlsplit(url)
+async def _forget_earlier_demo(url: str) -> None:
+    """Migrate, then drop the product rows an earlier demo made from the sample mailbox (and only
+    those): the sample messages are new again. The runtime's records of earlier demos stay.
+
+    A database that holds real product data (mail from another source) is refused: the demo's
+    jobs (dedup, report, backup) would work on it too."""
     conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DEMO_DB} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DEMO_DB}")
-    except asyncpg.PostgresError as exc:
-        raise UserError(f"cannot create the demo's database {DEMO_DB}: {exc}") from None
-    finally:
-        await conn.close()
-    demo_url = urlunsplit(parts._replace(path=f"/{DEMO_DB}"))
-    conn = await asyncpg.connect(demo_url)
     try:
         await init_connection(conn)
         await migrate(conn)
+        other = await conn.fetchval(
+            "SELECT source FROM receipts_seen_messages WHERE source <> $1 LIMIT 1", SAMPLE_SOURCE
+        )
+        if other is not None:
+            raise UserError(
+                f"the database {mask_url(url)} holds receipts read from {other}: the demo runs only "
+                "where there is no real product data (set TRACKS_DATABASE_URL to another database)"
+            )
+        async with conn.transaction():
+            mine = "SELECT message_id FROM receipts_seen_messages WHERE source = $1"
+            receipts_of = f"SELECT receipt_id FROM receipts WHERE message_id IN ({mine})"
+            await conn.execute(
+                f"DELETE FROM receipts_duplicates WHERE receipt_id IN ({receipts_of}) "
+                f"OR duplicate_of IN ({receipts_of})",
+                SAMPLE_SOURCE,
+            )
+            await conn.execute(
+                f"DELETE FROM bookkeeping_entries WHERE receipt_id IN ({receipts_of})", SAMPLE_SOURCE
+            )
+            await conn.execute(f"DELETE FROM receipts WHERE message_id IN ({mine})", SAMPLE_SOURCE)
+            await conn.execute("DELETE FROM receipts_seen_messages WHERE source = $1", SAMPLE_SOURCE)
+    except asyncpg.PostgresError as exc:
+        raise UserError(f"cannot prepare the demo's database: {exc}") from None
     finally:
         await conn.close()
-    return demo_url
 
 
 async def _settled(pool: asyncpg.Pool, runs: int, timeout: float) -> None:
@@ -115,7 +135,9 @@ async def _settled(pool: asyncpg.Pool, runs: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         row = await pool.fetchrow(
             "SELECT count(*) AS started, count(*) FILTER (WHERE status = 'running') AS running "
-            "FROM workflow_runs WHERE workflow = 'receipt_process'"
+            "FROM workflow_runs WHERE workflow = 'receipt_process' AND correlation_id IN "
+            "(SELECT run_id FROM receipts_seen_messages WHERE source = $1)",
+            SAMPLE_SOURCE,
         )
         if row is not None and row["started"] >= runs and row["running"] == 0:
             return
@@ -128,7 +150,8 @@ async def _show_runs(pool: asyncpg.Pool) -> None:
     for run in await pool.fetch(
         """SELECT w.correlation_id, w.status, w.error, m.subject FROM workflow_runs w
            JOIN receipts_seen_messages m ON m.run_id = w.correlation_id
-           WHERE w.workflow = 'receipt_process' ORDER BY m.message_id"""
+           WHERE w.workflow = 'receipt_process' AND m.source = $1 ORDER BY m.message_id""",
+        SAMPLE_SOURCE,
     ):
         rows = await pool.fetch(
             "SELECT * FROM receipts WHERE message_id = (SELECT message_id FROM receipts_seen_messages "
@@ -146,7 +169,9 @@ async def _show_runs(pool: asyncpg.Pool) -> None:
 
 async def _release_reviews(pool: asyncpg.Pool, publisher: EventPublisher, timeout: float) -> None:
     waiting = await pool.fetch(
-        "SELECT receipt_id FROM receipts WHERE status = 'needs_review' ORDER BY receipt_id"
+        "SELECT receipt_id FROM receipts WHERE status = 'needs_review' AND message_id IN "
+        "(SELECT message_id FROM receipts_seen_messages WHERE source = $1) ORDER BY receipt_id",
+        SAMPLE_SOURCE,
     )
     for row in waiting:
         cid = f"review-{row['receipt_id']}"
