@@ -85,7 +85,8 @@ async def test_retention_run_json(servers: Servers, migrated: None) -> None:
     purged = json.loads(result.out)
     assert_wire(purged)
     assert purged["olderThanS"] == 36500 * 86400
-    assert set(purged["purged"]) == {"trackSteps", "processingLogs", "workflowRuns", "jobExecutions", "payloads"}
+    purged_kinds = {"trackSteps", "processingLogs", "workflowRuns", "jobExecutions", "payloads"}
+    assert set(purged["purged"]) == purged_kinds
 
 
 async def test_status_takes_json_too(servers: Servers, migrated: None) -> None:
