@@ -79,7 +79,8 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
     @wf.track(
         track,
         options=TrackOptions(
-            breaker_cooldown_s=0.6,  # threshold: the default, 25
+            breaker_cooldown_s=2.0,  # threshold: the default, 25; long enough that a loaded machine
+            # polls the open state and counts before the half-open probe runs (one more failure)
             concurrency=1,
             fetch_batch=1,
             max_deliver=50,
@@ -104,6 +105,11 @@ async def test_opens_stops_fetching_and_closes_after_recovery(settings, pool, js
         for i in range(30):
             await client.trigger(track, {"i": i})
         await eventually(lambda: _state(worker, BreakerState.OPEN), what="breaker open")
+
+        async def threshold_recorded() -> bool:  # the 25th failure's row is written after the open
+            return await count_logs(pool, track, "failed") >= 25
+
+        await eventually(threshold_recorded, what="the failures that opened the breaker recorded")
         failed_when_open = await count_logs(pool, track, "failed")
         assert failed_when_open == 25  # concurrency 1: exactly the threshold, then no more fetches
         await asyncio.sleep(0.3)  # within the cool-down: nothing fetched, nothing attempted
