@@ -26,7 +26,7 @@ async def _left_behind(js: JetStreamContext, run: str) -> list[str]:
 async def test_bench_measures_every_scenario_and_cleans_up(
     settings: Settings, pool: asyncpg.Pool, js: JetStreamContext
 ) -> None:
-    cfg = BenchConfig(n=300, paced_n=40, paced_rates=(100.0, 150.0), repeat=2, processes=True)
+    cfg = BenchConfig(n=300, paced_n=40, paced_rates=(100.0, 150.0), repeat=2, processes=True, limits=True)
     results = await run_bench(settings, cfg)
     for scenario in (results["linear"], results["diamond"]):
         assert scenario["raw"]["completed"] == 300 and scenario["runtime"]["completed"] == 300
@@ -41,6 +41,11 @@ async def test_bench_measures_every_scenario_and_cleans_up(
     assert fast.get("skipped") == MISSING if not available() else fast["completed"] == 300
     assert len(results["linear"]["ratios"]) == 2 and results["linear"]["ratio"] in results["linear"]["ratios"]
     assert [run["ratio"] for run in results["linear"]["runs"]] == results["linear"]["ratios"]
+    limits = results["limits"]  # flow control: its cost beside the unlimited chain, the rate held
+    assert limits["max_running"]["completed"] == 300 and limits["per_key"]["completed"] == 300
+    assert "cost_pct" in limits["max_running"] and "cost_pct" in limits["per_key"]
+    rated = limits["rate_limit"]
+    assert rated["completed"] == 300 and rated["limit_per_s"] == 100 and rated["achieved_per_s"] > 0
     failures = results["failures"]
     assert failures["failure_to_successful_retry_ms"]["n"] == failures["runs"]
     assert failures["last_failure_to_dead_letter_ms"]["n"] == failures["runs"]

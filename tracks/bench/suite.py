@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 
-from actors import Runtime, Workflow
+from actors import Runtime, TrackOptions, Workflow
 from foundation.connections import connect_nats
 from foundation.db import create_pool
 from foundation.gc_tuning import tune_gc
@@ -31,6 +31,7 @@ from subjects import (
 from tracks.bench.driver import Measurement, drive
 from tracks.bench.failures import measure_failures
 from tracks.bench.faststream_chain import MISSING, available, faststream_chain
+from tracks.bench.limits import measure_limits
 from tracks.bench.processes import track_processes
 from tracks.bench.raw import raw_chain, raw_diamond
 from tracks.bench.workflows import diamond_workflow, linear_workflow
@@ -54,6 +55,8 @@ class BenchConfig:
     """The FastStream chain too, when it is installed (``tracks[faststream]``)."""
     processes: bool = False
     """The linear chain again with one ``tracks actor run`` process per track (burst and paced)."""
+    limits: bool = False
+    """Flow control's cost and rate accuracy (:mod:`tracks.bench.limits`)."""
 
 
 def _envelope_payload(data: bytes) -> dict[str, Any]:
@@ -209,6 +212,13 @@ async def run_bench(settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
                     await _measure_runtime(nc, settings, p_wf, cfg.paced_n, rate, processes=p_wf.name[:-7])
                 )
                 procs["paced"].append({"rate": rate, "runtime": m.as_dict()})
+        if cfg.limits:
+
+            async def limited(kind: str, options: TrackOptions, n: int, first_only: bool) -> Measurement:
+                wf = workflow(kind, lambda p: linear_workflow(p, cfg.stages, options, first_only=first_only))
+                return await measured(await _measure_runtime(nc, settings, wf, n))
+
+            results["limits"] = await measure_limits(limited, cfg.n, full)
         bare = await measured(
             await _measure_runtime(nc, settings, workflow("rtoff", linear), cfg.n, failure_handling=False)
         )

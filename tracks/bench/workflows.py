@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import TrackContext, Workflow
+from actors import TrackContext, TrackOptions, Workflow
 
 __all__ = ["diamond_workflow", "linear_workflow"]
 
@@ -13,11 +13,20 @@ async def _passthrough(ctx: TrackContext, payload: dict[str, Any]) -> dict[str, 
     return payload
 
 
-def linear_workflow(prefix: str, stages: int) -> Workflow:
+def linear_workflow(
+    prefix: str, stages: int, options: TrackOptions | None = None, *, first_only: bool = False
+) -> Workflow:
+    """``options`` (flow limits in ``tracks bench --limits``) on every stage, or on the first only."""
     wf = Workflow(f"{prefix}-linear")
     for i in range(stages):
-        wf.track(f"{prefix}-s{i}", after=[f"{prefix}-s{i - 1}"] if i else [])(_passthrough)
+        opts = options if options is not None and (i == 0 or not first_only) else TrackOptions()
+        wf.track(f"{prefix}-s{i}", after=[f"{prefix}-s{i - 1}"] if i else [], options=opts)(_passthrough)
     return wf
+
+
+def bench_key(payload: dict[str, Any]) -> str:
+    """The flow-control key of a bench workflow: one of 32 (its number modulo 32)."""
+    return str(int(payload.get("i", 0)) % 32)
 
 
 def diamond_workflow(prefix: str) -> Workflow:

@@ -49,6 +49,12 @@ __all__ = ["bench"]
     help="Also run the linear chain with one `tracks actor run` process per track (burst and paced).",
 )
 @click.option(
+    "--limits",
+    is_flag=True,
+    help="Also measure flow control: max_running and a per-key limit on every stage (their cost), "
+    "a rate limit on the first (its accuracy).",
+)
+@click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
 )
 @async_command
@@ -60,6 +66,7 @@ async def bench(
     repeat: int,
     faststream: bool,
     processes: bool,
+    limits: bool,
     json_path: Path | None,
 ) -> None:
     """Run each scenario against the raw baseline and the full runtime (records and tracing on)."""
@@ -71,6 +78,7 @@ async def bench(
         repeat=repeat,
         faststream=faststream,
         processes=processes,
+        limits=limits,
     )
     results = await run_bench(get_settings(), cfg)
     _print(results)
@@ -140,6 +148,17 @@ def _print(results: dict[str, Any]) -> None:
         f" / {hp['without']['cpu_ms_per_workflow']:.3f} ms"
         f" (cost {hp['cpu_cost_pct']}%)"
     )
+    lim = results.get("limits")
+    if lim:
+        click.echo("flow control (linear chain; cost against the unlimited runtime above):")
+        click.echo(_HEAD)
+        for name in ("max_running", "per_key"):
+            click.echo(f"{_row(name, lim[name])}  cost {lim[name]['cost_pct']}%")
+        r = lim["rate_limit"]
+        click.echo(
+            f"rate_limit {r['limit_per_s']}/s on the first stage: {r['achieved_per_s']} workflows/s achieved "
+            f"({r['accuracy_pct']}% of the limit)"
+        )
     for k, paced in enumerate(lin["paced"]):
         click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
         for name in ("raw", "runtime"):
