@@ -26,7 +26,7 @@ from actors.middleware.base import Completed, Next, Outcome, Step
 from foundation import telemetry
 from subjects import headers, names
 
-__all__ = ["TracingMiddleware", "join_run"]
+__all__ = ["TracingMiddleware", "in_step_trace", "join_run"]
 
 _OK = Status(StatusCode.OK)
 
@@ -97,3 +97,22 @@ def join_run(step: Step, claim: ClaimResult) -> None:
             upstream = telemetry.parent_of({"traceparent": cause}) if cause and track != source else None
             if upstream is not None:
                 span.add_link(upstream, {"tracks.upstream": track})
+
+
+class in_step_trace:
+    """Settle inside the step's span, so its events continue the run's trace. A class, not
+    ``@contextmanager``: a generator per step costs."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, step: Step) -> None:
+        self._context = step.trace_context
+        self._token: object = None
+
+    def __enter__(self) -> None:
+        if self._context is not None:
+            self._token = otel_context.attach(self._context)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]

@@ -16,8 +16,6 @@ from contextlib import suppress
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.errors import APIError, NoStreamResponseError
-from opentelemetry import context as otel_context
-from pydantic import ValidationError
 
 from actors.context import TrackContext
 from actors.errors import PoisonMessage
@@ -26,14 +24,16 @@ from actors.flow.gate import FlowGate
 from actors.ledger.plan import StepPlan
 from actors.ledger.runs import Runs
 from actors.ledger.store import Ledger
-from actors.middleware.base import Completed, Middleware, Next, Step, compose
+from actors.middleware.base import Middleware, Next, Step, compose
 from actors.middleware.breaker import BreakerState, CircuitBreaker
+from actors.middleware.tracing import in_step_trace
 from actors.runtime.config import TrackConfig
+from actors.runtime.handler_call import HandlerCall
 from actors.runtime.priority import PriorityBuffer, level_of
 from actors.runtime.settlement import Settlement
 from actors.track import Track
 from actors.transport.decode import Activation, decode, stored_at_us
-from actors.transport.payloads import PayloadStore, is_ref
+from actors.transport.payloads import PayloadStore
 from actors.transport.pull import MessageSource
 from foundation.jetstream.publisher import EventPublisher
 from foundation.logs import set_step
@@ -89,13 +89,12 @@ class TrackWorker:
         self.track = track
         self.config = config
         self.source = source
-        self._chain: Next = compose(middleware, self._invoke, tolerant=user_middleware)
+        self._chain: Next = compose(middleware, HandlerCall(track, payloads), tolerant=user_middleware)
         door = door or DeadLetterDoor(ledger, publisher, runs, payloads)
         self.settlement = Settlement(
             track, config.retry, ledger, publisher, runs, StepPlan.of(track), targets, door
         )
         self.breaker = breaker
-        self._payloads = payloads
         self._probe: int | None = None  # id() of the half-open probe message
         self._waiting: PriorityBuffer[Msg] = PriorityBuffer(aging_s=config.priority_aging_s)
         self._background: set[asyncio.Task[None]] = set()
@@ -366,10 +365,10 @@ class TrackWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                with _in_trace(step):
+                with in_step_trace(step):
                     await settlement.fail(step, exc)
                 return
-            with _in_trace(step):  # its events continue the step's trace: one trace per run
+            with in_step_trace(step):  # its events continue the step's trace: one trace per run
                 await settlement.settle(step, outcome)
         except asyncio.CancelledError:
             await settlement.hand_back(msg)  # shutting down: to another replica now
@@ -427,60 +426,7 @@ class TrackWorker:
             _heartbeat=msg.in_progress,
         )
 
-    async def _invoke(self, step: Step) -> Completed:
-        """The end of the chain: resolve and validate the input, run the handler, keep its output.
-
-        Payloads over the size threshold travel by reference (claim check): references are
-        resolved here, and a large output is stored before the ledger or the event see it.
-        """
-        inputs = step.claim.inputs if step.claim is not None else None
-        raw = inputs if inputs is not None else step.activation.payload
-        if inputs is not None:  # fan-in: each upstream's output may be a reference
-            raw = {
-                track: await self._payloads.resolve(out) if is_ref(out) else out
-                for track, out in inputs.items()
-            }
-        elif is_ref(raw):
-            raw = await self._payloads.resolve(raw)
-        try:
-            value = self.track.parse_input(raw)
-        except ValidationError as exc:
-            raise PoisonMessage(
-                f"payload does not match {self.track.input_model.__name__}: "  # type: ignore[union-attr]
-                f"{_summary(exc)}"
-            ) from None
-        result = await self.track.handler(step.ctx, value)
-        return Completed(
-            await self._payloads.offload(
-                step.ctx.correlation_id, self.track.name, self.track.dump_output(result)
-            )
-        )
-
-
-class _in_trace:
-    """Settle inside the step's span. A class, not ``@contextmanager``: a generator per step costs."""
-
-    __slots__ = ("_context", "_token")
-
-    def __init__(self, step: Step) -> None:
-        self._context = step.trace_context
-        self._token: object = None
-
-    def __enter__(self) -> None:
-        if self._context is not None:
-            self._token = otel_context.attach(self._context)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-
 
 def _header(msg: Msg, name: str) -> str | None:
     value = (msg.headers or {}).get(name)
     return value if value is None or isinstance(value, str) else headers.plain({name: value})[name]
-
-
-def _summary(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in exc.errors()[:5]
-    )
