@@ -57,6 +57,32 @@ LEFT JOIN workflow_runs w ON w.correlation_id = r.cid AND w.correlation_id = ANY
 """
 
 
+# Late runs are marked and logged in one statement (``fresh``); runs marked earlier whose
+# announcement failed (``announced_at`` still NULL: the partial index of migration 0017) come too,
+# once they are a few seconds old (a younger one may be another reaper's, being announced now).
+_REAP_SQL = """
+WITH late AS (
+    UPDATE workflow_runs
+    SET status = 'timed_out', finished_at = now(), updated_at = now(), announced_at = NULL,
+        error = 'the run did not finish before its deadline ' || deadline::text
+    WHERE status = 'running' AND deadline < now()
+    RETURNING correlation_id, workflow, deadline, trace_context
+), logged AS (
+    INSERT INTO processing_logs (correlation_id, track_id, event_type, attempt, details, error, occurred_at)
+    SELECT correlation_id, workflow, 'timed_out', 0, jsonb_build_object('deadline', deadline),
+           'workflow run timed out', now()
+    FROM late
+)
+SELECT correlation_id, workflow, deadline, trace_context, true AS fresh FROM late
+UNION ALL
+SELECT correlation_id, workflow, deadline, trace_context, false AS fresh
+FROM workflow_runs
+WHERE status = 'timed_out' AND announced_at IS NULL AND finished_at < now() - interval '5 seconds'
+ORDER BY 5 DESC
+LIMIT 1000
+"""
+
+
 @dataclass(frozen=True)
 class RunState:
     workflow: str
@@ -139,40 +165,52 @@ class Runs:
             )
 
     async def reap_timeouts(self) -> list[str]:
-        """Mark runs past their deadline timed out and announce each; returns their IDs."""
-        rows = await self._pool.fetch(
-            """UPDATE workflow_runs SET status = 'timed_out', finished_at = now(), updated_at = now(),
-                      error = 'the run did not finish before its deadline ' || deadline::text
-               WHERE status = 'running' AND deadline < now()
-               RETURNING correlation_id, workflow, deadline, trace_context"""
-        )
+        """Mark runs past their deadline timed out and announce each; returns the IDs announced.
+
+        Marking and logging are one statement; ``announced_at`` is set only once the event was
+        published. A run whose announcement failed (NATS away, the process killed between the
+        statement and the publish) is announced by the next round of any runtime's reaper.
+        """
+        rows = await self._pool.fetch(_REAP_SQL)
+        announced: list[str] = []
         for r in rows:
-            log.warning(
-                "workflow %s run %s timed out (deadline %s)",
-                r["workflow"],
-                r["correlation_id"],
-                r["deadline"],
-            )
-            await self._pool.execute(
-                """INSERT INTO processing_logs (correlation_id, track_id, event_type, attempt, details, error,
-                                                occurred_at)
-                   VALUES ($1, $2, 'timed_out', 0, $3::text::jsonb, 'workflow run timed out', now())""",
-                r["correlation_id"],
-                r["workflow"],
-                json.dumps({"deadline": r["deadline"].isoformat()}),
-            )
-            with telemetry.continued(  # the outcome event belongs to the run's trace
-                f"timeout {r['workflow']}",
-                r["trace_context"],
-                {"tracks.workflow": r["workflow"], "messaging.message.conversation_id": r["correlation_id"]},
-            ):
-                await self._announce(
+            if r["fresh"]:
+                log.warning(
+                    "workflow %s run %s timed out (deadline %s)",
                     r["workflow"],
-                    RunOutcome.TIMED_OUT,
                     r["correlation_id"],
-                    {"deadline": r["deadline"].isoformat()},
+                    r["deadline"],
                 )
-        return [r["correlation_id"] for r in rows]
+            try:
+                with telemetry.continued(  # the outcome event belongs to the run's trace
+                    f"timeout {r['workflow']}",
+                    r["trace_context"],
+                    {
+                        "tracks.workflow": r["workflow"],
+                        "messaging.message.conversation_id": r["correlation_id"],
+                    },
+                ):
+                    await self._announce(
+                        r["workflow"],
+                        RunOutcome.TIMED_OUT,
+                        r["correlation_id"],
+                        {"deadline": r["deadline"].isoformat() if r["deadline"] else None},
+                    )
+            except Exception as exc:  # NATS away: the next round announces it
+                log.warning(
+                    "announcing that run %s timed out failed (%s); the next deadline check retries",
+                    r["correlation_id"],
+                    exc,
+                )
+                continue
+            announced.append(r["correlation_id"])
+        if announced:
+            await self._pool.execute(
+                """UPDATE workflow_runs SET announced_at = now()
+                   WHERE correlation_id = ANY ($1::text[]) AND status = 'timed_out'""",
+                announced,
+            )
+        return announced
 
     async def _announce(
         self, workflow: str, outcome: RunOutcome, correlation_id: str, payload: dict[str, Any]
