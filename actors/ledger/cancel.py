@@ -11,6 +11,9 @@ Idempotent: asking again for a cancelled run changes nothing and publishes the a
 again under the same ``Nats-Msg-Id``, which JetStream drops as a duplicate within its window.
 So a crash between the write and the publish loses nothing: cancelling again announces it.
 
+Steps waiting at a manual gate end ``cancelled`` with the run (their gate will never open), so
+retention takes the run like any finished one.
+
 Only a running run can be cancelled; a finished one (completed, failed, timed out) is left as
 it is and the caller is told. A cancelled run is final: ``tracks resume`` refuses it (as
 Temporal does not continue a cancelled workflow); start a new run instead.
@@ -77,6 +80,14 @@ async def cancel(
                    WHERE correlation_id = $1""",
                 correlation_id,
                 f"{_PREFIX}: {reason}" if reason else _PREFIX,
+            )
+            # Steps waiting at a manual gate will never be released (proceed refuses a cancelled
+            # run): they end with it, so retention can take the run like any finished one.
+            await conn.execute(
+                """UPDATE track_steps SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                          error = 'the run was cancelled at its gate'
+                   WHERE correlation_id = $1 AND status = 'gated'""",
+                correlation_id,
             )
             await conn.execute(
                 """INSERT INTO processing_logs (correlation_id, track_id, event_type, attempt, details, error,

@@ -97,3 +97,46 @@ async def test_auto_proceed_runs_through_the_gate(settings, nc, unique):
 async def test_unknown_run_is_a_clear_error(pool):
     with pytest.raises(ProgressError, match="no workflow run with correlation ID nope"):
         await progress(pool, "nope")
+
+
+async def test_cancelling_a_run_at_its_gate_closes_the_gated_step(settings, pool, nc, js, unique):
+    """Its gate never opens (proceed refuses a cancelled run), so the step ends with the run:
+    a step left 'gated' kept the run and its history out of retention for ever."""
+    from actors.ledger.cancel import cancel
+    from actors.ledger.retention import purge
+
+    wf = reviewed(unique)
+    book = f"{unique}-book"
+    async with Runtime(list(wf), settings=settings):
+        cid = await TracksClient(nc).start(wf, {"count": 3})
+
+        async def gated() -> bool:
+            return (
+                await pool.fetchval(
+                    "SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, book
+                )
+                == "gated"
+            )
+
+        await eventually(gated, what="the review step to wait at its gate")
+        await cancel(pool, EventPublisher(js), cid, "wrong receipt")
+    step = await pool.fetchrow(
+        "SELECT status, finished_at FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, book
+    )
+    assert step["status"] == "cancelled" and step["finished_at"] is not None
+    with pytest.raises(ProgressError, match="cancelled"):
+        await proceed(pool, EventPublisher(js), cid)
+    for sql in (  # two days old: only this run is past the cutoff below, no other test's rows
+        "UPDATE track_steps SET finished_at = finished_at - interval '2 days' WHERE correlation_id = $1",
+        "UPDATE processing_logs SET occurred_at = occurred_at - interval '2 days' WHERE correlation_id = $1",
+        "UPDATE workflow_runs SET finished_at = finished_at - interval '2 days' WHERE correlation_id = $1",
+    ):
+        await pool.execute(sql, cid)
+    await purge(pool, older_than_s=86_400, payloads=None)
+    left = await pool.fetchval(
+        """SELECT (SELECT count(*) FROM track_steps WHERE correlation_id = $1)
+                + (SELECT count(*) FROM processing_logs WHERE correlation_id = $1)
+                + (SELECT count(*) FROM workflow_runs WHERE correlation_id = $1)""",
+        cid,
+    )
+    assert left == 0
