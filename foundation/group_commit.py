@@ -16,14 +16,17 @@ import asyncio
 import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from asyncpg.exceptions._base import InternalClientError
 
+from foundation import metrics
 from foundation.backoff import Backoff
 
-__all__ = ["GroupCommit", "is_transient"]
+__all__ = ["COMMIT_WAIT", "GroupCommit", "is_transient"]
+
+COMMIT_WAIT = "tracks_commit_wait_seconds"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,6 +67,9 @@ class GroupCommit(Generic[T, R]):
         self.name = name
         self._max_batch = max_batch
         self._queue: collections.deque[tuple[T, asyncio.Future[R]]] = collections.deque()
+        self._waits: metrics.Observing | None = None
+        """``tracks_commit_wait_seconds{writer=<name>}`` when metrics are on: each item's time
+        from :meth:`enqueue` to its batch's commit (queueing behind the batch in flight included)."""
         self._ready = asyncio.Event()
         self._parallel = parallel
         self._linger_s = linger_s
@@ -76,13 +82,20 @@ class GroupCommit(Generic[T, R]):
         """Items given up on by :meth:`close` (never written)."""
 
     def start(self) -> None:
+        if metrics.enabled():
+            doc = "Time from queueing a row to its batch's commit."
+            waits = metrics.histogram(COMMIT_WAIT, doc, ("writer",), metrics.WAIT_BUCKETS)
+            self._waits = waits.labels(self.name)
         self._tasks = [
             asyncio.create_task(self._run(), name=f"{self.name}-{i}") for i in range(self._parallel)
         ]
 
     def enqueue(self, item: T) -> asyncio.Future[R]:
         """Queue ``item``; the future resolves once it is written (await it, or not)."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if self._waits is not None:
+            future.add_done_callback(_WaitTimer(self._waits, loop.time()))
         self._queue.append((item, future))
         self._ready.set()
         return future
@@ -173,3 +186,17 @@ class GroupCommit(Generic[T, R]):
                 else:
                     assert results is not None
                     future.set_result(results[i])
+
+
+class _WaitTimer:
+    """A future's done-callback observing the time since it was queued (one object, no closure)."""
+
+    __slots__ = ("_histogram", "_since")
+
+    def __init__(self, histogram: metrics.Observing, since: float) -> None:
+        self._histogram = histogram
+        self._since = since
+
+    def __call__(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled():
+            self._histogram.observe(future.get_loop().time() - self._since)

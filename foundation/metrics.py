@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 __all__ = [
     "CONTENT_TYPE",
     "NOOP",
+    "WAIT_BUCKETS",
     "Counting",
     "LabelledCounter",
     "LabelledHistogram",
@@ -44,7 +45,9 @@ __all__ = [
     "enabled",
     "exposition",
     "histogram",
+    "histogram_buckets",
     "otlp_endpoint",
+    "quantile",
     "register",
     "registry",
 ]
@@ -87,6 +90,12 @@ class _NoOp:
 
 NOOP = _NoOp()
 
+WAIT_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05, 0.075, 0.1, 0.2, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
+"""Buckets of the waits of a step (a commit, a PubAck, a delivery): most are a few milliseconds."""
+
 _registry = CollectorRegistry(auto_describe=False)
 _enabled = False
 _instruments: dict[str, Any] = {}
@@ -106,11 +115,12 @@ def otlp_endpoint() -> str | None:
     return None
 
 
-def configure(http_port: int | None) -> bool:
-    """Metrics on when there is a port to serve them or an OTLP endpoint; once on, on for the
-    process (instruments made while off stay no-ops). Returns whether they are on."""
+def configure(http_port: int | None, *, local: bool = False) -> bool:
+    """Metrics on when there is a port to serve them or an OTLP endpoint, or ``local`` (read in
+    this process: ``tracks bench``); once on, on for the process (instruments made while off
+    stay no-ops). Returns whether they are on."""
     global _enabled
-    if not _enabled and (http_port is not None or otlp_endpoint() is not None):
+    if not _enabled and (local or http_port is not None or otlp_endpoint() is not None):
         _enabled = True
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``*_created`` series next to every counter
         ProcessCollector(registry=_registry)
@@ -161,3 +171,36 @@ def register(key: str, collector: Collector) -> bool:
 def exposition() -> bytes:
     """The Prometheus text format of everything in the registry."""
     return generate_latest(_registry)
+
+
+def histogram_buckets(name: str) -> dict[tuple[str, ...], dict[float, float]]:
+    """This process's histogram ``name`` as cumulative bucket counts (``le`` -> count) per label
+    values; empty while metrics are off. Subtract two readings for a window."""
+    out: dict[tuple[str, ...], dict[float, float]] = {}
+    for family in _registry.collect():
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name != f"{name}_bucket":
+                continue
+            labels = tuple(v for k, v in sorted(sample.labels.items()) if k != "le")
+            out.setdefault(labels, {})[float(sample.labels["le"])] = sample.value
+    return out
+
+
+def quantile(q: float, buckets: dict[float, float]) -> float | None:
+    """Prometheus's ``histogram_quantile``: linear within the bucket holding the q-th observation
+    (``buckets``: cumulative counts by upper bound, ``inf`` included); None without observations."""
+    bounds = sorted(buckets)
+    total = buckets.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper in bounds:
+        count = buckets[upper]
+        if count >= rank:
+            if upper == float("inf"):
+                return lower  # past the last bound: the best known is that bound
+            return lower + (upper - lower) * ((rank - below) / (count - below) if count > below else 1.0)
+        lower, below = upper, count
+    return None

@@ -49,6 +49,7 @@ BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
 
 STEPS = "tracks_steps_total"
 DURATION = "tracks_step_duration_seconds"
+START_LAG = "tracks_start_lag_seconds"
 RUNS = "tracks_runs_total"
 
 
@@ -64,6 +65,7 @@ class StepMetrics:
         "poison",
         "retried",
         "skipped",
+        "start_lag",
         "superseded",
     )
 
@@ -87,6 +89,13 @@ class StepMetrics:
         self.duration = metrics.histogram(
             DURATION, "Time from a step's start to its outcome.", ("track",), DURATION_BUCKETS
         ).labels(track)
+        self.start_lag = metrics.histogram(
+            START_LAG,
+            "Time from the stream storing a message to its first delivery's step starting.",
+            ("track",),
+            metrics.WAIT_BUCKETS,
+        ).labels(track)
+        """Delivery and the wait for a slot (and flow limits) of first deliveries: consumer lag in time."""
 
 
 def run_ended(workflow: str, status: str) -> None:

@@ -37,6 +37,7 @@ from actors.transport.payloads import PayloadStore
 from actors.transport.pull import MessageSource
 from foundation.jetstream.publisher import EventPublisher
 from foundation.logs import set_step
+from foundation.metrics import NOOP
 from subjects import headers
 
 __all__ = ["TrackWorker"]
@@ -349,10 +350,11 @@ class TrackWorker:
         settlement = self.settlement
         try:
             hdrs = headers.plain(msg.headers)
+            stored_us = stored_at_us(msg.reply)
+            if settlement.metrics.start_lag is not NOOP and meta.num_delivered == 1 and stored_us:
+                settlement.metrics.start_lag.observe(max(0.0, time.time() - stored_us / 1e6))
             try:
-                activation = decode(
-                    msg.subject, msg.data, hdrs, meta.sequence.stream, stored_at_us(msg.reply)
-                )
+                activation = decode(msg.subject, msg.data, hdrs, meta.sequence.stream, stored_us)
                 self._check_workflow(activation)
             except PoisonMessage as exc:
                 await settlement.poison(msg, meta, exc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 
 import nats.errors
@@ -21,7 +22,7 @@ from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
 from opentelemetry.trace import SpanKind, StatusCode
 
-from foundation import telemetry
+from foundation import metrics, telemetry
 from foundation.backoff import Backoff
 from foundation.jetstream.pubacks import PubAckInbox
 from foundation.jetstream.timers import Deadlines
@@ -151,6 +152,8 @@ class EventPublisher:
         future = await self._acks.publish(subject, body, hdrs)
         deadlines = Deadlines.current()
         deadline = deadlines.arm(future, self._timeout_s)
+        timed = _ack_waits()
+        since = time.monotonic() if timed else 0.0
         try:
             ack: PubAck = await future
         except asyncio.CancelledError:
@@ -159,6 +162,8 @@ class EventPublisher:
             raise
         finally:
             deadlines.disarm(deadline)
+        if timed:
+            _observe_ack_wait(ack.stream, time.monotonic() - since)
         return ack
 
     def track_event(
@@ -190,3 +195,22 @@ class EventPublisher:
         if priority:
             hdrs[headers.PRIORITY] = priority
         return self.publish(names.event(track, kind, correlation_id), body, hdrs)
+
+
+PUBACK_WAIT = "tracks_puback_wait_seconds"
+_puback_waits: dict[str, metrics.Observing] = {}
+
+
+def _ack_waits() -> bool:
+    """Whether PubAck waits are observed (metrics on)."""
+    return bool(_puback_waits) or metrics.enabled()
+
+
+def _observe_ack_wait(stream: str, seconds: float) -> None:
+    """``tracks_puback_wait_seconds{stream}``: labels bound once per stream."""
+    bound = _puback_waits.get(stream)
+    if bound is None:
+        doc = "Time from publishing to the stream's PubAck."
+        made = metrics.histogram(PUBACK_WAIT, doc, ("stream",), metrics.WAIT_BUCKETS)
+        bound = _puback_waits[stream] = made.labels(stream)
+    bound.observe(seconds)

@@ -33,6 +33,9 @@ async def test_bench_measures_every_scenario_and_cleans_up(
         assert scenario["ratio"] > 0
     assert [p["rate"] for p in results["linear"]["paced"]] == [100.0, 150.0]
     assert all(p["runtime"]["completed"] == 40 for p in results["linear"]["paced"])
+    for p in results["linear"]["paced"]:  # where the runtime's paced time went, per wait of a step
+        assert {"delivery", "claim", "outcome", "PubAck"} <= set(p["waits"]), p["waits"]
+        assert p["waits"]["claim"]["n"] >= 4 * 40 and p["waits"]["delivery"]["n"] == 4 * 40
     assert results["linear"]["runtime"]["rss_mb"] > 0
     procs = results["linear"]["processes"]  # one `tracks actor run` process per track
     assert procs["burst"]["completed"] == 300 and procs["burst"]["rss_mb"] > 0

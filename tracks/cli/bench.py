@@ -163,5 +163,10 @@ def _print(results: dict[str, Any]) -> None:
         click.echo(f"paced at {paced['rate']:.0f} workflows/s (latency):")
         for name in ("raw", "runtime"):
             click.echo(_row(name, paced[name]))
+        if paced.get("waits"):
+            click.echo(
+                "  runtime's waits per step, p50 / p99 ms: "
+                + ", ".join(f"{k} {w['p50_ms']:.1f} / {w['p99_ms']:.1f}" for k, w in paced["waits"].items())
+            )
         if procs:
             click.echo(_row("runtime, 1/track", procs["paced"][k]["runtime"]))

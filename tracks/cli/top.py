@@ -21,6 +21,7 @@ from typing import Any
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
+from foundation.metrics import quantile
 from tracks.cli._common import ServerUnreachable, UserError
 
 __all__ = ["Scrape", "TrackRow", "parse", "rows", "top"]
@@ -88,23 +89,6 @@ def parse(texts: list[str], at: float) -> Scrape:
                 elif s.name == "tracks_breaker_state":
                     t.breaker = max(t.breaker, int(s.value))
     return scrape
-
-
-def quantile(q: float, buckets: dict[float, float]) -> float | None:
-    """``histogram_quantile``: linear within the bucket holding the q-th observation."""
-    bounds = sorted(buckets)
-    total = buckets.get(float("inf"), 0.0)
-    if total <= 0:
-        return None
-    rank, lower, below = q * total, 0.0, 0.0
-    for upper in bounds:
-        count = buckets[upper]
-        if count >= rank:
-            if upper == float("inf"):
-                return lower  # past the last bound: the best known is that bound
-            return lower + (upper - lower) * ((rank - below) / (count - below) if count > below else 1.0)
-        lower, below = upper, count
-    return None
 
 
 def rows(before: Scrape, after: Scrape) -> list[TrackRow]:

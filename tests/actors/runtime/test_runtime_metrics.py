@@ -85,6 +85,12 @@ async def test_metrics_health_and_readiness_of_a_running_actor(
         assert value(page, "tracks_step_duration_seconds_count", track=flaky) == 2
         assert value(page, "tracks_step_duration_seconds_bucket", track=ok, le="+Inf") == 1
         assert value(page, "tracks_runs_total", workflow=wf.name, status="failed") == 1, cid
+        # the waits of a step: first deliveries only (the retry's back-off is not lag), commits, PubAcks
+        assert value(page, "tracks_start_lag_seconds_count", track=flaky) == 1
+        assert value(page, "tracks_start_lag_seconds_count", track=ok) == 1
+        assert value(page, "tracks_commit_wait_seconds_count", writer="ledger-claims") >= 4
+        assert value(page, "tracks_commit_wait_seconds_count", writer="ledger-writes") >= 3
+        assert value(page, "tracks_puback_wait_seconds_count", stream="TRACKS") >= 2
         for track in (ok, flaky, doomed):
             assert ("tracks_in_flight", (("track", track),)) in page
             assert value(page, "tracks_breaker_state", track=track) == 0  # closed
