@@ -13,9 +13,7 @@ import time
 from collections import deque
 from contextlib import suppress
 
-import nats.errors
 from nats.aio.msg import Msg
-from nats.js.errors import APIError, NoStreamResponseError
 
 from actors.context import TrackContext
 from actors.errors import PoisonMessage
@@ -31,8 +29,9 @@ from actors.runtime.config import TrackConfig
 from actors.runtime.handler_call import HandlerCall
 from actors.runtime.priority import PriorityBuffer, level_of
 from actors.runtime.settlement import Settlement
+from actors.runtime.step_input import check_workflow, describe, header_of, nats_away, step_context
 from actors.track import Track
-from actors.transport.decode import Activation, decode, stored_at_us
+from actors.transport.decode import decode, stored_at_us
 from actors.transport.payloads import PayloadStore
 from actors.transport.pull import MessageSource
 from foundation.jetstream.publisher import EventPublisher
@@ -43,29 +42,6 @@ from subjects import headers
 __all__ = ["TrackWorker"]
 
 log = logging.getLogger(__name__)
-
-
-def describe(exc: Exception) -> str:
-    """The error's type, and JetStream's description when it has one."""
-    detail = getattr(exc, "description", None)
-    return f"{type(exc).__name__}: {detail}" if isinstance(exc, APIError) and detail else type(exc).__name__
-
-
-_NATS_AWAY = (
-    nats.errors.TimeoutError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.NoRespondersError,
-    NoStreamResponseError,
-    asyncio.TimeoutError,
-)
-"""Settling met NATS unavailable (its publisher gave up retrying): expected during a failover."""
-_IN_PROCESS = 10158
-"""JetStream's "duplicate message id is in process": an earlier try of this publish is still
-being decided by a stream leader that cannot commit (cut off from its peers); outcome unknown."""
-
-
-def _nats_away(exc: Exception) -> bool:
-    return isinstance(exc, _NATS_AWAY) or (isinstance(exc, APIError) and exc.err_code == _IN_PROCESS)
 
 
 class TrackWorker:
@@ -227,7 +203,7 @@ class TrackWorker:
         now = time.monotonic()
         for msg in msgs:
             self._inflight[id(msg)] = (msg, now)
-            self._waiting.add(msg, level_of(_header(msg, headers.PRIORITY)))
+            self._waiting.add(msg, level_of(header_of(msg, headers.PRIORITY)))
 
     async def _wait_for_slot(self) -> None:
         self._slot_freed.clear()
@@ -355,11 +331,11 @@ class TrackWorker:
                 settlement.metrics.start_lag.observe(max(0.0, time.time() - stored_us / 1e6))
             try:
                 activation = decode(msg.subject, msg.data, hdrs, meta.sequence.stream, stored_us)
-                self._check_workflow(activation)
+                check_workflow(self.track, activation)
             except PoisonMessage as exc:
                 await settlement.poison(msg, meta, exc)
                 return
-            step = Step(self.track, msg, activation, self._context(msg, meta, activation, hdrs))
+            step = Step(self.track, msg, activation, step_context(self.track, msg, meta, activation, hdrs))
             self._contexts[meta.sequence.stream] = step.ctx  # before the claim: a cancel after it tells it
             set_step(step.ctx)  # every line logged in this task carries cid, track, attempt, trace
             try:
@@ -377,7 +353,7 @@ class TrackWorker:
             raise
         except Exception as exc:
             self.settle_errors += 1
-            if _nats_away(exc):  # a stream electing a leader, a server away: one line, no traceback
+            if nats_away(exc):  # a stream electing a leader, a server away: one line, no traceback
                 log.warning(
                     "%s: NATS did not answer while settling %s (%s); it stays unacked for redelivery, "
                     "which settles it from what the ledger recorded",
@@ -398,37 +374,3 @@ class TrackWorker:
             if self._probe == id(msg):
                 self._probe = None
                 self.breaker.probe_done()
-
-    def _check_workflow(self, activation: Activation) -> None:
-        """A track of workflow W takes no message that claims another workflow (it would record and
-        announce a run of a workflow it is not part of)."""
-        graph = self.track.graph
-        if graph is not None and activation.workflow is not None and activation.workflow != graph.name:
-            raise PoisonMessage(
-                f"metadata.workflow {activation.workflow!r} is not the workflow of {self.track.name} "
-                f"({graph.name!r})"
-            )
-
-    def _context(
-        self, msg: Msg, meta: Msg.Metadata, activation: Activation, hdrs: dict[str, str]
-    ) -> TrackContext:
-        """``meta`` is parsed once by the caller: nats-py re-parses ``msg.metadata`` on every access."""
-        upstream = {activation.source_track: activation.payload} if activation.source_track else {}
-        return TrackContext(
-            track=self.track.name,
-            correlation_id=activation.correlation_id,
-            attempt=meta.num_delivered,
-            workflow=activation.workflow or self.track.workflow,
-            user_id=activation.user_id,
-            subject=msg.subject,
-            stream_seq=meta.sequence.stream,
-            deliveries=meta.num_delivered,
-            headers=hdrs,
-            upstream=upstream,
-            _heartbeat=msg.in_progress,
-        )
-
-
-def _header(msg: Msg, name: str) -> str | None:
-    value = (msg.headers or {}).get(name)
-    return value if value is None or isinstance(value, str) else headers.plain({name: value})[name]
