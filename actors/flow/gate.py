@@ -38,12 +38,9 @@ from typing import Any
 import asyncpg
 from nats.aio.msg import Msg
 
-from actors.errors import StepCancelled
 from actors.flow.limits import Limit, key_limit_name, limits_of, requirements_of
 from actors.flow.store import FlowStore
-from actors.ledger.cancel import cancel
-from actors.ledger.progress import ProgressError
-from actors.middleware.base import Next, Outcome, Step
+from actors.flow.superseding import SupersededMiddleware, Superseding
 from actors.runtime.metrics import flow_wait
 from actors.runtime.priority import level_of
 from actors.track import Track
@@ -52,7 +49,7 @@ from actors.transport.payloads import PayloadStore, is_ref
 from foundation.jetstream.publisher import EventPublisher
 from subjects import headers
 
-__all__ = ["FlowGate", "SupersededMiddleware"]
+__all__ = ["FlowGate"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +85,9 @@ class FlowGate:
         publisher: EventPublisher | None = None,
     ) -> None:
         self.track = track
-        self._publisher = publisher
         self.on_conflict = track.options.on_conflict
         self._key_limit = key_limit_name(track.name)
-        self._superseded: dict[int, str] = {}  # stream seq -> why: closed as cancelled by the chain
+        self.superseding = Superseding(store.pool, publisher)
         self.limits = limits
         self.store = store
         self.lease_s = lease_s
@@ -135,7 +131,7 @@ class FlowGate:
 
     def middleware(self) -> SupersededMiddleware:
         """Placed right after the claim: a superseded step's run is cancelled, the step not run."""
-        return SupersededMiddleware(self)
+        return SupersededMiddleware(self.superseding)
 
     @property
     def held(self) -> int:
@@ -342,7 +338,7 @@ class FlowGate:
         try:
             if self.on_conflict == "cancel_in_progress":
                 for cid in await self.store.older_running(self._key_limit, key, held.seq):
-                    await self.cancel_run(cid, f"superseded by a newer step for key {key}")
+                    await self.superseding.cancel_run(cid, f"superseded by a newer step for key {key}")
                 return False
             if await self._outdated(held, key):
                 self._supersede(held, key)
@@ -360,18 +356,9 @@ class FlowGate:
         return held.seq > 0 and await self.store.newest(self._key_limit, key, held.seq) > held.seq
 
     def _supersede(self, held: _Held, key: str) -> None:
-        self._superseded[held.seq] = f"superseded by a newer step for key {key}"
+        self.superseding.mark(held.seq, f"superseded by a newer step for key {key}")
         self._seqs.discard(held.seq)
         self.admitted(held.msg)
-
-    def superseded(self, seq: int) -> str | None:
-        return self._superseded.pop(seq, None)
-
-    async def cancel_run(self, correlation_id: str, reason: str) -> None:
-        if self._publisher is None:
-            return
-        with suppress(ProgressError):  # finished already (or not yet opened): nothing to cancel
-            await cancel(self.store.pool, self._publisher, correlation_id, reason)
 
     async def _key_of(self, held: _Held) -> str:
         """The step's key from its input; '' when it cannot be read (the chain then refuses it)."""
@@ -397,20 +384,3 @@ def _by_priority(queue: deque[_Held], held: _Held) -> None:
         queue.append(held)
         return
     queue.insert(next(i for i, h in enumerate(queue) if h.level > held.level), held)
-
-
-class SupersededMiddleware:
-    """After the claim (the run exists now): a step its gate marked superseded does not run; its
-    run is cancelled (recorded, announced) and the chain raises :class:`StepCancelled`, which
-    settlement records as the step ``cancelled`` and acks, as for any cancelled run."""
-
-    def __init__(self, gate: FlowGate) -> None:
-        self._gate = gate
-
-    async def __call__(self, step: Step, call_next: Next) -> Outcome:
-        reason = self._gate.superseded(step.ctx.stream_seq)
-        if reason is None:
-            return await call_next(step)
-        await self._gate.cancel_run(step.ctx.correlation_id, reason)
-        step.ctx.mark_cancelled(reason)
-        raise StepCancelled(reason)
