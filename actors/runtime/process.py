@@ -25,16 +25,12 @@ from actors.failures.alerts import AlertMonitor, AlertSettings, load_alert_setti
 from actors.failures.door import DeadLetterDoor
 from actors.failures.strays import CONSUMER as UNROUTED_CONSUMER
 from actors.failures.strays import StrayCatcher
-from actors.flow.gate import FlowGate
-from actors.ledger.plan import StepPlan
 from actors.ledger.redaction import load_redactor
 from actors.ledger.runs import Runs
 from actors.ledger.store import Ledger
 from actors.middleware.base import Middleware
-from actors.middleware.breaker import BreakerAnnouncer, BreakerMiddleware, CircuitBreaker
-from actors.middleware.claim import LedgerMiddleware
-from actors.middleware.time_limit import TimeLimitMiddleware
-from actors.middleware.tracing import TracingMiddleware
+from actors.middleware.breaker import BreakerAnnouncer
+from actors.runtime.assembly import HANDBACK_ALLOWANCE, WorkerParts, assemble_worker
 from actors.runtime.cancellation import CancelListener
 from actors.runtime.config import resolve
 from actors.runtime.current import set_current_runtime
@@ -43,10 +39,7 @@ from actors.runtime.metrics import RuntimeMetrics
 from actors.runtime.request_api import ApiService, workflows_of
 from actors.runtime.worker import TrackWorker
 from actors.track import Track
-from actors.transport.lanes import LanedSource
 from actors.transport.payloads import PayloadStore
-from actors.transport.pull import ConsumerSpec, MessageSource, PullSource
-from actors.transport.push import PushSource
 from foundation import telemetry
 from foundation.connections import connect_nats
 from foundation.db import create_pool, migrate, pending
@@ -58,12 +51,6 @@ from foundation.settings import Settings, load_settings
 from subjects import dlq_stream, ensure_streams, tracks_stream
 
 __all__ = ["HANDBACK_ALLOWANCE", "Runtime", "SchemaError"]
-
-HANDBACK_ALLOWANCE = 20
-"""Deliveries beyond a track's ``max_deliver`` that the consumer allows: messages fetched but
-handed back unstarted (breaker, shutdown, look-ahead) are deliveries to JetStream but no try to
-the ledger, which decides exhaustion by tries. The server's limit stays as a last backstop
-(the max-deliveries advisory), for a message that never reaches a claim."""
 
 log = logging.getLogger(__name__)
 
@@ -281,57 +268,23 @@ class Runtime:
         raise SchemaError(f"the database schema is behind ({names} not applied): run `tracks db migrate`")
 
     def _worker(self, track: Track, publisher: EventPublisher) -> TrackWorker:
-        """The chain, outermost first: tracing, ledger, breaker, time limit, user middleware."""
         assert self.nc is not None and self.ledger is not None and self._announcer is not None
-        config = resolve(track, self.settings)
-        spec = ConsumerSpec.for_track(
+        assert self.payloads is not None and self.pool is not None and self.runs is not None
+        return assemble_worker(
             track,
-            ack_wait_s=config.ack_wait_s,
-            max_deliver=config.max_deliver + HANDBACK_ALLOWANCE,
-            max_ack_pending=config.max_ack_pending,
-        )
-        source: MessageSource
-        if track.options.delivery == "push":
-            source = PushSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
-        else:
-            source = PullSource(self.nc, self.nc.jetstream(), spec, fetch_timeout_s=config.fetch_timeout_s)
-        # high-priority triggers come by their own lane, pulled first (actors/transport/lanes.py)
-        source = LanedSource(self.nc, self.nc.jetstream(), source, fetch_timeout_s=config.fetch_timeout_s)
-        breaker = CircuitBreaker(
-            track.name,
-            threshold=config.breaker_threshold,
-            cooldown_s=config.breaker_cooldown_s,
-            on_transition=self._announcer,
-        )
-        chain: list[Middleware] = [
-            TracingMiddleware(),
-            LedgerMiddleware(self.ledger, StepPlan.of(track), max_tries=config.max_deliver),
-        ]
-        assert self.payloads is not None and self.pool is not None
-        gate = FlowGate.for_track(
-            track, self.pool, self.payloads, lease_s=config.ack_wait_s, publisher=publisher
-        )
-        if gate is not None and gate.on_conflict is not None:
-            chain.append(gate.middleware())  # after the claim: a superseded step's run is cancelled
-        if self._failure_handling:
-            chain += [BreakerMiddleware(breaker), TimeLimitMiddleware(config.time_limit_s)]
-        chain += self._user_middleware
-        assert self.runs is not None
-        targets = [t.name for t in track.graph.dependents(track.name)] if track.graph else None
-        return TrackWorker(
-            track,
-            config,
-            source,
-            self.ledger,
-            publisher,
-            chain,
-            breaker,
-            self.runs,
-            self.payloads,
-            targets,
-            door=self._door,
-            user_middleware=len(self._user_middleware),
-            gate=gate,
+            WorkerParts(
+                self.nc,
+                self.settings,
+                self.ledger,
+                publisher,
+                self._announcer,
+                self.payloads,
+                self.pool,
+                self.runs,
+                self._door,
+                self._user_middleware,
+                self._failure_handling,
+            ),
         )
 
     async def _reap_timeouts(self) -> None:

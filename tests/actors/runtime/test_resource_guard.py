@@ -66,7 +66,7 @@ async def test_cpu_over_threshold_pauses_fetching_until_lifted(
 
 
 async def test_memory_over_threshold_stops_the_actor_cleanly(
-    settings: Settings, js: JetStreamContext, unique: str
+    settings: Settings, migrated: None, js: JetStreamContext, unique: str
 ) -> None:
     track = f"{unique}-mem"
     guarded = settings.model_copy(update={"guard_memory_mb": 1.0, "guard_interval_s": 0.05})
