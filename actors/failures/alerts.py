@@ -175,7 +175,7 @@ CROSS JOIN LATERAL (
         SELECT 1 FROM processing_logs l
         WHERE l.track_id = f.track_id AND l.event_type = 'completed'
           AND l.occurred_at >= now() - make_interval(secs => $1)
-        ORDER BY l.occurred_at DESC  -- along processing_logs_track_time, newest first
+        ORDER BY l.occurred_at DESC  -- along processing_logs_track_completed (0014), newest first
         LIMIT greatest(floor(f.failed * (1 - $3::float8) / $3::float8)::bigint + 2, $4::bigint)
     ) counted
 ) c

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from actors.ledger.progress import Progress, ProgressError, progress
+from actors.ledger.progress import DEFINITION, DEFINITION_JOIN, Progress, ProgressError, progress
 
 __all__ = ["MAX_LIMIT", "RunDetail", "RunSummary", "StepDetail", "iso", "list_runs", "show_run"]
 
@@ -163,7 +163,8 @@ async def list_runs(
 async def show_run(pool: asyncpg.Pool, correlation_id: str) -> RunDetail | None:
     """One run with its phases and steps; ``None`` when no run has that correlation ID."""
     row = await pool.fetchrow(
-        f"SELECT {_COLUMNS}, definition FROM workflow_runs WHERE correlation_id = $1", correlation_id
+        f"SELECT {_COLUMNS}, {DEFINITION} FROM workflow_runs w {DEFINITION_JOIN} WHERE correlation_id = $1",
+        correlation_id,
     )
     if row is None:
         return None

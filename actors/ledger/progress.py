@@ -1,7 +1,8 @@
 """Where a run stands, releasing a manual gate, and resuming a failed or timed-out run.
 
-All three work from the database alone: each run stores its workflow's definition (tracks
-and upstreams, phases, leaves), so they need neither the workflow's code nor a running actor.
+All three work from the database alone: each run references its workflow's definition (tracks
+and upstreams, phases, leaves; stored once in ``workflow_definitions``), so they need neither
+the workflow's code nor a running actor.
 Re-activation is always a run command on ``tracks.<track>.run.<cid>``: the ledger then skips
 completed steps and recomputes a fan-in step's inputs, so the usual rules hold.
 """
@@ -20,7 +21,22 @@ from subjects import EventType, encode_event, headers, names
 if TYPE_CHECKING:  # what reads progress (tracks status, runs ls) does not pay for the rest
     from foundation.jetstream.publisher import EventPublisher
 
-__all__ = ["Progress", "ProgressError", "ReActivated", "proceed", "progress", "resume"]
+__all__ = [
+    "DEFINITION",
+    "DEFINITION_JOIN",
+    "Progress",
+    "ProgressError",
+    "ReActivated",
+    "proceed",
+    "progress",
+    "resume",
+]
+
+
+DEFINITION = "coalesce(d.definition, w.definition, '{}'::jsonb) AS definition"
+"""A run's definition, selected from ``workflow_runs w`` joined with :data:`DEFINITION_JOIN`: the
+stored definition it references (migration 0014), else its own (a run written before)."""
+DEFINITION_JOIN = "LEFT JOIN workflow_definitions d ON d.id = w.definition_id"
 
 
 class ProgressError(ValueError):
@@ -224,8 +240,8 @@ async def _resume(
 
 async def _load(pool: asyncpg.Pool, correlation_id: str) -> tuple[asyncpg.Record, dict[str, str]]:
     run = await pool.fetchrow(
-        "SELECT workflow, status, input, released_phases, definition, trace_context FROM workflow_runs "
-        "WHERE correlation_id = $1",
+        f"SELECT workflow, status, input, released_phases, {DEFINITION}, trace_context "
+        f"FROM workflow_runs w {DEFINITION_JOIN} WHERE correlation_id = $1",
         correlation_id,
     )
     if run is None:

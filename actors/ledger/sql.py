@@ -33,11 +33,18 @@ WITH req AS (
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
              at timestamptz, deps text[], root boolean, gate text, timeout_s float8, definition jsonb,
              claim_id uuid, max_tries int, source text, tp text, keep boolean)
+), defs AS (
+    -- each distinct definition stored once (migration 0014), known by the md5 of its jsonb text
+    INSERT INTO workflow_definitions (id, definition)
+    SELECT DISTINCT ON (md5(definition::text)) md5(definition::text)::uuid, definition
+    FROM req WHERE root AND workflow IS NOT NULL AND definition IS NOT NULL
+    ORDER BY md5(definition::text)
+    ON CONFLICT (id) DO NOTHING
 ), new_runs AS (
     INSERT INTO workflow_runs
-        (correlation_id, workflow, status, user_id, input, deadline, started_at, definition, trace_context)
+        (correlation_id, workflow, status, user_id, input, deadline, started_at, definition_id, trace_context)
     SELECT DISTINCT ON (cid) cid, workflow, 'running', user_id, details -> 'payload',
-           at + make_interval(secs => timeout_s), at, coalesce(definition, '{}'::jsonb), tp
+           at + make_interval(secs => timeout_s), at, md5(definition::text)::uuid, tp
     FROM req WHERE root AND workflow IS NOT NULL
     ORDER BY cid
     ON CONFLICT (correlation_id) DO NOTHING
@@ -64,12 +71,12 @@ WITH req AS (
        AND p.correlation_id = ANY (ARRAY(SELECT cid FROM req))
 ), claimed AS (
     INSERT INTO track_steps AS s
-        (correlation_id, track_id, workflow, user_id, status, attempts, activated_by, trace_id,
+        (correlation_id, track_id, workflow, user_id, status, attempts, activated_by,
          claim_id, tries, trace_context)
     SELECT cid, track, workflow, user_id,
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 'gated' ELSE 'running' END,
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
-           seq, trace_id, claim_id, 1, tp
+           seq, claim_id, 1, tp  -- the trace ID is in the traceparent (trace_id is left NULL: 0014)
     FROM state WHERE deps_met AND source_ok AND NOT coalesce(exhausted, false)
                  AND coalesce(run_status, '') NOT IN ('timed_out', 'cancelled')
     ORDER BY cid, track  -- rows are locked in key order by every statement: batches never deadlock

@@ -26,6 +26,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -125,6 +126,16 @@ def _keep_input(mode: str, claim: Claim) -> bool:
     return mode == "full" or (mode == "once" and claim.source is None)
 
 
+def _completed_details(mode: str, redacted: bool, output: dict[str, Any]) -> dict[str, Any] | None:
+    """A ``completed`` row's details. ``full``: the output (the same object: serialised once per
+    row). ``once``: none, the output is stored once in ``track_steps.output`` (the chain reads it
+    there), unless ``TRACKS_REDACT`` asks for a redacted copy in the log. ``none``: ``"payload":
+    null`` (the chain shows no output)."""
+    if mode == "full" or (mode == "once" and redacted):
+        return {"payload": output}
+    return {"payload": None} if mode == "none" else None
+
+
 def claim_params(
     claims: Iterable[Claim], redact: Redactor | None = None, record_payloads: str = "full"
 ) -> tuple[str]:
@@ -172,8 +183,8 @@ def write_params(
         row = item.row if isinstance(item, StepFinish) else item
         details = row.details
         if isinstance(item, StepFinish):
-            if details is None and item.output is not None and record_payloads != "none":
-                details = {"payload": item.output}  # the same object: serialised once per row
+            if details is None and item.output is not None:
+                details = _completed_details(record_payloads, redact is not None, item.output)
             steps.append(
                 {
                     "cid": row.correlation_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from actors.ledger.execution_chain import started_details
 from actors.ledger.plan import StepPlan
 from actors.ledger.store import Claim, Ledger, Verdict
 from actors.middleware.base import Next, Outcome, Skipped, Step
@@ -43,11 +44,13 @@ class LedgerMiddleware:
                 ctx.workflow,
                 ctx.user_id,
                 ctx.trace_id,
-                started_details={
-                    "subject": step.msg.subject,
-                    "source": activation.source_track,
-                    "payload": activation.payload,
-                },
+                started_details=started_details(
+                    ctx.track,
+                    ctx.correlation_id,
+                    step.msg.subject,
+                    activation.source_track,
+                    activation.payload,
+                ),
                 fan_in=plan.fan_in,
                 root=plan.root,
                 gate=plan.gate,

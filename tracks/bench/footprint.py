@@ -33,7 +33,7 @@ from subjects import DLQ_STREAM, STREAM
 
 __all__ = ["TABLES", "measure"]
 
-TABLES = ("processing_logs", "track_steps", "workflow_runs")
+TABLES = ("processing_logs", "track_steps", "workflow_runs", "workflow_definitions")
 
 
 _FINISHED_SQL = """
@@ -74,6 +74,39 @@ async def _wave(
     }
 
 
+_RELATIONS_SQL = """
+SELECT t.relname AS table_name, 'heap' AS kind, t.relname AS name,
+       pg_table_size(t.oid) - coalesce(pg_total_relation_size(nullif(t.reltoastrelid, 0)), 0) AS bytes
+FROM pg_class t WHERE t.oid = ANY ($1::regclass[])
+UNION ALL
+SELECT t.relname, 'toast', 'TOAST', pg_total_relation_size(t.reltoastrelid)
+FROM pg_class t WHERE t.oid = ANY ($1::regclass[]) AND t.reltoastrelid <> 0
+UNION ALL
+SELECT t.relname, 'index', i.relname, pg_relation_size(i.oid)
+FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
+WHERE t.oid = ANY ($1::regclass[])
+ORDER BY 1, 2, 3
+"""
+
+
+async def _relations(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Each table's heap (with its free-space and visibility maps), TOAST, and every index."""
+    return [dict(r) for r in await conn.fetch(_RELATIONS_SQL, list(TABLES))]
+
+
+async def _columns(conn: asyncpg.Connection, table: str) -> dict[str, float]:
+    """Average stored width of each column (``pg_column_size``: compressed or TOASTed as stored)."""
+    names = await conn.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped"
+        " ORDER BY attnum",
+        table,
+    )
+    widths = ", ".join(f'coalesce(avg(pg_column_size("{r["attname"]}")), 0)' for r in names)
+    row = await conn.fetchrow(f"SELECT avg(pg_column_size(t.*)), {widths} FROM {table} t")
+    values = [float(v or 0) for v in (row.values() if row is not None else [])]
+    return {"(row)": values[0], **{r["attname"]: v for r, v in zip(names, values[1:], strict=True)}}
+
+
 async def measure(
     nats_url: str, database_url: str, runs: int, data_dir: Path, waves: int = 1
 ) -> dict[str, Any]:
@@ -101,6 +134,8 @@ async def measure(
             }
             rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
             indexes = {t: await conn.fetchval("SELECT pg_indexes_size($1::regclass)", t) for t in TABLES}
+            relations = await _relations(conn)
+            columns = {t: await _columns(conn, t) for t in TABLES}
             by_event = await conn.fetch(
                 "SELECT event_type, count(*) AS n, avg(pg_column_size(details))::int AS details,"
                 " avg(pg_column_size(p.*))::int AS row FROM processing_logs p GROUP BY 1 ORDER BY 1"
@@ -120,6 +155,8 @@ async def measure(
         "rows": rows,
         "streams": streams,
         "log_rows": [dict(r) for r in by_event],
+        "relations": relations,
+        "columns": columns,
         "waves": per_wave,
     }
 
@@ -179,6 +216,14 @@ def main() -> None:
             f"row {row['row']} B, details {row['details']} B"
         )
     print(f"  PostgreSQL total         {total / n:8.0f} B/run")
+    print("  by relation (heap: with its free-space and visibility maps):")
+    for rel in r["relations"]:
+        label = rel["name"] if rel["kind"] == "index" else rel["kind"]
+        print(f"    {rel['table_name']:17} {rel['kind']:5} {label:40} {rel['bytes'] / n:8.0f} B/run")
+    print("  average stored width per row (bytes, pg_column_size):")
+    for table, widths in r["columns"].items():
+        cols = ", ".join(f"{c} {w:.0f}" for c, w in widths.items() if w)
+        print(f"    {table}: {cols}")
 
 
 if __name__ == "__main__":
