@@ -39,10 +39,11 @@ async def _logged(pool: asyncpg.Pool, cid: str) -> dict[tuple[str, str], dict[st
 async def test_record_payloads(
     settings: Settings, pool: asyncpg.Pool, nc: NATS, unique: str, mode: str
 ) -> None:
-    """full: every row its payload. once: b's ``started`` row names its source and leaves out
-    the input that a's ``completed`` row holds; a's (the run's root) keeps it. none: neither
-    row keeps a payload. In every mode the outputs, the run's input and result stay where
-    resume, fan-in and the console read them."""
+    """full: every row its payload. once: each payload is stored once: a's input (the run's root)
+    in its ``started`` row, outputs only in ``track_steps`` (the ``completed`` rows hold none and
+    b's ``started`` row names its source). none: no row keeps a payload (``"payload": null`` on
+    a ``completed`` row). In every mode the outputs, the run's input and result stay where resume,
+    fan-in and the console read them."""
     wf = two_steps(f"{unique}{mode}")
     async with Runtime(list(wf), settings=settings.model_copy(update={"record_payloads": mode})):
         cid = f"recpay-{unique}-{mode}"
@@ -50,7 +51,8 @@ async def test_record_payloads(
     logged = await _logged(pool, cid)
     a_out = {"n": 2, "blob": "x" * 200}
     assert logged["a", "started"].get("payload") == ({"n": 1} if mode != "none" else None)
-    assert logged["a", "completed"].get("payload") == (a_out if mode != "none" else None)
+    assert logged["a", "completed"].get("payload") == (a_out if mode == "full" else None)
+    assert ("payload" in logged["a", "completed"]) == (mode != "once")
     assert logged["b", "started"]["source"] == f"{unique}{mode}-a"
     assert logged["b", "started"].get("payload") == (a_out if mode == "full" else None)
     outputs = await pool.fetch(
