@@ -36,3 +36,5 @@ COMMENT ON COLUMN track_steps.trace_id IS 'written before migration 0014; the tr
 DROP INDEX processing_logs_track_time;
 CREATE INDEX processing_logs_track_completed ON processing_logs (track_id, occurred_at)
     WHERE event_type = 'completed';
+COMMENT ON COLUMN track_steps.trace_context IS
+    'the traceparent of the step''s latest activation, kept when a fan-in step links to it (0014)';

@@ -25,6 +25,9 @@ class StepPlan:
     """All leaves of the workflow when this track is one of them (its completion may end the run)."""
     definition: dict[str, Any] | None = None
     """The workflow as data, stored with each run (see :func:`describe`)."""
+    linked: bool = True
+    """A fan-in step downstream links to this step's span: its ``traceparent`` is kept with the
+    step (``track_steps.trace_context``); for other steps of a workflow it is not stored."""
 
     @classmethod
     def of(cls, track: Track) -> StepPlan:
@@ -44,6 +47,7 @@ class StepPlan:
             run_timeout_s=wf.timeout_s,
             leaves=leaves if track.name in leaves else (),
             definition=describe(wf) if not track.after else None,
+            linked=any(track.name in t.after and len(t.after) > 1 for t in wf),
         )
 
 

@@ -96,7 +96,10 @@ class Claim:
     max_tries: int = 1_000_000
     """Tries of one activating message before it is exhausted (the track's ``max_deliver``)."""
     trace_context: str | None = None
-    """The step's span (W3C ``traceparent``): kept with the step, and with the run a root opens."""
+    """The step's span (W3C ``traceparent``): kept with the run a root opens, and with the step
+    when ``linked``."""
+    linked: bool = True
+    """A fan-in step downstream links to this step's span: the step keeps its ``traceparent``."""
     claim_id: str = field(default_factory=new_event_id)
     """Recognises this claim when its batch is replayed (also the ``started`` row's event id)."""
 

@@ -32,7 +32,7 @@ WITH req AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb)
         AS r(cid text, track text, seq bigint, workflow text, user_id text, trace_id text, details jsonb,
              at timestamptz, deps text[], root boolean, gate text, timeout_s float8, definition jsonb,
-             claim_id uuid, max_tries int, source text, tp text, keep boolean)
+             claim_id uuid, max_tries int, source text, tp text, link boolean, keep boolean)
 ), defs AS (
     -- each distinct definition stored once (migration 0014), known by the md5 of its jsonb text
     INSERT INTO workflow_definitions (id, definition)
@@ -76,7 +76,9 @@ WITH req AS (
     SELECT cid, track, workflow, user_id,
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 'gated' ELSE 'running' END,
            CASE WHEN gate IS NOT NULL AND NOT (gate = ANY (released)) THEN 0 ELSE 1 END,
-           seq, claim_id, 1, tp  -- the trace ID is in the traceparent (trace_id is left NULL: 0014)
+           -- the trace ID is in the traceparent (trace_id is left NULL: 0014), kept only for a step
+           -- a fan-in links to (``link``)
+           seq, claim_id, 1, CASE WHEN link IS NOT FALSE THEN tp END
     FROM state WHERE deps_met AND source_ok AND NOT coalesce(exhausted, false)
                  AND coalesce(run_status, '') NOT IN ('timed_out', 'cancelled')
     ORDER BY cid, track  -- rows are locked in key order by every statement: batches never deadlock

@@ -161,6 +161,7 @@ def claim_params(
             "max_tries": c.max_tries,
             "source": c.source,
             "tp": c.trace_context,
+            "link": c.linked,
             "keep": _keep_input(record_payloads, c),
         }
         for c in claims

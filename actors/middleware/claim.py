@@ -59,6 +59,7 @@ class LedgerMiddleware:
                 source=activation.source_track,
                 max_tries=self._max_tries,
                 trace_context=step.traceparent,
+                linked=plan.linked,
             )
         )
         step.claim = result

@@ -10,12 +10,35 @@ import asyncpg
 import pytest
 from nats.aio.client import Client as NATS
 
-from actors import Runtime, TracksClient
+from actors import Runtime, TrackContext, TracksClient, Workflow
 from actors.ledger.execution_chain import execution_chain
 from actors.ledger.listing import show_run
+from actors.ledger.plan import StepPlan
 from actors.ledger.progress import progress
 from foundation.settings import Settings
 from tests.actors.ledger.test_record_payloads import two_steps
+
+
+def test_only_steps_a_fan_in_links_to_keep_their_traceparent() -> None:
+    wf = Workflow("linked")
+
+    @wf.track("a")
+    async def a(ctx: TrackContext, job: dict[str, int]) -> dict[str, int]:
+        return job
+
+    @wf.track("b", after=["a"])
+    async def b(ctx: TrackContext, job: dict[str, int]) -> dict[str, int]:
+        return job
+
+    @wf.track("c", after=["a"])
+    async def c(ctx: TrackContext, job: dict[str, int]) -> dict[str, int]:
+        return job
+
+    @wf.track("d", after=["b", "c"])
+    async def d(ctx: TrackContext, job: dict[str, int]) -> dict[str, int]:
+        return job
+
+    assert {t.name: StepPlan.of(t).linked for t in wf} == {"a": False, "b": True, "c": True, "d": False}
 
 
 async def test_definition_stored_once(settings: Settings, pool: asyncpg.Pool, nc: NATS, unique: str) -> None:
@@ -33,6 +56,12 @@ async def test_definition_stored_once(settings: Settings, pool: asyncpg.Pool, nc
         "SELECT definition FROM workflow_definitions WHERE id = $1", runs[0]["definition_id"]
     )
     assert stored["tracks"] == {f"{unique}def-a": [], f"{unique}def-b": [f"{unique}def-a"]}
+    traces = await pool.fetch(
+        "SELECT s.trace_context AS step, w.trace_context AS run FROM track_steps s "
+        "JOIN workflow_runs w USING (correlation_id) WHERE s.correlation_id = ANY ($1)",
+        cids,
+    )
+    assert len(traces) == 6 and all(r["step"] is None and r["run"] for r in traces), "no fan-in links to them"
     state = await progress(pool, cids[0])
     assert state.status == "completed" and state.steps == {
         f"{unique}def-a": "completed",
