@@ -38,3 +38,13 @@ CREATE INDEX processing_logs_track_completed ON processing_logs (track_id, occur
     WHERE event_type = 'completed';
 COMMENT ON COLUMN track_steps.trace_context IS
     'the traceparent of the step''s latest activation, kept when a fan-in step links to it (0014)';
+
+-- The listing's indexes (0008), ascending: a new run's entry goes at the right end of its range,
+-- where a full page splits leaving the old page full; in descending order it went at the left
+-- end, and every split left two half-empty pages behind. The listing reads them backwards.
+DROP INDEX workflow_runs_started;
+CREATE INDEX workflow_runs_started ON workflow_runs (started_at, correlation_id);
+DROP INDEX workflow_runs_workflow_started;
+CREATE INDEX workflow_runs_workflow_started ON workflow_runs (workflow, started_at, correlation_id);
+DROP INDEX workflow_runs_status_started;
+CREATE INDEX workflow_runs_status_started ON workflow_runs (lower(status), started_at, correlation_id);
