@@ -89,6 +89,14 @@ ORDER BY 1, 2, 3
 """
 
 
+_PAYLOADS_SQL = """
+SELECT (SELECT sum(octet_length(output::text)) FROM track_steps) AS outputs_text,
+       (SELECT sum(pg_column_size(output)) FROM track_steps) AS outputs_stored,
+       (SELECT sum(octet_length(input::text)) FROM workflow_runs) AS input_text,
+       (SELECT sum(pg_column_size(input)) FROM workflow_runs) AS input_stored
+"""
+
+
 async def _relations(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     """Each table's heap (with its free-space and visibility maps), TOAST, and every index."""
     return [dict(r) for r in await conn.fetch(_RELATIONS_SQL, list(TABLES))]
@@ -135,6 +143,7 @@ async def measure(
             rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
             indexes = {t: await conn.fetchval("SELECT pg_indexes_size($1::regclass)", t) for t in TABLES}
             relations = await _relations(conn)
+            payloads = await conn.fetchrow(_PAYLOADS_SQL)
             columns = {t: await _columns(conn, t) for t in TABLES}
             by_event = await conn.fetch(
                 "SELECT event_type, count(*) AS n, avg(pg_column_size(details))::int AS details,"
@@ -156,6 +165,7 @@ async def measure(
         "streams": streams,
         "log_rows": [dict(r) for r in by_event],
         "relations": relations,
+        "payloads": dict(payloads) if payloads is not None else {},
         "columns": columns,
         "waves": per_wave,
     }
@@ -216,6 +226,13 @@ def main() -> None:
             f"row {row['row']} B, details {row['details']} B"
         )
     print(f"  PostgreSQL total         {total / n:8.0f} B/run")
+    p = r["payloads"]
+    if p.get("outputs_text"):
+        print(
+            f"  payloads: outputs {p['outputs_text'] / n:.0f} B/run as JSON text, "
+            f"{p['outputs_stored'] / n:.0f} stored; the run's input {p['input_text'] / n:.0f} / "
+            f"{p['input_stored'] / n:.0f}"
+        )
     print("  by relation (heap: with its free-space and visibility maps):")
     for rel in r["relations"]:
         label = rel["name"] if rel["kind"] == "index" else rel["kind"]
