@@ -291,6 +291,20 @@ class Ledger:
         """Durably record a step's outcome (and, by ordering, every row recorded before it)."""
         return self._writes.enqueue(outcome)
 
+    async def store_definitions(self, definitions: Iterable[dict[str, Any] | None]) -> None:
+        """Store each workflow definition once, ahead of the claims that reference it: the claim
+        that opens a run then finds its definition there instead of inserting it (two batches
+        storing the same new definition would wait for each other)."""
+        texts = sorted({dumps(d) for d in definitions if d is not None})
+        if texts:
+            await self._pool.execute(
+                "INSERT INTO workflow_definitions (id, definition) "
+                "SELECT DISTINCT md5(d::text)::uuid, d "
+                "FROM (SELECT t::jsonb AS d FROM unnest($1::text[]) t) s ORDER BY 1 "
+                "ON CONFLICT (id) DO NOTHING",
+                texts,
+            )
+
     async def first_failure(self, correlation_id: str, track: str) -> datetime | None:
         """When this step first failed (for a dead letter's ``Tracks-First-Failure``); failure path only."""
         async with self._pool.acquire() as conn:

@@ -164,6 +164,7 @@ class Runtime:
             record_payloads=s.record_payloads,
         )
         self.ledger.start()
+        await self.ledger.store_definitions(StepPlan.of(t).definition for t in self.tracks)
         publisher = EventPublisher(js, give_up_s=min(30.0, s.ack_wait_s / 2))
         self._webhook = webhook_from(self._alert_settings)  # TRACKS_ALERT_WEBHOOK_URL
         self._announcer = BreakerAnnouncer(self.ledger, publisher, self._webhook)

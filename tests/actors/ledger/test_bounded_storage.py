@@ -45,6 +45,10 @@ async def test_definition_stored_once(settings: Settings, pool: asyncpg.Pool, nc
     wf = two_steps(f"{unique}def")
     cids = [f"def-{unique}-{n}" for n in range(3)]
     async with Runtime(list(wf), settings=settings):
+        stored_at_start = await pool.fetchval(
+            "SELECT count(*) FROM workflow_definitions WHERE definition ->> 'name' = $1", wf.name
+        )
+        assert stored_at_start == 1, "the runtime stores its definitions before any claim"
         for cid in cids:
             assert await TracksClient(nc).run(wf, {"n": 1}, timeout=30, correlation_id=cid) == {"n": 20}
     runs = await pool.fetch(
