@@ -4,7 +4,9 @@ yet shown at every ``TRACKS_RECORD_PAYLOADS`` level, and rows written before sti
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,6 +17,8 @@ from actors.ledger.execution_chain import execution_chain
 from actors.ledger.listing import show_run
 from actors.ledger.plan import StepPlan
 from actors.ledger.progress import progress
+from foundation.db import create_pool, migrate
+from foundation.db.migrate import migrations_dir
 from foundation.settings import Settings
 from tests.actors.ledger.test_record_payloads import two_steps
 
@@ -143,3 +147,50 @@ async def test_rows_written_before_read_as_they_were(pool: asyncpg.Pool, unique:
     assert state.current_step == "b" and state.steps == {"a": "completed"}
     detail = await show_run(pool, cid)
     assert detail is not None and [p["name"] for p in detail.phases] == ["main"]
+
+
+async def test_migration_keeps_rows_written_before(fresh_db: str, tmp_path: Path) -> None:
+    """A database migrated up to 0013 holding a run as the runtime wrote it then (its definition
+    inline, a step's trace ID, log rows with subject and output), then migrated: the run's status,
+    ``runs show`` and chain read as before, and its chain is still found by correlation ID."""
+    for path in sorted(migrations_dir().glob("*.sql")):
+        if int(path.name[:4]) <= 13:
+            shutil.copy(path, tmp_path / path.name)
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await migrate(conn, tmp_path)
+        cid, t0 = "before-0014", datetime(2026, 11, 1, tzinfo=UTC)
+        await conn.execute(
+            "INSERT INTO workflow_runs (correlation_id, workflow, status, started_at, finished_at, input, "
+            "result, definition) VALUES ($1, 'old', 'completed', $2, $2, '{\"n\": 1}', '{\"n\": 2}', $3)",
+            cid,
+            t0,
+            json.dumps({"tracks": {"a": []}, "phases": [{"name": "main", "tracks": ["a"], "manual": False}]}),
+        )
+        await conn.execute(
+            "INSERT INTO track_steps (correlation_id, track_id, status, started_at, finished_at, output, "
+            "trace_id) VALUES ($1, 'a', 'completed', $2, $2, '{\"n\": 2}', 'abc')",
+            cid,
+            t0,
+        )
+        old = [
+            ("a", "started", {"subject": f"tracks.a.run.{cid}", "source": None, "payload": {"n": 1}}),
+            ("a", "completed", {"payload": {"n": 2}}),
+        ]
+        await conn.executemany(
+            "INSERT INTO processing_logs (correlation_id, track_id, event_type, details, occurred_at) "
+            "VALUES ($1, $2, $3, $4::text::jsonb, $5)",
+            [(cid, t, e, json.dumps(d), t0 + timedelta(seconds=i)) for i, (t, e, d) in enumerate(old)],
+        )
+        assert 14 in [m.version for m in await migrate(conn)]
+    finally:
+        await conn.close()
+    pool = await create_pool(fresh_db, max_size=2)
+    try:
+        assert [(e.track, e.event_type, e.details) for e in await execution_chain(pool, cid)] == old
+        state = await progress(pool, cid)
+        assert state.status == "completed" and state.steps == {"a": "completed"}
+        detail = await show_run(pool, cid)
+        assert detail is not None and detail.phases[0]["tracks"] == ["a"]
+    finally:
+        await pool.close()
