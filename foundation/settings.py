@@ -147,7 +147,8 @@ class Settings(BaseSettings):
     """Finished coordination data older than this is purged by ``tracks retention run``."""
     record_payloads: Literal["full", "once", "none"] = "once"
     """What ``processing_logs`` keeps of payloads (:data:`actors.ledger.store.RECORD_PAYLOADS`):
-    ``once``, each payload once (a downstream step's input is its upstream's logged output)."""
+    ``once``, each payload once (an output in ``track_steps.output`` only, an input only when it
+    is nobody's output)."""
     redact: str | None = None
     """``package.module:function(track, payload) -> dict``: what ``processing_logs`` and dead
     letters keep of each payload (see :mod:`actors.ledger.redaction`); unset: all of it."""

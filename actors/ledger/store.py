@@ -113,11 +113,14 @@ RECORD_PAYLOADS = ("full", "once", "none")
 """``TRACKS_RECORD_PAYLOADS``: what ``processing_logs`` keeps of payloads.
 
 - ``full`` — every row its payload: a ``started`` row its input, a ``completed`` row its output.
-- ``once`` (default) — a step's input is logged only when it is nobody's recorded output (a
-  trigger, a run's root, a resumed step); a downstream step's ``started`` row names its upstream
-  (``details.source``), whose ``completed`` row holds that payload.
-- ``none`` — no payload in ``started``/``completed`` rows; outputs stay in ``track_steps.output``,
-  a run's input and result in ``workflow_runs`` (what resume, fan-in and the console read).
+- ``once`` (default) — each payload stored once: an output only in ``track_steps.output`` (the
+  ``completed`` row holds none; the chain shows it from there, :mod:`actors.ledger.execution_chain`),
+  unless ``TRACKS_REDACT`` asks for a redacted copy in the row; a step's input only when it is
+  nobody's output (a trigger, a run's root, a resumed step); a downstream step's ``started`` row
+  names its upstream (``details.source``).
+- ``none`` — no payload in ``started``/``completed`` rows (``"payload": null`` on a ``completed``
+  row); outputs stay in ``track_steps.output``, a run's input and result in ``workflow_runs``
+  (what resume, fan-in and the console read).
 
 A ``gated`` row always keeps its input (``tracks proceed`` sends it)."""
 

@@ -6,8 +6,9 @@ Starts a NATS server and a PostgreSQL of its own in a temporary directory, runs
 ``tracks.examples.receipts`` (4 steps: gmail → drive → files → freee) in one runtime for
 ``--runs`` runs, waits until every run finished, then prints the bytes per run: the ``TRACKS``
 stream (``state.bytes``), ``DLQ``, and each PostgreSQL table (``pg_total_relation_size``, indexes
-and TOAST included; after VACUUM so dead tuples are not counted). The README's sizing table
-comes from these figures.
+and TOAST included; after VACUUM so dead tuples are not counted); then where those bytes are:
+each table's heap, TOAST and every index, each column's average stored width, and the size of
+the payloads themselves. The README's sizing table comes from these figures.
 """
 
 from __future__ import annotations
