@@ -9,7 +9,7 @@ from tracks.bench.footprint import measure
 
 
 async def test_growth_waves(servers: Servers, tmp_path: Path) -> None:
-    r = await measure(servers.nats_url, servers.database_url, 3, tmp_path, waves=2)
+    r = await measure(servers.nats_url, servers.database_url, 3, tmp_path, waves=2, vacuum=True)
     assert r["runs"] == 6 and [w["runs"] for w in r["waves"]] == [3, 6]
     for wave in r["waves"]:
         assert wave["runs_per_s"] > 0 and wave["p99_ms"] >= wave["p50_ms"] > 0

@@ -117,7 +117,7 @@ async def _columns(conn: asyncpg.Connection, table: str) -> dict[str, float]:
 
 
 async def measure(
-    nats_url: str, database_url: str, runs: int, data_dir: Path, waves: int = 1
+    nats_url: str, database_url: str, runs: int, data_dir: Path, waves: int = 1, vacuum: bool = False
 ) -> dict[str, Any]:
     from tracks.examples.receipts import receipts
 
@@ -134,7 +134,11 @@ async def measure(
         began = time.monotonic()
         conn = await asyncpg.connect(database_url)
         try:
-            per_wave = [await _wave(client, conn, js, runs, runs * (w + 1)) for w in range(waves)]
+            per_wave = []
+            for w in range(waves):
+                per_wave.append(await _wave(client, conn, js, runs, runs * (w + 1)))
+                if vacuum:  # as autovacuum would: the free space it records is reused by the next wave
+                    await conn.execute("VACUUM " + ", ".join(TABLES))
             elapsed = time.monotonic() - began
             runs *= waves
             await conn.execute("VACUUM (ANALYZE) " + ", ".join(TABLES))
@@ -179,6 +183,9 @@ def main() -> None:
         "--waves", type=int, default=1, help="waves of --runs without clean-up; each wave's figures"
     )
     parser.add_argument(
+        "--vacuum", action="store_true", help="VACUUM after each wave (steady state: space reused)"
+    )
+    parser.add_argument(
         "--record-payloads", choices=["full", "once", "none"], default=None, help="TRACKS_RECORD_PAYLOADS"
     )
     opts = parser.parse_args()
@@ -193,7 +200,7 @@ def main() -> None:
         os.environ.setdefault("TRACKS_LOG_LEVEL", "WARNING")
         if opts.record_payloads:
             os.environ["TRACKS_RECORD_PAYLOADS"] = opts.record_payloads
-        r = asyncio.run(measure(nats.url, postgres.url, opts.runs, root, opts.waves))
+        r = asyncio.run(measure(nats.url, postgres.url, opts.runs, root, opts.waves, opts.vacuum))
     finally:
         nats.stop()
         postgres.stop()
