@@ -25,6 +25,7 @@ from actors.failures.alerts import AlertMonitor, AlertSettings, load_alert_setti
 from actors.failures.door import DeadLetterDoor
 from actors.failures.strays import CONSUMER as UNROUTED_CONSUMER
 from actors.failures.strays import StrayCatcher
+from actors.ledger.plan import StepPlan
 from actors.ledger.redaction import load_redactor
 from actors.ledger.runs import Runs
 from actors.ledger.store import Ledger
