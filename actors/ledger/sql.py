@@ -106,8 +106,9 @@ WITH req AS (
            -- TRACKS_RECORD_PAYLOADS: a gated step keeps its input (proceed sends it); else it is kept
            -- only when asked (``keep``), e.g. not when it is the upstream's output, already recorded
            CASE WHEN c.status = 'gated' OR r.keep IS NOT FALSE THEN r.details ELSE r.details - 'payload' END,
-           r.trace_id, r.seq, r.at, r.claim_id
-    FROM claimed c JOIN req r ON r.cid = c.correlation_id AND r.track = c.track_id
+           -- the run's trace when it has one: the step's span joins it (a message from another trace)
+           coalesce(substr(r.run_trace, 4, 32), r.trace_id), r.seq, r.at, r.claim_id
+    FROM claimed c JOIN state r ON r.cid = c.correlation_id AND r.track = c.track_id
     ON CONFLICT (event_id) DO NOTHING
 )
 SELECT s.cid, s.track, s.seq, c.attempts, c.tries, c.status AS claimed, prior.status AS prior_status,
