@@ -10,11 +10,11 @@ demo: $(STAMP)  ## set up, then run the receipts product on its sample mail (emb
 	$(BIN)/tracks demo
 
 test: $(STAMP)  ## set up, then run the whole test suite (real nats-server + PostgreSQL it starts itself)
-	$(BIN)/pytest -m "not slow" -n 2
+	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile
 	$(BIN)/pytest -m slow
 
 test-fast: $(STAMP)  ## everything but the slow chaos, soak and outage tests (a few minutes)
-	$(BIN)/pytest -m "not slow" -n 2
+	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile
 
 bench: $(STAMP)  ## throughput and latency vs a raw nats-py chain; JSON in bench-results/
 	$(BIN)/tracks bench --json bench-results/bench.json

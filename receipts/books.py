@@ -37,6 +37,10 @@ async def file_receipt(pool: asyncpg.Pool, drive: Drive, receipt_id: str) -> str
 async def book(pool: asyncpg.Pool, freee: FreeeSettings, receipt_id: str) -> str | None:
     """Record the receipt's bookkeeping entry and, when freee is configured, post it once.
 
+    Once: the entry notes that a POST was sent before sending it; a try after one whose outcome
+    is unknown (a lost reply, a crash before the deal ID was stored) finds the deal by its
+    ``ref_number`` instead of posting it again.
+
     Returns the entry's state (``recorded``/``posted``), ``None`` for a receipt not accepted."""
     row = await pool.fetchrow(
         "SELECT * FROM receipts WHERE receipt_id = $1 AND status IN ('accepted', 'filed')", receipt_id
@@ -62,9 +66,17 @@ async def book(pool: asyncpg.Pool, freee: FreeeSettings, receipt_id: str) -> str
     if entry["freee_deal_id"] is not None or not freee.enabled:
         return str(entry["status"])
     assert freee.company_id is not None
-    body = deal_body(freee.company_id, entry["issue_date"], entry["category"], entry["amount"], key)
+    client = FreeeClient(freee)
     try:
-        deal_id = await FreeeClient(freee).post_deal(body)
+        deal_id = None
+        if entry["post_sent_at"] is not None:  # an earlier POST's outcome is unknown: ask freee first
+            deal_id = await client.find_deal(freee.company_id, entry["issue_date"], key)
+        if deal_id is None:
+            await pool.execute(
+                "UPDATE bookkeeping_entries SET post_sent_at = now() WHERE receipt_id = $1", receipt_id
+            )
+            body = deal_body(freee.company_id, entry["issue_date"], entry["category"], entry["amount"], key)
+            deal_id = await client.post_deal(body)
     except FreeeError as exc:
         if 400 <= exc.status < 500 and exc.status != 429:
             raise PermanentError(str(exc)) from None

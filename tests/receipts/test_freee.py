@@ -8,14 +8,16 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from actors import PermanentError
 from receipts.books import book
-from receipts.freee import FreeeError
+from receipts.freee import FreeeClient, FreeeError
 from receipts.settings import FreeeSettings
 
 TOKEN = "test-token-123"
@@ -25,9 +27,29 @@ class FakeFreee:
     def __init__(self) -> None:
         self.deals: list[dict[str, Any]] = []
         self.refuse_with: int | None = None
+        self.lose_next_reply = False
+        """Create the next deal, then close the connection without answering (a lost reply)."""
+        self.lookups = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                """``GET /api/1/deals``: the company's deals of an issue date range, paged."""
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                outer.lookups += 1
+                if url.path != "/api/1/deals" or self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    return self._reply(400, {"errors": [{"messages": ["bad lookup"]}]})
+                found = [
+                    {"id": 9001 + i, **deal}
+                    for i, deal in enumerate(outer.deals)
+                    if deal["company_id"] == int(query["company_id"])
+                    and query["start_issue_date"] <= deal["issue_date"] <= query["end_issue_date"]
+                ]
+                offset, limit = int(query.get("offset", 0)), int(query.get("limit", 20))
+                page = found[offset : offset + limit]
+                self._reply(200, {"deals": page, "meta": {"total_count": len(found)}})
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 problem = outer.check(self.path, self.headers.get("Authorization"), body)
@@ -36,6 +58,13 @@ class FakeFreee:
                 if status == 201:
                     outer.deals.append(body)
                     reply = {"deal": {"id": 9000 + len(outer.deals), "company_id": body["company_id"]}}
+                    if outer.lose_next_reply:
+                        outer.lose_next_reply = False
+                        self.close_connection = True
+                        return  # created, but the client never hears of it
+                self._reply(status, reply)
+
+            def _reply(self, status: int, reply: dict[str, Any]) -> None:
                 data = json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -128,3 +157,41 @@ async def test_without_a_token_entries_are_only_recorded(pool: asyncpg.Pool, uni
     receipt_id = f"freee-{unique}-2"
     await accepted_receipt(pool, receipt_id)
     assert await book(pool, FreeeSettings(access_token=None, company_id=None), receipt_id) == "recorded"
+
+
+async def test_a_deal_whose_reply_was_lost_is_found_not_posted_again(
+    pool: asyncpg.Pool, freee: FakeFreee, unique: str
+) -> None:
+    """freee created the deal but the reply never came (or the process died before storing the
+    deal ID): the retry asks freee for the entry's ref_number first and stores that deal's ID."""
+    for other in range(3):  # other deals of the same day, on more than one page
+        freee.deals.append({"company_id": 42, "issue_date": "2026-10-03", "ref_number": f"other-{other}"})
+    receipt_id = f"freee-{unique}-3"
+    await accepted_receipt(pool, receipt_id)
+    freee.lose_next_reply = True
+    with pytest.raises(httpx.HTTPError):
+        await book(pool, settings_for(freee), receipt_id)
+    assert len(freee.deals) == 4  # freee has it
+    lookups = freee.lookups
+    FreeeClient.PAGE = 2  # the lookup pages through the day's deals
+    try:
+        assert await book(pool, settings_for(freee), receipt_id) == "posted"
+    finally:
+        FreeeClient.PAGE = 100
+    assert len(freee.deals) == 4, "posted twice"
+    assert freee.lookups == lookups + 2
+    entry = await pool.fetchrow("SELECT * FROM bookkeeping_entries WHERE receipt_id = $1", receipt_id)
+    assert entry is not None and (entry["status"], entry["freee_deal_id"]) == ("posted", 9004)
+
+
+async def test_an_unanswered_post_that_freee_never_saw_is_sent_again(
+    pool: asyncpg.Pool, freee: FakeFreee, unique: str
+) -> None:
+    receipt_id = f"freee-{unique}-4"
+    await accepted_receipt(pool, receipt_id)
+    freee.refuse_with = 503  # the POST reached nobody who kept it
+    with pytest.raises(FreeeError):
+        await book(pool, settings_for(freee), receipt_id)
+    freee.refuse_with = None
+    assert await book(pool, settings_for(freee), receipt_id) == "posted"  # looked up, not found: posted
+    assert [d["ref_number"] for d in freee.deals] == [f"receipt:{receipt_id}"]

@@ -23,6 +23,8 @@ from tests.receipts.conftest import Product
 from tests.support.cli import run_tracks
 from tests.support.waiting import eventually
 
+# The tests build on each other (the scan's keys, the files it filed): `make test` runs a module's
+# tests on one xdist worker (--dist loadfile).
 pytestmark = pytest.mark.timeout(120)
 
 
