@@ -20,31 +20,11 @@ COMMENT ON COLUMN workflow_runs.definition IS
 COMMENT ON COLUMN workflow_runs.definition_id IS
     'the workflow as it was when the run started (workflow_definitions): status, proceed and resume need no code';
 
--- A run's chain is read by correlation ID alone and its few rows sorted: an index on the
--- correlation ID only holds one entry per run (B-tree deduplication: a posting list of the run's
--- rows) where (correlation_id, occurred_at, id) held one per row.
-DROP INDEX processing_logs_correlation;
-CREATE INDEX processing_logs_correlation ON processing_logs (correlation_id);
-
 -- A step's trace ID is in its traceparent (trace_context): track_steps.trace_id is no longer
 -- written (NULL on new rows; processing_logs.trace_id is kept on every event).
 COMMENT ON COLUMN track_steps.trace_id IS 'written before migration 0014; the trace ID is in trace_context';
 
--- Per-track activity is read for one thing: the failure-rate alert counting a failing track's
--- recent completions (actors/failures/alerts.py; its failures come from the partial index of
--- 0013). An index of completions only holds half the rows.
-DROP INDEX processing_logs_track_time;
-CREATE INDEX processing_logs_track_completed ON processing_logs (track_id, occurred_at)
-    WHERE event_type = 'completed';
 COMMENT ON COLUMN track_steps.trace_context IS
     'the traceparent of the step''s latest activation, kept when a fan-in step links to it (0014)';
 
--- The listing's indexes (0008), ascending: a new run's entry goes at the right end of its range,
--- where a full page splits leaving the old page full; in descending order it went at the left
--- end, and every split left two half-empty pages behind. The listing reads them backwards.
-DROP INDEX workflow_runs_started;
-CREATE INDEX workflow_runs_started ON workflow_runs (started_at, correlation_id);
-DROP INDEX workflow_runs_workflow_started;
-CREATE INDEX workflow_runs_workflow_started ON workflow_runs (workflow, started_at, correlation_id);
-DROP INDEX workflow_runs_status_started;
-CREATE INDEX workflow_runs_status_started ON workflow_runs (lower(status), started_at, correlation_id);
+-- Its indexes follow in 0015, built CONCURRENTLY (outside a transaction: no blocked writes).

@@ -1,12 +1,19 @@
 """Plain-SQL migrations, applied in order, recorded with a checksum, under an advisory lock.
 
 A file ``migrations/NNNN_name.sql`` is applied once, in its own transaction. Two processes
-migrating at once serialise on ``pg_advisory_lock``; the second finds nothing left to do.
+migrating at once serialise on an advisory lock; the second finds nothing left to do.
 An applied file whose text changed afterwards is an error, never silently re-run.
+
+A file whose first line is ``-- migrate: no transaction`` is applied one statement at a time
+outside a transaction, for what PostgreSQL refuses inside one: ``CREATE INDEX CONCURRENTLY``
+builds an index on a big table without blocking the actors' writes. Its statements end with
+``;`` at the end of a line (no ``;``-terminated line inside a statement), and each must be safe
+to run again: a file interrupted half-way is not recorded, and runs again from its start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.resources
 import re
@@ -15,7 +22,15 @@ from pathlib import Path
 
 import asyncpg
 
-__all__ = ["Migration", "MigrationError", "discover", "migrate", "migrations_dir", "pending"]
+__all__ = [
+    "NO_TRANSACTION",
+    "Migration",
+    "MigrationError",
+    "discover",
+    "migrate",
+    "migrations_dir",
+    "pending",
+]
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 """A plain connection or one lent by a pool: the migrator needs only ``execute`` and ``fetch``."""
@@ -28,6 +43,9 @@ class MigrationError(RuntimeError):
     pass
 
 
+NO_TRANSACTION = "-- migrate: no transaction"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -37,6 +55,25 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def transactional(self) -> bool:
+        return not self.sql.startswith(NO_TRANSACTION)
+
+    def statements(self) -> list[str]:
+        """The statements of a non-transactional file: each ends with ``;`` at a line's end."""
+        found: list[str] = []
+        current: list[str] = []
+        for line in self.sql.splitlines():
+            if not line.strip() or line.lstrip().startswith("--"):
+                continue  # comments and blank lines between and inside statements
+            current.append(line)
+            if line.rstrip().endswith(";"):
+                found.append("\n".join(current))
+                current = []
+        if current:
+            raise MigrationError(f"{self.version:04d}_{self.name}: its last statement does not end with ';'")
+        return found
 
 
 def migrations_dir() -> Path:
@@ -65,7 +102,10 @@ async def migrate(conn: Conn, directory: Path | None = None) -> list[Migration]:
     """Apply what is pending; return the migrations applied by this call."""
     pending = discover(directory)
     applied_now: list[Migration] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    # Polled, not waited for inside a statement: a session waiting in pg_advisory_lock holds a
+    # snapshot, which the other migrator's CREATE INDEX CONCURRENTLY waits for: a deadlock.
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
     try:
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -86,18 +126,27 @@ async def migrate(conn: Conn, directory: Path | None = None) -> list[Migration]:
                         "add a new migration instead of editing an applied one"
                     )
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+            if migration.transactional:
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await _record(conn, migration)
+            else:
+                for statement in migration.statements():
+                    await conn.execute(statement)
+                await _record(conn, migration)
             applied_now.append(migration)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
+
+
+async def _record(conn: Conn, migration: Migration) -> None:
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        migration.version,
+        migration.name,
+        migration.checksum,
+    )
 
 
 async def pending(conn: Conn, directory: Path | None = None) -> list[Migration]:

@@ -72,3 +72,42 @@ async def test_runtime_refuses_an_unmigrated_database(fresh_db, settings):
     with pytest.raises(SchemaError, match="run `tracks db migrate`"):
         await runtime.start()
     await runtime.shutdown()
+
+
+async def test_a_no_transaction_file_builds_indexes_concurrently_and_can_run_again(fresh_db, tmp_path: Path):
+    """``CREATE INDEX CONCURRENTLY`` is refused inside a transaction; such a file runs statement
+    by statement, is recorded only once every statement ran, and runs again from its start."""
+    (tmp_path / "0001_table.sql").write_text("CREATE TABLE t (a int, b int);\n")
+    (tmp_path / "0002_index.sql").write_text(
+        "-- migrate: no transaction\n"
+        "-- a comment between statements\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS t_a;\n"
+        "CREATE INDEX CONCURRENTLY t_a\n"
+        "    ON t (a);\n"
+        "CREATE INDEX CONCURRENTLY t_b ON t (nope);\n"  # fails: the file is not recorded
+    )
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        with pytest.raises(asyncpg.UndefinedColumnError):
+            await migrate(conn, tmp_path)
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 1
+        assert await conn.fetchval("SELECT to_regclass('t_a') IS NOT NULL")  # built before the failure
+        fixed = (tmp_path / "0002_index.sql").read_text().replace("(nope)", "(b)")
+        (tmp_path / "0002_index.sql").write_text(fixed)
+        assert [m.version for m in await migrate(conn, tmp_path)] == [2]  # again from its start
+        valid = await conn.fetch(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 't'::regclass AND i.indisvalid ORDER BY 1"
+        )
+        assert [r["relname"] for r in valid] == ["t_a", "t_b"]
+    finally:
+        await conn.close()
+
+
+def test_a_no_transaction_statement_must_end_with_a_semicolon(tmp_path: Path):
+    (tmp_path / "0001_index.sql").write_text(
+        "-- migrate: no transaction\nCREATE INDEX CONCURRENTLY i ON t (a)\n"
+    )
+    (migration,) = discover(tmp_path)
+    with pytest.raises(MigrationError, match="does not end with ';'"):
+        migration.statements()
