@@ -114,6 +114,13 @@ async def accepted_receipt(pool: asyncpg.Pool, receipt_id: str) -> None:
     )
 
 
+async def posted_as(pool: asyncpg.Pool, receipt_id: str) -> int | None:
+    """The freee deal ID of the receipt's entry, once it is posted (None: not posted)."""
+    entry = await pool.fetchrow("SELECT * FROM bookkeeping_entries WHERE receipt_id = $1", receipt_id)
+    assert entry is not None
+    return int(entry["freee_deal_id"]) if entry["status"] == "posted" else None
+
+
 def settings_for(fake: FakeFreee, token: str = TOKEN) -> FreeeSettings:
     return FreeeSettings(access_token=SecretStr(token), company_id=42, api_url=fake.url)
 
@@ -134,8 +141,7 @@ async def test_an_entry_is_posted_as_a_freee_deal_once(
             "details": [{"account_item_id": 101, "tax_code": 136, "amount": 4218}],
         }
     ]
-    entry = await pool.fetchrow("SELECT * FROM bookkeeping_entries WHERE receipt_id = $1", receipt_id)
-    assert entry is not None and (entry["status"], entry["freee_deal_id"]) == ("posted", 9001)
+    assert await posted_as(pool, receipt_id) == 9001
 
 
 async def test_a_refusal_is_permanent_and_an_outage_is_retried(
@@ -180,8 +186,7 @@ async def test_a_deal_whose_reply_was_lost_is_found_not_posted_again(
         FreeeClient.PAGE = 100
     assert len(freee.deals) == 4, "posted twice"
     assert freee.lookups == lookups + 2
-    entry = await pool.fetchrow("SELECT * FROM bookkeeping_entries WHERE receipt_id = $1", receipt_id)
-    assert entry is not None and (entry["status"], entry["freee_deal_id"]) == ("posted", 9004)
+    assert await posted_as(pool, receipt_id) == 9004
 
 
 async def test_an_unanswered_post_that_freee_never_saw_is_sent_again(

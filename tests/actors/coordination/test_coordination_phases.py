@@ -34,21 +34,23 @@ def reviewed(prefix: str, *, auto: bool = False) -> Workflow:
     return wf
 
 
+async def at_gate(pool, cid: str, track: str) -> None:
+    async def gated() -> bool:
+        status = await pool.fetchval(
+            "SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, track
+        )
+        return status == "gated"
+
+    await eventually(gated, what=f"{track} to wait at its gate")
+
+
 async def test_manual_gate_waits_then_proceeds(settings, pool, nc, js, unique):
     wf = reviewed(unique)
     book = f"{unique}-book"
     async with Runtime(list(wf), settings=settings):
         cid = await TracksClient(nc).start(wf, {"count": 3})
 
-        async def gated() -> bool:
-            return (
-                await pool.fetchval(
-                    "SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, book
-                )
-                == "gated"
-            )
-
-        await eventually(gated, what="the review step to wait at its gate")
+        await at_gate(pool, cid, book)
         state = await progress(pool, cid)
         assert state.as_wire() | {"steps": None} == {
             "correlationId": cid,
@@ -110,15 +112,7 @@ async def test_cancelling_a_run_at_its_gate_closes_the_gated_step(settings, pool
     async with Runtime(list(wf), settings=settings):
         cid = await TracksClient(nc).start(wf, {"count": 3})
 
-        async def gated() -> bool:
-            return (
-                await pool.fetchval(
-                    "SELECT status FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, book
-                )
-                == "gated"
-            )
-
-        await eventually(gated, what="the review step to wait at its gate")
+        await at_gate(pool, cid, book)
         await cancel(pool, EventPublisher(js), cid, "wrong receipt")
     step = await pool.fetchrow(
         "SELECT status, finished_at FROM track_steps WHERE correlation_id = $1 AND track_id = $2", cid, book

@@ -7,6 +7,7 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -111,6 +112,23 @@ async def test_chain_shows_payloads(
     }
 
 
+async def _written_before(
+    db: asyncpg.Pool | asyncpg.Connection, cid: str, t0: datetime, logs: list[tuple[str, str, Any]]
+) -> None:
+    """Step ``a`` completed, with a trace ID, and ``logs`` (track, event, details) as written before 0014."""
+    await db.execute(
+        "INSERT INTO track_steps (correlation_id, track_id, status, started_at, finished_at, output, "
+        "trace_id) VALUES ($1, 'a', 'completed', $2, $2, '{\"n\": 2}', 'abc')",
+        cid,
+        t0,
+    )
+    await db.executemany(
+        "INSERT INTO processing_logs (correlation_id, track_id, event_type, details, occurred_at) "
+        "VALUES ($1, $2, $3, $4::text::jsonb, $5)",
+        [(cid, t, e, json.dumps(d), t0 + timedelta(seconds=i)) for i, (t, e, d) in enumerate(logs)],
+    )
+
+
 async def test_rows_written_before_read_as_they_were(pool: asyncpg.Pool, unique: str) -> None:
     """A run with its own definition and log rows holding subject and payload (as written before
     0014): status, ``runs show`` and the chain read them unchanged."""
@@ -126,22 +144,12 @@ async def test_rows_written_before_read_as_they_were(pool: asyncpg.Pool, unique:
         t0,
         json.dumps(definition),
     )
-    await pool.execute(
-        "INSERT INTO track_steps (correlation_id, track_id, status, started_at, finished_at, output, "
-        "trace_id) VALUES ($1, 'a', 'completed', $2, $2, '{\"n\": 2}', 'abc')",
-        cid,
-        t0,
-    )
     old = [
         ("a", "started", {"subject": f"tracks.a.run.{cid}", "source": None, "payload": {"n": 1}}),
         ("a", "completed", {"payload": {"n": 2, "kept": "in the row"}}),
         ("b", "started", {"subject": "tracks.a.completed.elsewhere", "source": "a"}),
     ]
-    await pool.executemany(
-        "INSERT INTO processing_logs (correlation_id, track_id, event_type, details, occurred_at) "
-        "VALUES ($1, $2, $3, $4::text::jsonb, $5)",
-        [(cid, t, e, json.dumps(d), t0 + timedelta(seconds=i)) for i, (t, e, d) in enumerate(old)],
-    )
+    await _written_before(pool, cid, t0, old)
     assert [(e.track, e.event_type, e.details) for e in await execution_chain(pool, cid)] == old
     state = await progress(pool, cid)
     assert state.current_step == "b" and state.steps == {"a": "completed"}
@@ -167,21 +175,11 @@ async def test_migration_keeps_rows_written_before(fresh_db: str, tmp_path: Path
             t0,
             json.dumps({"tracks": {"a": []}, "phases": [{"name": "main", "tracks": ["a"], "manual": False}]}),
         )
-        await conn.execute(
-            "INSERT INTO track_steps (correlation_id, track_id, status, started_at, finished_at, output, "
-            "trace_id) VALUES ($1, 'a', 'completed', $2, $2, '{\"n\": 2}', 'abc')",
-            cid,
-            t0,
-        )
         old = [
             ("a", "started", {"subject": f"tracks.a.run.{cid}", "source": None, "payload": {"n": 1}}),
             ("a", "completed", {"payload": {"n": 2}}),
         ]
-        await conn.executemany(
-            "INSERT INTO processing_logs (correlation_id, track_id, event_type, details, occurred_at) "
-            "VALUES ($1, $2, $3, $4::text::jsonb, $5)",
-            [(cid, t, e, json.dumps(d), t0 + timedelta(seconds=i)) for i, (t, e, d) in enumerate(old)],
-        )
+        await _written_before(conn, cid, t0, old)
         assert 14 in [m.version for m in await migrate(conn)]
     finally:
         await conn.close()
