@@ -10,15 +10,14 @@ how long (``TRACKS_CONNECT_WAIT_S``), attempts repeat with back-off, and past th
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import re
 import time
 from collections.abc import Callable
 
 import nats.errors
 from nats.aio.client import Client as NATS
 
+from foundation.addresses import describe_error, server_address
 from foundation.settings import Settings
 from foundation.tls import nats_tls_context, tls_failure
 
@@ -35,37 +34,9 @@ ClosedCallback = Callable[[Exception | None], None]
 """Told the client's last error when its connection closed for good without being asked to."""
 
 
-def server_address(url: str) -> str:
-    """``host:port`` of the server(s) a URL or DSN names, comma-separated; never its user or password.
-
-    ``nats://u:secret@a:4222,nats://b:4222`` gives ``a:4222,b:4222``;
-    ``postgresql://u:secret@h1:5432,h2:5432/db?sslmode=require`` gives ``h1:5432,h2:5432``.
-    """
-    addresses = []
-    for part in url.split(","):
-        rest = part.strip().split("://", 1)[-1]
-        netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
-        addresses.append(netloc.rpartition("@")[2])
-    return ",".join(a for a in addresses if a) or "the default host"
-
-
 def _refused(exc: BaseException | None) -> bool:
     """The server answered and said no to the credentials: waiting will not change that."""
     return exc is not None and "authorization" in str(exc).lower()
-
-
-def describe_error(exc: BaseException | None) -> str:
-    """A short reason for a log line: ``connection refused``, ``timed out``, or the error's text."""
-    if exc is None:
-        return "no error reported"
-    text = str(exc).strip()
-    if isinstance(exc, ConnectionRefusedError) or (
-        isinstance(exc, OSError) and f"[Errno {errno.ECONNREFUSED}]" in text
-    ):
-        return "connection refused"
-    if isinstance(exc, TimeoutError) and not text:
-        return "timed out"
-    return text or type(exc).__name__
 
 
 class _Client(NATS):

@@ -3,34 +3,35 @@
 Every knob is a ``TRACKS_*`` variable. When ``TRACKS_NATS_URL`` or ``TRACKS_DATABASE_URL``
 is unset the embedded default (see :mod:`tracks.embedded`) provides the server. A bad value
 is reported as one line per variable (:class:`SettingsError`), never as a traceback.
+
+A plain frozen dataclass (:mod:`foundation.env_settings`), not a pydantic model: every command
+reads these first, and pydantic's import was half of a read-only command's start-up.
 """
 
-from __future__ import annotations
-
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from foundation.redact import MASK, mask_url
+from foundation.env_settings import Bounds, EnvSettings, FieldErrors, validates
+from foundation.redact import mask_url
 
 __all__ = ["Settings", "SettingsError", "load", "load_settings"]
 
-_S = TypeVar("_S", bound=BaseSettings)
+_S = TypeVar("_S")
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Bounds(gt=0)]
+PositiveInt = Annotated[int, Bounds(gt=0)]
 
 
 class SettingsError(ValueError):
     """The environment holds invalid values; ``str()`` is one line per bad variable."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRACKS_", frozen=True, extra="ignore")
+@dataclass(frozen=True, repr=False)
+class Settings(EnvSettings):
+    SECRETS = frozenset({"nats_password", "nats_token"})
+    URLS = frozenset({"nats_url", "database_url"})
 
     # --- servers -------------------------------------------------------------------------
     nats_url: str | None = None
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     """PEM file of the CA(s) that signed the NATS servers' certificates (default: the system's)."""
     nats_tls_cert: Path | None = None
     """PEM client certificate for mutual TLS (with ``nats_tls_key``)."""
-    nats_tls_key: Path | None = Field(default=None, validate_default=True)
+    nats_tls_key: Path | None = None
     """Its PEM private key (unencrypted)."""
     database_url: str | None = None
     """A PostgreSQL DSN; unset means the embedded PostgreSQL."""
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     """How long a one-shot CLI command waits for a server (``tracks --connect-timeout``)."""
 
     # --- streams -------------------------------------------------------------------------
-    stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    stream_replicas: Annotated[int, Bounds(ge=1, le=5)] = 1
     stream_max_age_s: PositiveFloat = 7 * 24 * 3600.0
     """How long TRACKS keeps events (limits retention)."""
     stream_max_bytes: PositiveInt = 10 * 2**30  # subjects.streams.TRACKS_MAX_BYTES
@@ -76,7 +77,7 @@ class Settings(BaseSettings):
 
     # --- consumers (defaults for every track; a track may override) -------------------------
     ack_wait_s: PositiveFloat = 30.0
-    max_deliver: Annotated[int, Field(ge=1)] = 5
+    max_deliver: Annotated[int, Bounds(ge=1)] = 5
     max_ack_pending: PositiveInt = 1024
     concurrency: PositiveInt = 256
     """Handlers running at once per track in one process."""
@@ -86,12 +87,12 @@ class Settings(BaseSettings):
     """On SIGTERM, how long in-flight handlers may take to finish before they are abandoned."""
 
     # --- failures (defaults for every track; a track may override) ----------------------
-    retry_base_s: Annotated[float, Field(ge=0)] = 1.0
+    retry_base_s: Annotated[float, Bounds(ge=0)] = 1.0
     """First retry delay; doubles per delivery (with jitter) up to ``retry_cap_s``."""
     retry_cap_s: PositiveFloat = 60.0
     time_limit_s: PositiveFloat = 300.0
     """Longest a handler may run; every step has one (heartbeats keep ack_wait from expiring)."""
-    breaker_threshold: Annotated[int, Field(ge=0)] = 25
+    breaker_threshold: Annotated[int, Bounds(ge=0)] = 25
     """Consecutive failures that open a track's circuit breaker (0 disables it)."""
     breaker_cooldown_s: PositiveFloat = 30.0
     """How long an open breaker waits before it lets one probe message through."""
@@ -108,15 +109,15 @@ class Settings(BaseSettings):
     """Per-step spans built without the SDK's span machinery (docs/hot-path.md); false: SDK spans."""
     gc_tuning: bool = True
     """Freeze the start-up heap and raise the collector's thresholds (see :mod:`foundation.gc_tuning`)."""
-    idle_trim_s: Annotated[float, Field(ge=0)] = 10.0
+    idle_trim_s: Annotated[float, Bounds(ge=0)] = 10.0
     """An actor idle this long after a burst gives glibc's free heap pages back to the OS
     (:mod:`foundation.idle_trim`); 0: never."""
 
     # --- resource guard (actors/runtime/guard.py) ----------------------------------------
-    guard_cpu_percent: Annotated[float, Field(ge=0)] | None = None
+    guard_cpu_percent: Annotated[float, Bounds(ge=0)] | None = None
     """Pause every track's fetching while this process's CPU stays at or above this (100: one
     core) for ``guard_cpu_for_s``; fetching resumes once it is below. Unset: no CPU guard."""
-    guard_cpu_for_s: Annotated[float, Field(ge=0)] = 30.0
+    guard_cpu_for_s: Annotated[float, Bounds(ge=0)] = 30.0
     """How long the CPU must stay at or above ``guard_cpu_percent`` before tracks pause."""
     guard_memory_mb: PositiveFloat | None = None
     """Stop the actor cleanly (in-flight steps finish, nothing new is fetched) once its RSS
@@ -125,7 +126,7 @@ class Settings(BaseSettings):
     """How often the guard samples the process (when a guard threshold is set)."""
 
     # --- metrics and health ---------------------------------------------------------------
-    http_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    http_port: Annotated[int, Bounds(ge=0, le=65535)] | None = None
     """Actors and the scheduler serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port
     (unset: no server; 0: any free port)."""
     http_host: str = "127.0.0.1"
@@ -133,7 +134,7 @@ class Settings(BaseSettings):
 
     # --- records -------------------------------------------------------------------------
     records_batch: PositiveInt = 500
-    records_linger_ms: Annotated[float, Field(ge=0)] = 0.0
+    records_linger_ms: Annotated[float, Bounds(ge=0)] = 0.0
     """Extra wait before a record batch is written (0: batch whatever queued meanwhile)."""
 
     # --- payloads and retention ----------------------------------------------------------
@@ -153,9 +154,9 @@ class Settings(BaseSettings):
     """``package.module:function(track, payload) -> dict``: what ``processing_logs`` and dead
     letters keep of each payload (see :mod:`actors.ledger.redaction`); unset: all of it."""
 
-    @field_validator("nats_url")
+    @validates("nats_url")
     @classmethod
-    def _nats_scheme(cls, value: str | None) -> str | None:
+    def _nats_scheme(cls, value: str | None, checked: dict[str, Any]) -> str | None:
         if value is None or value == "":
             return None
         for url in value.split(","):
@@ -163,59 +164,49 @@ class Settings(BaseSettings):
                 raise ValueError(f"{mask_url(url.strip())!r} is not a nats://, tls://, ws:// or wss:// URL")
         return value
 
-    @field_validator("database_url")
+    @validates("database_url")
     @classmethod
-    def _pg_scheme(cls, value: str | None) -> str | None:
+    def _pg_scheme(cls, value: str | None, checked: dict[str, Any]) -> str | None:
         if value is None or value == "":
             return None
         if not value.startswith(("postgres://", "postgresql://")):
             raise ValueError(f"{mask_url(value)!r} is not a postgresql:// URL")
         return value
 
-    @field_validator("nats_creds")
+    @validates("nats_creds")
     @classmethod
-    def _creds_exist(cls, value: Path | None) -> Path | None:
+    def _creds_exist(cls, value: Path | None, checked: dict[str, Any]) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no credentials file at {value}")
         return value
 
-    @field_validator("nats_inbox_prefix")
+    @validates("nats_inbox_prefix")
     @classmethod
-    def _inbox_subject(cls, value: str | None) -> str | None:
+    def _inbox_subject(cls, value: str | None, checked: dict[str, Any]) -> str | None:
         if value and not re.fullmatch(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*", value):
             raise ValueError(f"{value!r} is not a subject without wildcards (e.g. _INBOX.track-gmail)")
         return value or None
 
-    @field_validator("redact")
+    @validates("redact")
     @classmethod
-    def _hook_spec(cls, value: str | None) -> str | None:
+    def _hook_spec(cls, value: str | None, checked: dict[str, Any]) -> str | None:
         if value and not re.fullmatch(r"[\w.]+:\w+", value):
             raise ValueError(f"{value!r} is not package.module:function")
         return value or None
 
-    @field_validator("nats_nkey_seed", "nats_tls_ca", "nats_tls_cert", "nats_tls_key")
+    @validates("nats_nkey_seed", "nats_tls_ca", "nats_tls_cert", "nats_tls_key")
     @classmethod
-    def _file_exists(cls, value: Path | None) -> Path | None:
+    def _file_exists(cls, value: Path | None, checked: dict[str, Any]) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
         return value
 
-    @field_validator("nats_tls_key")
+    @validates("nats_tls_key")
     @classmethod
-    def _key_with_cert(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if "nats_tls_cert" in info.data and (value is None) != (info.data["nats_tls_cert"] is None):
+    def _key_with_cert(cls, value: Path | None, checked: dict[str, Any]) -> Path | None:
+        if "nats_tls_cert" in checked and (value is None) != (checked["nats_tls_cert"] is None):
             raise ValueError("set it together with TRACKS_NATS_TLS_CERT (mutual TLS), or neither")
         return value
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        """``repr()`` (and so every log line or traceback showing settings) without secrets."""
-        for name, value in super().__repr_args__():
-            if value is not None and name in ("nats_password", "nats_token"):
-                yield name, MASK
-            elif isinstance(value, str) and name in ("nats_url", "database_url"):
-                yield name, mask_url(value)
-            else:
-                yield name, value
 
     @property
     def nats_inbox(self) -> str:
@@ -237,10 +228,19 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def load(model: type[_S], env_prefix: str, **overrides: object) -> _S:
-    """Any settings model of the project from the environment: the one place that turns a
-    validation error into :class:`SettingsError`, one line per bad variable (``PREFIX_FIELD: why``)."""
+    """Any settings model of the project from the environment (an :class:`EnvSettings` dataclass or
+    a pydantic ``BaseSettings``): the one place that turns a refusal into :class:`SettingsError`,
+    one line per bad variable (``PREFIX_FIELD: why``)."""
+    if issubclass(model, EnvSettings):
+        try:
+            return model.from_env(env_prefix, **overrides)
+        except FieldErrors as exc:
+            lines = [f"{env_prefix}{name.upper()}: {why}" for name, why in exc.errors.items()]
+            raise SettingsError("\n".join(lines)) from None
+    from pydantic import ValidationError  # the models of the libraries and the product
+
     try:
-        return model(**overrides)  # type: ignore[arg-type]
+        return model(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

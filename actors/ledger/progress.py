@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from subjects import EventType, encode_event, headers, names
+from subjects import headers, names
 
 if TYPE_CHECKING:  # what reads progress (tracks status, runs ls) does not pay for the rest
     from foundation.jetstream.publisher import EventPublisher
@@ -278,6 +278,8 @@ async def _activate(
     payload: dict[str, Any],
     msg_id: str,
 ) -> None:
+    from subjects.envelope import EventType, encode_event  # pydantic: not for what only reads
+
     body = encode_event(
         track,
         EventType.DATA_READY,

@@ -11,17 +11,15 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import asyncpg
 import click
-import nats.errors
-from nats.js import JetStreamContext
-from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from foundation.redact import mask_secrets
 from foundation.settings import Settings, SettingsError, load_settings
 from tracks.endpoints import NoServers
 
-if TYPE_CHECKING:  # imported where used: read-only commands start without the runtime
+if TYPE_CHECKING:  # imported where used: read-only commands start without the runtime (or nats-py)
+    from nats.js import JetStreamContext
+
     from actors.transport.payloads import PayloadStore
     from actors.workflow import Workflow
 
@@ -161,20 +159,27 @@ def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
 
 
 def _one_line(exc: Exception) -> UserError:
+    # A library that was never imported cannot have raised ``exc``: asyncpg and nats-py are
+    # looked up in sys.modules, so that commands which do not use them start without them.
     if isinstance(exc, NoServers):
         return ServerUnreachable(str(exc))
-    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is not None and isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
         return NotSetUp(f"the database is not migrated ({exc}): run `tracks db migrate`")
-    process = sys.modules.get("actors.runtime.process")  # not loaded: exc cannot be its SchemaError
+    process = sys.modules.get("actors.runtime.process")
     if process is not None and isinstance(exc, process.SchemaError):  # an actor's start-up check
         return NotSetUp(str(exc))
-    if isinstance(exc, NotFoundError) and "stream" in (exc.description or ""):
-        return NotSetUp(f"{exc.description}: {STREAM_HINT}")
-    if isinstance(exc, NoStreamResponseError):
-        return NotSetUp(f"no stream holds what was published (is TRACKS missing?): {STREAM_HINT}")
+    js_errors = sys.modules.get("nats.js.errors")
+    if js_errors is not None:
+        if isinstance(exc, js_errors.NotFoundError) and "stream" in (exc.description or ""):
+            return NotSetUp(f"{exc.description}: {STREAM_HINT}")
+        if isinstance(exc, js_errors.NoStreamResponseError):
+            return NotSetUp(f"no stream holds what was published (is TRACKS missing?): {STREAM_HINT}")
     if isinstance(exc, ConnectionError) and str(exc):  # ours: it names the server already
         return ServerUnreachable(str(exc))
-    if isinstance(exc, ConnectionError | OSError | TimeoutError | nats.errors.NoServersError):
+    nats_errors = sys.modules.get("nats.errors")
+    no_servers = (nats_errors.NoServersError,) if nats_errors is not None else ()
+    if isinstance(exc, ConnectionError | OSError | TimeoutError | no_servers):
         return ServerUnreachable(f"cannot reach a server: {exc or type(exc).__name__}")
     return UserError(f"{type(exc).__name__}: {exc}")
 

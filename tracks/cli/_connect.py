@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING
 
 import asyncpg
-from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
 
-from foundation.connections import connect_nats, describe_error, server_address
-from foundation.db import create_pool
+from foundation.addresses import describe_error, server_address
+from foundation.db.pool import create_pool
 from foundation.settings import Settings
 from tracks.cli._common import STREAM_HINT, NotSetUp, ServerUnreachable, UserError
 from tracks.endpoints import existing_url, resolve_endpoints
+
+if TYPE_CHECKING:  # nats-py is imported by the commands that talk to NATS, not by the others
+    from nats.aio.client import Client as NATS
 
 __all__ = ["database_url", "nats_session", "nats_url", "open_nats", "open_pool", "pool_session"]
 
@@ -53,6 +55,10 @@ async def open_nats(
 ) -> NATS:
     """Connected within ``settings.connect_timeout_s`` (else :class:`ServerUnreachable`), with each of
     ``streams`` present (else :class:`NotSetUp`, before anything is published)."""
+    from nats.js.errors import NotFoundError
+
+    from foundation.connections import connect_nats
+
     url = url or nats_url(settings)
     try:
         nc = await connect_nats(settings, url, name=name, wait_for_server=False)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 import click
 
 from actors.ledger.progress import ProgressError, proceed, progress, resume
-from foundation.jetstream.publisher import EventPublisher
 from subjects import STREAM
 from subjects.priority import Priority
 from tracks.cli._common import (
@@ -23,7 +23,9 @@ from tracks.cli._common import (
     resolve_workflow,
 )
 from tracks.cli._connect import nats_session, nats_url, open_nats, pool_session
-from tracks.cli._tracing import cli_tracing
+
+if TYPE_CHECKING:  # `tracks status` reads PostgreSQL only: no publisher, no OpenTelemetry SDK
+    from foundation.jetstream.publisher import EventPublisher
 
 __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 
@@ -50,6 +52,7 @@ async def run_cmd(
     wait ended.
     """
     from actors.client import RunCancelled, RunFailed, RunTimedOut, TracksClient, WaitTimeout
+    from tracks.cli._tracing import cli_tracing
 
     wf, body = resolve_workflow(workflow), read_payload(payload)
     settings = get_settings()
@@ -77,6 +80,9 @@ async def run_cmd(
 
 @asynccontextmanager
 async def _db_and_publisher() -> AsyncIterator[tuple[asyncpg.Pool, EventPublisher]]:
+    from foundation.jetstream.publisher import EventPublisher
+    from tracks.cli._tracing import cli_tracing
+
     settings = get_settings()
     cli_tracing(settings)  # proceed and resume continue the run's trace
     async with pool_session(settings) as pool, nats_session(settings, streams=[STREAM]) as nc:
