@@ -13,13 +13,15 @@ ride in ``Annotated[float, Bounds(gt=0)]``; a check of one field is a classmetho
 :func:`validates` (it receives the coerced value and the fields checked before it).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import enum
 import os
 import types
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
 __all__ = ["Bounds", "EnvSettings", "FieldErrors", "validates"]
 
@@ -81,13 +83,13 @@ class EnvSettings:
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
         checks = cls._checks()
+        hints = get_type_hints(cls, include_extras=True)  # the annotations may be strings
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if not f.init:
                 continue
-            given = f.name in overrides
-            raw = overrides[f.name] if given else env.get(prefix + f.name, _UNSET)
+            raw = overrides[f.name] if f.name in overrides else env.get(prefix + f.name, _UNSET)
             try:
-                value = _default(f) if raw is _UNSET else _coerce(raw, f.type)
+                value = _default(f) if raw is _UNSET else _coerce(raw, hints[f.name])
                 for check in checks.get(f.name, ()):
                     value = check(value, values)
             except ValueError as exc:

@@ -8,6 +8,8 @@ A plain frozen dataclass (:mod:`foundation.env_settings`), not a pydantic model:
 reads these first, and pydantic's import was half of a read-only command's start-up.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
 from pathlib import Path

@@ -14,14 +14,21 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from enum import StrEnum
 from itertools import islice
 
 from scheduler.cron import CronExpression
-from scheduler.settings import MisfirePolicy
 
-__all__ = ["MisfirePlan", "Skip", "plan_catch_up", "plan_due"]
+__all__ = ["MisfirePlan", "MisfirePolicy", "Skip", "plan_catch_up", "plan_due"]
 
 _TINY = timedelta(microseconds=1)
+
+
+class MisfirePolicy(StrEnum):
+    COALESCE = "coalesce"
+    """Ticks missed within the grace window fire once (the latest); older ones are skipped."""
+    SKIP = "skip"
+    """Every missed tick is skipped (and recorded); the schedule resumes at its next tick."""
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scheduler.misfire import MisfirePolicy  # here for compatibility: it lives with the misfire plans
+
 __all__ = ["MisfirePolicy", "SchedulerSettings"]
 
 PositiveFloat = Annotated[float, Field(gt=0)]
-
-
-class MisfirePolicy(StrEnum):
-    COALESCE = "coalesce"
-    """Ticks missed within the grace window fire once (the latest); older ones are skipped."""
-    SKIP = "skip"
-    """Every missed tick is skipped (and recorded); the schedule resumes at its next tick."""
 
 
 def _instance() -> str:

@@ -11,10 +11,12 @@ first start on, so a track whose actor is stopped still counts, while one that n
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from nats.js import JetStreamContext
+from typing import TYPE_CHECKING
 
 from subjects import STREAM, SubjectKind, names
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
 
 __all__ = ["consumed", "consuming_tracks", "unconsumed_warning"]
 

@@ -35,21 +35,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actors.failures.alert_webhook import AlertWebhook
 from actors.failures.stream_space import STREAM_SPACE, stream_space
-from foundation.jetstream.publisher import EventPublisher
-from foundation.redact import mask_url
+from foundation.env_settings import Bounds, EnvSettings
 from foundation.settings import load
 from subjects import DLQ_STREAM, headers, names
-from subjects.alerts import AlertEnvelope, Severity
+
+if TYPE_CHECKING:  # `tracks alerts check` reads: no publisher (OpenTelemetry), envelope (pydantic), webhook
+    from nats.js import JetStreamContext
+    from nats.js.api import PubAck
+
+    from actors.failures.alert_webhook import AlertWebhook
+    from foundation.jetstream.publisher import EventPublisher
+    from subjects.alerts import AlertEnvelope
 
 __all__ = [
     "DLQ_BACKLOG",
@@ -72,30 +73,27 @@ DLQ_BACKLOG = "dlq_backlog"
 FAILURE_RATE = "failure_rate"
 
 
-class AlertSettings(BaseSettings):
+@dataclass(frozen=True, repr=False)
+class AlertSettings(EnvSettings):
     """``TRACKS_ALERT_*``: the thresholds of the SPEC (100 dead letters, 60 % over an hour)."""
 
-    model_config = SettingsConfigDict(env_prefix="TRACKS_ALERT_", frozen=True, extra="ignore")
+    URLS = frozenset({"webhook_url"})
 
-    dlq_threshold: Annotated[int, Field(ge=0)] = 100
+    dlq_threshold: Annotated[int, Bounds(ge=0)] = 100
     """Alert when the DLQ holds more dead letters than this."""
-    failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.6
+    failure_rate: Annotated[float, Bounds(gt=0, le=1)] = 0.6
     """Alert when a track's share of failed steps exceeds this (0..1)."""
-    window_s: Annotated[float, Field(gt=0)] = 3600.0
-    interval_s: Annotated[float, Field(gt=0)] = 30.0
+    window_s: Annotated[float, Bounds(gt=0)] = 3600.0
+    interval_s: Annotated[float, Bounds(gt=0)] = 30.0
     """How often a runtime checks (and at most how often one condition is published)."""
-    min_events: Annotated[int, Field(ge=1)] = 20
+    min_events: Annotated[int, Bounds(ge=1)] = 20
     """Step outcomes a track needs in the window before its rate is judged."""
-    stream_full: Annotated[float, Field(gt=0, le=1)] = 0.8
+    stream_full: Annotated[float, Bounds(gt=0, le=1)] = 0.8
     """Alert when a stream holds this share of its ``max_bytes`` (full, its publishes fail)."""
     webhook_url: str | None = None
     """Also POST every alert here, as Alertmanager-compatible JSON (unset: no webhook)."""
-    webhook_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    webhook_timeout_s: Annotated[float, Bounds(gt=0)] = 3.0
     """How long one webhook delivery may take before it is given up (and logged)."""
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, mask_url(value) if name == "webhook_url" and isinstance(value, str) else value
 
 
 def load_alert_settings(**overrides: Any) -> AlertSettings:
@@ -108,6 +106,8 @@ def webhook_from(settings: AlertSettings) -> AlertWebhook | None:
     intervals is resolved by Alertmanager."""
     if not settings.webhook_url:
         return None
+    from actors.failures.alert_webhook import AlertWebhook
+
     return AlertWebhook(
         settings.webhook_url, timeout_s=settings.webhook_timeout_s, resolve_after_s=2 * settings.interval_s
     )
@@ -124,6 +124,8 @@ class Alert:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def envelope(self, source: str = "") -> AlertEnvelope:
+        from subjects.alerts import AlertEnvelope, Severity
+
         labels = {"alertname": f"tracks_{self.name}"}
         labels.update({"track": self.key} if self.name == FAILURE_RATE else {"stream": self.key})
         return AlertEnvelope(

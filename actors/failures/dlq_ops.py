@@ -34,17 +34,21 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from actors.failures.dead_letter import DLQ_HEADERS
-from actors.ledger.store import Ledger, LogRow, StepFinish
+from actors.ledger.records import LogRow, StepFinish
 from actors.transport.payloads import PayloadRef, PayloadStore, is_ref
-from foundation.jetstream.publisher import EventPublisher
 from subjects import DLQ_STREAM, STREAM, check_token, headers, names
+from subjects.headers import DLQ_HEADERS
+
+if TYPE_CHECKING:  # `tracks dlq ls` reads: neither the ledger's writer nor the publisher (OpenTelemetry)
+    from actors.ledger.store import Ledger
+    from foundation.jetstream.publisher import EventPublisher
 
 __all__ = [
     "REPLAY_HEADER",
@@ -290,7 +294,11 @@ class Replayer:
         self._js = js
         self._pool = pool
         self._ledger = ledger
-        self._publisher = publisher or EventPublisher(js)
+        if publisher is None:
+            from foundation.jetstream.publisher import EventPublisher
+
+            publisher = EventPublisher(js)
+        self._publisher = publisher
 
     async def replay(self, seq: int, *, force: bool = False) -> Replayed:
         """Publish dead letter ``seq`` again as a fresh attempt, record it, then remove it from the DLQ."""

@@ -10,9 +10,9 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 import click
-from nats.js import JetStreamContext
 
 from actors.failures import dlq_ops as letters_
 from actors.failures.dlq_ops import (
@@ -23,10 +23,12 @@ from actors.failures.dlq_ops import (
     UnknownDeadLetter,
 )
 from actors.ledger.listing import iso
-from actors.ledger.store import Ledger
 from subjects import DLQ_STREAM, check_token
 from tracks.cli._common import UserError, async_command, get_settings
 from tracks.cli._connect import nats_session, open_pool
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
 
 __all__ = ["dlq"]
 
@@ -42,6 +44,8 @@ async def _jetstream() -> AsyncIterator[JetStreamContext]:
 
 @asynccontextmanager
 async def _replayer(js: JetStreamContext) -> AsyncIterator[Replayer]:
+    from actors.ledger.store import Ledger  # replay writes records: not for ls and show
+
     pool = await open_pool(get_settings())
     ledger = Ledger(pool)
     ledger.start()
