@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -14,14 +13,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from foundation.redact import mask_secrets
-from foundation.settings import Settings, SettingsError, load_settings
-from tracks.endpoints import NoServers
 
-if TYPE_CHECKING:  # imported where used: read-only commands start without the runtime (or nats-py)
+if TYPE_CHECKING:  # imported where used: read-only commands start without the runtime (or nats-py),
+    # and `tracks --help` / `--version` without asyncio, the settings or the embedded servers
     from nats.js import JetStreamContext
 
     from actors.transport.payloads import PayloadStore
     from actors.workflow import Workflow
+    from foundation.settings import Settings
 
 __all__ = [
     "CONNECT_TIMEOUT_KEY",
@@ -86,6 +85,8 @@ class NotSetUp(UserError):
 
 def get_settings() -> Settings:
     """Settings from the environment; ``tracks --connect-timeout`` overrides TRACKS_CONNECT_TIMEOUT_S."""
+    from foundation.settings import SettingsError, load_settings
+
     ctx = click.get_current_context(silent=True)
     timeout = ctx.meta.get(CONNECT_TIMEOUT_KEY) if ctx is not None else None
     try:
@@ -144,6 +145,8 @@ def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import asyncio
+
         try:
             return asyncio.run(fn(*args, **kwargs))
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -159,9 +162,10 @@ def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
 
 
 def _one_line(exc: Exception) -> UserError:
-    # A library that was never imported cannot have raised ``exc``: asyncpg and nats-py are
-    # looked up in sys.modules, so that commands which do not use them start without them.
-    if isinstance(exc, NoServers):
+    # A module never imported cannot have raised ``exc``: the classes are looked up in
+    # sys.modules, so that commands which do not use asyncpg or nats-py start without them.
+    endpoints = sys.modules.get("tracks.endpoints")
+    if endpoints is not None and isinstance(exc, endpoints.NoServers):
         return ServerUnreachable(str(exc))
     asyncpg = sys.modules.get("asyncpg")
     if asyncpg is not None and isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError):
