@@ -13,6 +13,7 @@ from subjects.names import DLQ_ROOT, DLQ_STREAM, ROOT, STREAM
 
 __all__ = [
     "DLQ_MAX_BYTES",
+    "PAYLOADS_BUCKET",
     "PAYLOADS_MAX_BYTES",
     "TRACKS_MAX_BYTES",
     "StreamReplicasError",
@@ -32,6 +33,8 @@ DLQ_MAX_BYTES = 2**30
 """Default bound of ``DLQ`` (``TRACKS_DLQ_MAX_BYTES``): 1 GiB."""
 PAYLOADS_MAX_BYTES = 5 * 2**30
 """Default bound of the payload object store (``TRACKS_PAYLOAD_MAX_BYTES``): 5 GiB."""
+PAYLOADS_BUCKET = "TRACKS_PAYLOADS"
+"""The payload object store's default bucket (its stream is ``OBJ_TRACKS_PAYLOADS``)."""
 
 # Every stream is bounded by age and by bytes, and full means ``discard=new``: a publish to a full
 # stream fails (the step is not acked and comes back; the client's trigger raises) instead of the

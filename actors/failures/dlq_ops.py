@@ -41,12 +41,10 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from actors.ledger.records import LogRow, StepFinish
-from actors.transport.payloads import PayloadRef, PayloadStore, is_ref
 from subjects import DLQ_STREAM, STREAM, check_token, headers, names
 from subjects.headers import DLQ_HEADERS
 
-if TYPE_CHECKING:  # `tracks dlq ls` reads: neither the ledger's writer nor the publisher (OpenTelemetry)
+if TYPE_CHECKING:  # `tracks dlq ls` reads: neither the ledger's records nor the publisher (OpenTelemetry)
     from actors.ledger.store import Ledger
     from foundation.jetstream.publisher import EventPublisher
 
@@ -176,6 +174,8 @@ class StoredLetter:
             ref = json.loads(value)
         except json.JSONDecodeError:
             return None
+        from actors.transport.payloads import is_ref  # its JSON encoder (pydantic-core): not for ls
+
         return ref if is_ref(ref) else None
 
     def original_headers(self) -> dict[str, str]:
@@ -188,6 +188,8 @@ async def original_body(js: JetStreamContext, letter: StoredLetter) -> bytes:
     ref = letter.body_ref
     if ref is None:
         return letter.data
+    from actors.transport.payloads import PayloadRef, PayloadStore
+
     parsed = PayloadRef.parse(ref)
     store = await PayloadStore(js, bucket=parsed.bucket).ensure()
     result = await store.get(parsed.key)
@@ -200,6 +202,8 @@ async def resolve_run_letters(
     """The dead letters of ``tracks`` for one run are settled another way (``tracks resume``): each is
     recorded as ``dead_letter_resolved`` (with what it said) and then removed from the DLQ, so
     ``tracks dlq ls`` and the DLQ alert stop counting it. Returns how many were resolved."""
+    from actors.ledger.records import LogRow
+
     resolved = 0
     for track in tracks:
         wanted = names.dlq(track, correlation_id)
@@ -302,6 +306,8 @@ class Replayer:
 
     async def replay(self, seq: int, *, force: bool = False) -> Replayed:
         """Publish dead letter ``seq`` again as a fresh attempt, record it, then remove it from the DLQ."""
+        from actors.ledger.records import LogRow
+
         letter = await read(self._js, seq)
         subject, track, cid = letter.original_subject, letter.track, letter.correlation_id
         if not (subject and track and cid):
@@ -355,6 +361,8 @@ class Replayer:
             return
         if not force:
             raise StepStillRunning(track, cid, row["activated_by"])
+        from actors.ledger.records import LogRow, StepFinish
+
         await self._ledger.finish(
             StepFinish(
                 "failed",

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from actors.transport.payloads import BUCKET
 from subjects import DLQ_STREAM, STREAM
+from subjects.streams import PAYLOADS_BUCKET
 
 __all__ = ["STREAM_SPACE", "WATCHED", "SpaceReading", "stream_space"]
 
 STREAM_SPACE = "stream_space"
-WATCHED = (STREAM, DLQ_STREAM, f"OBJ_{BUCKET}")
+WATCHED = (STREAM, DLQ_STREAM, f"OBJ_{PAYLOADS_BUCKET}")
 """The streams the project creates: ``TRACKS``, ``DLQ`` and the payload bucket's."""
 
 _KNOB = {STREAM: "TRACKS_STREAM_MAX_BYTES", DLQ_STREAM: "TRACKS_DLQ_MAX_BYTES"}

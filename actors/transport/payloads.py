@@ -37,7 +37,7 @@ from nats.js.object_store import ObjectStore
 
 from actors.errors import PoisonMessage
 from subjects.jsonwire import dumpb
-from subjects.streams import PAYLOADS_MAX_BYTES, replicas_refused, storage_refused
+from subjects.streams import PAYLOADS_BUCKET, PAYLOADS_MAX_BYTES, replicas_refused, storage_refused
 
 __all__ = [
     "BUCKET",
@@ -96,7 +96,7 @@ def is_ref(payload: object) -> bool:
     return isinstance(payload, dict) and len(payload) == 1 and isinstance(payload.get(REF_KEY), dict)
 
 
-BUCKET = "TRACKS_PAYLOADS"
+BUCKET = PAYLOADS_BUCKET
 """The default bucket (its stream is ``OBJ_TRACKS_PAYLOADS``)."""
 
 

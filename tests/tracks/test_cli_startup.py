@@ -35,6 +35,7 @@ RUNTIME = (
 SLOW_LIBRARIES = (
     "pydantic",
     "pydantic_settings",
+    "pydantic_core",
     "opentelemetry",
     "apscheduler",
     "prometheus_client",
