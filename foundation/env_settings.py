@@ -82,8 +82,7 @@ class EnvSettings:
         prefix = env_prefix.lower()
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        checks = cls._checks()
-        hints = get_type_hints(cls, include_extras=True)  # the annotations may be strings
+        checks, hints = _shape(cls)
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if not f.init:
                 continue
@@ -103,16 +102,6 @@ class EnvSettings:
         made = cls(**values)
         object.__setattr__(made, "_fields_set", set_)
         return made
-
-    @classmethod
-    def _checks(cls) -> dict[str, list[Callable[[Any, dict[str, Any]], Any]]]:
-        checks: dict[str, list[Callable[[Any, dict[str, Any]], Any]]] = {}
-        for klass in reversed(cls.__mro__):
-            for attr, member in vars(klass).items():
-                fn = member.__func__ if isinstance(member, classmethod) else None
-                for name in getattr(fn, "__validates__", ()):
-                    checks.setdefault(name, []).append(getattr(cls, attr))
-        return checks
 
     @property
     def model_fields_set(self) -> frozenset[str]:
@@ -144,6 +133,26 @@ class EnvSettings:
 
 
 _UNSET: Any = object()
+_Check = Callable[[Any, dict[str, Any]], Any]
+
+
+_Shape = tuple[dict[str, list[_Check]], dict[str, Any]]
+_SHAPES: dict[type, _Shape] = {}
+
+
+def _shape(cls: type[EnvSettings]) -> _Shape:
+    """The checks of each field (:func:`validates`) and the fields' types (annotations may be
+    strings), worked out once per class."""
+    if (known := _SHAPES.get(cls)) is not None:
+        return known
+    checks: dict[str, list[_Check]] = {}
+    for klass in reversed(cls.__mro__):
+        for attr, member in vars(klass).items():
+            fn = member.__func__ if isinstance(member, classmethod) else None
+            for name in getattr(fn, "__validates__", ()):
+                checks.setdefault(name, []).append(getattr(cls, attr))
+    shape = _SHAPES[cls] = (checks, get_type_hints(cls, include_extras=True))
+    return shape
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
