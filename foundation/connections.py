@@ -17,7 +17,7 @@ from collections.abc import Callable
 import nats.errors
 from nats.aio.client import Client as NATS
 
-from foundation.addresses import describe_error, server_address
+from foundation.redact import describe_error, server_address
 from foundation.settings import Settings
 from foundation.tls import nats_tls_context, tls_failure
 

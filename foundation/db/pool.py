@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from foundation.addresses import describe_error, server_address
 from foundation.backoff import Backoff
+from foundation.redact import describe_error, server_address
 
 __all__ = ["create_pool", "init_connection"]
 

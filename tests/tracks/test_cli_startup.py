@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import click
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 
 from tests.conftest import Servers
 from tests.support.actor_process import REPO
+from tracks.bench.cli_startup import measure
 from tracks.cli.main import COMMANDS, SUMMARIES, cli
 
 RUNTIME = (
@@ -90,6 +92,11 @@ async def run_row(pool: asyncpg.Pool, unique: str) -> str:
            VALUES ($1, 'startup', 'running', $2, '{"tracks": {"only": []}}'::jsonb)""",
         cid,
         datetime.now(UTC),
+    )
+    await pool.execute(
+        """INSERT INTO processing_logs (correlation_id, track_id, event_type, attempt, details, occurred_at)
+           VALUES ($1, 'only', 'started', 1, '{}'::jsonb, now())""",
+        cid,
     )
     return cid
 
@@ -164,3 +171,15 @@ def test_each_summary_is_what_the_command_itself_shows_in_help() -> None:
         for width in (20, 40, 60, 74, 200):
             shown = click.Command(name, help=SUMMARIES[name]).get_short_help_str(width)
             assert shown == command.get_short_help_str(width), (name, width)
+
+
+async def test_the_startup_bench_times_every_read_only_command(
+    servers: Servers, run_row: str, js: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKS_NATS_URL", servers.nats_url)
+    monkeypatch.setenv("TRACKS_DATABASE_URL", servers.database_url)
+    tracks = str(Path(sys.executable).with_name("tracks"))
+    result = await asyncio.to_thread(measure, tracks, 1)
+    timed = {row["command"] for row in result["commands"]}
+    assert {"tracks status CID", "tracks runs ls", "tracks dlq ls", "tracks --help"} <= timed
+    assert all(row["median_ms"] > 0 and row["median_cpu_ms"] >= 0 for row in result["commands"])

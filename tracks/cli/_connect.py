@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from foundation.addresses import describe_error, server_address
 from foundation.db.pool import create_pool
+from foundation.redact import describe_error, server_address
 from foundation.settings import Settings
 from tracks.cli._common import STREAM_HINT, NotSetUp, ServerUnreachable, UserError
 from tracks.endpoints import existing_url, resolve_endpoints

@@ -34,7 +34,7 @@ COMMANDS = {
     "proceed": "tracks.cli.runs:proceed_cmd",
     "resume": "tracks.cli.runs:resume_cmd",
     "schedule": "tracks.cli.schedule:schedule",
-    "scheduler": "tracks.cli.scheduler_run:scheduler",
+    "scheduler": "tracks.cli.operations.scheduler_run:scheduler",
     "workflow": "tracks.cli.workflow:workflow",
     "retention": "tracks.cli.operations.retention:retention",
     "top": "tracks.cli.top:top",

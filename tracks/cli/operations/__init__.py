@@ -1,2 +1,3 @@
 """Commands for operating what runs: dead letters (``dlq``), alerts (``alerts check``), a run's
-timeline (``chain``) and retention (``retention run``)."""
+timeline (``chain``), retention (``retention run``), flow limits (``limits``), the console and the
+scheduler's process (``scheduler run``)."""

@@ -1,0 +1,128 @@
+"""How long the read-only ``tracks`` commands take, start-up included: a measurement, not a test.
+
+    python -m tracks.bench.cli_startup [--rounds 10] [--json FILE]
+
+Runs each command as a user does (the ``tracks`` script of this environment, a fresh process
+each time) against the servers the environment names (``TRACKS_*_URL``, else the embedded ones
+running under ``TRACKS_DATA_DIR``: ``tracks dev up``, then ``tracks demo`` for data). The run is
+the newest one (``tracks runs ls``), the schedule the first one (``tracks schedule ls``; without
+one, ``schedule next|history`` are left out). Commands take turns, one round at a time, so a
+burst of load on the shared machine falls on all of them. Prints per command the median and the
+worst wall time, the median CPU time (user + system: what load does not inflate), and the load
+average before and after; ``python -c pass`` is the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["commands", "measure"]
+
+OK_CODES = (0, 3)  # 3: `alerts check` found an alert (a measurement, not a health check)
+
+
+def commands(tracks: str, cid: str, schedule: str | None) -> dict[str, list[str]]:
+    """The read-only commands of issue #14, by the name the report gives them."""
+    found = {
+        "python -c pass": [str(Path(tracks).with_name("python")), "-c", "pass"],
+        "tracks --version": [tracks, "--version"],
+        "tracks --help": [tracks, "--help"],
+        "tracks status CID": [tracks, "status", cid],
+        "tracks chain CID": [tracks, "chain", cid],
+        "tracks runs ls": [tracks, "runs", "ls"],
+        "tracks runs show CID": [tracks, "runs", "show", cid],
+        "tracks limits": [tracks, "limits"],
+        "tracks schedule ls": [tracks, "schedule", "ls"],
+        "tracks dlq ls": [tracks, "dlq", "ls"],
+        "tracks alerts check": [tracks, "alerts", "check"],
+    }
+    if schedule is not None:
+        found["tracks schedule next NAME"] = [tracks, "schedule", "next", schedule]
+        found["tracks schedule history NAME"] = [tracks, "schedule", "history", schedule]
+    return found
+
+
+def _json_of(argv: list[str]) -> Any:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[1:])}: exit {done.returncode}: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def measure(tracks: str, rounds: int) -> dict[str, Any]:
+    """Each command ``rounds`` times, in turns; figures in milliseconds."""
+    runs = _json_of([tracks, "runs", "ls", "--limit", "1", "--json"])
+    if not runs:
+        raise SystemExit("no runs to show: run `tracks demo` first")
+    schedules = _json_of([tracks, "schedule", "ls", "--json"])
+    todo = commands(tracks, runs[0]["correlationId"], schedules[0]["name"] if schedules else None)
+    walls: dict[str, list[float]] = {name: [] for name in todo}
+    cpus: dict[str, list[float]] = {name: [] for name in todo}
+    load_before = os.getloadavg()
+    for _ in range(rounds):
+        for name, argv in todo.items():
+            wall, cpu = _cpu_timed(argv)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    load_after = os.getloadavg()
+    return {
+        "rounds": rounds,
+        "cpus": os.cpu_count(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
+        "commands": [
+            {
+                "command": name,
+                "median_ms": round(statistics.median(walls[name]) * 1000),
+                "max_ms": round(max(walls[name]) * 1000),
+                "median_cpu_ms": round(statistics.median(cpus[name]) * 1000),
+            }
+            for name in todo
+        ],
+    }
+
+
+def _cpu_timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one process, from its own resource usage."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = code = os.waitstatus_to_exitcode(status)
+    process.stderr.close()
+    if code not in OK_CODES:
+        raise SystemExit(f"{' '.join(argv[1:])}: exit {code}: {err.decode(errors='replace').strip()}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10, help="runs of each command (default 10)")
+    parser.add_argument("--json", dest="json_file", type=Path, help="also write the figures here")
+    opts = parser.parse_args()
+    tracks = str(Path(sys.executable).with_name("tracks"))
+    result = measure(tracks, opts.rounds)
+    before, after = result["load_before"], result["load_after"]
+    print(
+        f"{result['rounds']} rounds on {result['cpus']} CPUs; load average before {before[0]} {before[1]} "
+        f"{before[2]}, after {after[0]} {after[1]} {after[2]}"
+    )
+    print(f"{'command':34} {'median':>8} {'max':>8} {'median CPU':>11}")
+    for row in result["commands"]:
+        print(f"{row['command']:34} {row['median_ms']:>6}ms {row['max_ms']:>6}ms {row['median_cpu_ms']:>9}ms")
+    if opts.json_file is not None:
+        opts.json_file.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
