@@ -179,7 +179,8 @@ async def test_the_startup_bench_times_every_read_only_command(
     monkeypatch.setenv("TRACKS_NATS_URL", servers.nats_url)
     monkeypatch.setenv("TRACKS_DATABASE_URL", servers.database_url)
     tracks = str(Path(sys.executable).with_name("tracks"))
-    result = await asyncio.to_thread(measure, tracks, 1)
+    result = await asyncio.to_thread(measure, tracks, 1, REPO)  # this checkout as its own baseline
     timed = {row["command"] for row in result["commands"]}
     assert {"tracks status CID", "tracks runs ls", "tracks dlq ls", "tracks --help"} <= timed
+    assert {row["command"] for row in result["baseline"]} == timed
     assert all(row["median_ms"] > 0 and row["median_cpu_ms"] >= 0 for row in result["commands"])
