@@ -56,7 +56,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_MODULE_OF, *_SUBMODULES])
+    return sorted({*globals(), *_MODULE_OF, *_SUBMODULES})
 
 
 __all__ = [
