@@ -265,3 +265,20 @@ async def test_an_unknown_log_format_is_a_usage_error() -> None:
     assert ran.code == 2, ran
     last = ran.err.strip().splitlines()[-1]
     assert last == "Error: TRACKS_LOG_FORMAT=yaml is not a log format: use text or json", ran
+
+
+def test_a_closed_pipe_is_not_reported_as_an_unreachable_server() -> None:
+    """`tracks runs ls | head -5`: the reader went away. It was one line, ``Error: cannot reach a
+    server: [Errno 32] Broken pipe``, with exit 4; click quiets it (exit 1, nothing printed)."""
+    import click
+    from click.testing import CliRunner
+
+    from tracks.cli._common import async_command
+
+    @click.command()
+    @async_command
+    async def noisy() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    result = CliRunner().invoke(noisy)
+    assert (result.exit_code, result.output) == (1, "")

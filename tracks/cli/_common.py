@@ -151,6 +151,8 @@ def async_command(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
             return asyncio.run(fn(*args, **kwargs))
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (`tracks runs ls | head`): click quiets it
+            raise
         except KeyboardInterrupt:
             sys.exit(130)
         except Exception as exc:
