@@ -111,10 +111,10 @@ async def test_cli_run_wait_status_and_resume(settings, servers, pool, unique, m
             ],
         )
         assert done.exit_code == 0, done.output
-        assert json.loads(done.output)["total_jpy"] == 3000
+        assert json.loads(done.stdout)["total_jpy"] == 3000
         status = await asyncio.to_thread(runner.invoke, cli, ["status", f"{unique}-cli"])
         assert status.exit_code == 0, status.output
-        assert json.loads(status.output)["completedPhases"] == ["main"]
+        assert json.loads(status.stdout)["completedPhases"] == ["main"]
         again = await asyncio.to_thread(runner.invoke, cli, ["resume", f"{unique}-cli"])
         assert again.exit_code == 1
         assert "already completed; nothing to resume" in again.output
