@@ -14,17 +14,28 @@ next ``batch`` ids after the last one seen), and each batch asks ``track_steps``
 own runs (by primary key): a batch costs the same on a small or a large table, where an
 anti-join against all of ``track_steps`` re-read that table once per batch. The walk stops at
 the first batch with nothing older than the cutoff (ids grow with time).
+
+``budget`` paces the purge for running beside live work: each batch is followed by a pause long
+enough that statements take at most that share of the purge's wall time (0.1: a batch of 50 ms,
+then 450 ms of rest). On a small machine an unpaced purge of a large backlog takes a core and the
+disk from the actors (README "Retention": the growth bench measured its cost).
 """
 
 from __future__ import annotations
 
+import time
+from asyncio import sleep
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 
 from actors.transport.payloads import PayloadStore
 
 __all__ = ["FINISHED", "purge"]
+
+_T = TypeVar("_T")
 
 FINISHED = ("completed", "failed", "timed_out", "cancelled")
 
@@ -81,32 +92,46 @@ async def purge(
     older_than_s: float,
     payloads: PayloadStore | None,
     batch: int = 5000,
+    budget: float = 1.0,
 ) -> dict[str, int]:
-    """Delete what finished more than ``older_than_s`` ago; counts per table (and ``payloads``)."""
+    """Delete what finished more than ``older_than_s`` ago; counts per table (and ``payloads``).
+
+    ``budget`` (0 < budget <= 1): the share of wall time the batches may take; 1 never pauses.
+    """
     if older_than_s < 0 or batch <= 0:
         raise ValueError("older_than_s must be >= 0 and batch > 0")
+    if not 0 < budget <= 1:
+        raise ValueError(f"budget must be in (0, 1], got {budget}")
+
+    async def paced(statement: Awaitable[_T]) -> _T:
+        began = time.monotonic()
+        result = await statement
+        if budget < 1:
+            await sleep((time.monotonic() - began) * (1 - budget) / budget)
+        return result
+
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     cids: set[str] = set()
     counts = {"track_steps": 0, "processing_logs": 0, "workflow_runs": 0, "job_executions": 0, "payloads": 0}
     since = datetime.min.replace(tzinfo=UTC)
-    while rows := await pool.fetch(_STEPS_SQL, cutoff, list(FINISHED), batch, since):
+    while rows := await paced(pool.fetch(_STEPS_SQL, cutoff, list(FINISHED), batch, since)):
         counts["track_steps"] += len(rows)
         cids.update(r["correlation_id"] for r in rows)
         since = rows[0]["last"]
     last = 0
     while True:
-        walked = await pool.fetchrow(_LOGS_SQL, cutoff, list(FINISHED), batch, last)
+        walked = await paced(pool.fetchrow(_LOGS_SQL, cutoff, list(FINISHED), batch, last))
         assert walked is not None
         counts["processing_logs"] += walked["deleted"]
         if walked["last"] is None or walked["old"] == 0:  # the end, or past the cutoff
             break
         last = walked["last"]
     if await pool.fetchval("SELECT to_regclass('workflow_runs') IS NOT NULL"):
-        while rows := await pool.fetch(_RUNS_SQL, cutoff, batch):
+        while rows := await paced(pool.fetch(_RUNS_SQL, cutoff, batch)):
             counts["workflow_runs"] += len(rows)
             cids.update(r["correlation_id"] for r in rows)
     if await pool.fetchval("SELECT to_regclass('job_executions') IS NOT NULL"):
-        while (n := _affected(await pool.execute(_EXECUTIONS_SQL, cutoff, batch))) > 0:
+        while (n := _affected(await paced(pool.execute(_EXECUTIONS_SQL, cutoff, batch)))) > 0:
             counts["job_executions"] += n
     if payloads is not None and cids:
         gone = await _without_steps(pool, cids)

@@ -32,7 +32,7 @@ from foundation.db import migrate
 from foundation.settings import load_settings
 from subjects import DLQ_STREAM, STREAM
 
-__all__ = ["TABLES", "measure"]
+__all__ = ["TABLES", "measure", "wave"]
 
 TABLES = ("processing_logs", "track_steps", "workflow_runs", "workflow_definitions")
 
@@ -47,7 +47,7 @@ FROM workflow_runs WHERE workflow = 'receipts' AND started_at >= $1
 """
 
 
-async def _wave(
+async def wave(
     client: TracksClient, conn: asyncpg.Connection, js: Any, runs: int, total: int
 ) -> dict[str, Any]:
     """``runs`` more runs, started as fast as they can be; what the wave cost and left."""
@@ -136,7 +136,7 @@ async def measure(
         try:
             per_wave = []
             for w in range(waves):
-                per_wave.append(await _wave(client, conn, js, runs, runs * (w + 1)))
+                per_wave.append(await wave(client, conn, js, runs, runs * (w + 1)))
                 if vacuum:  # as autovacuum would: the free space it records is reused by the next wave
                     await conn.execute("VACUUM " + ", ".join(TABLES))
             elapsed = time.monotonic() - began

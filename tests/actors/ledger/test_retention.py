@@ -186,3 +186,35 @@ def test_cli_prints_counts(fresh: tuple[str, asyncpg.Pool], servers: Servers) ->
     ]
     result = CliRunner().invoke(cli, ["retention", "run", "--older-than-days", "-1"], env=env)
     assert result.exit_code == 1 and "--older-than-days must be >= 0, got -1" in result.output
+    result = CliRunner().invoke(cli, ["retention", "run", "--budget", "0"], env=env)
+    assert result.exit_code == 1 and "--budget must be in (0, 1], got 0" in result.output
+    result = CliRunner().invoke(cli, ["retention", "run", "--budget", "0.5"], env=env)
+    assert result.exit_code == 0 and "  track_steps      0" in result.output
+
+
+async def test_budget_rests_after_each_batch(
+    fresh: tuple[str, asyncpg.Pool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget under 1 follows every batch with a pause (3x the batch's time at 0.25); 1 never pauses."""
+    import actors.ledger.retention as retention
+
+    _, pool = fresh
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(retention, "sleep", sleep)
+    for i in range(3):
+        await step(pool, f"old-{i}", "a", "completed", 40)
+    counts = await purge(pool, older_than_s=30 * DAY, payloads=None, batch=1, budget=0.25)
+    assert (counts["track_steps"], counts["processing_logs"]) == (3, 6)
+    assert len(pauses) >= 3 + 6 and all(p > 0 for p in pauses)  # one per statement, batches of 1
+
+    pauses.clear()
+    await step(pool, "old-3", "a", "completed", 40)
+    counts = await purge(pool, older_than_s=30 * DAY, payloads=None, batch=1)
+    assert (counts["track_steps"], pauses) == (1, [])
+    for budget in (0.0, 1.5):
+        with pytest.raises(ValueError, match="budget must be in"):
+            await purge(pool, older_than_s=30 * DAY, payloads=None, budget=budget)
