@@ -8,19 +8,19 @@ Starts a NATS server and a PostgreSQL of its own (the embedded settings; ``--fas
 in a temporary directory and one runtime of ``tracks.examples.receipts``. A first real wave of
 ``--runs`` runs is measured on empty tables; its rows are then the template that
 :mod:`tracks.bench.clone` copies under fresh random run IDs, spread over the last
-``--history-days`` days, until the tables hold ``--prefill`` more runs, in ``--steps`` steps. After
-each step (VACUUM ANALYZE and a CHECKPOINT, as autovacuum and time would do) real waves are
-measured again (``--repeat`` at each size). Per wave: runs in the tables, runs/s, p50/p99 run
-latency, RSS of this process, PostgreSQL bytes per run, table and index sizes, and what
-PostgreSQL did during the wave: WAL bytes per run, the share of full-page images among WAL
-records, checkpoints, and the buffer hit ratio.
+``--history-days`` days, until the tables hold ``--prefill`` more runs, in ``--steps`` steps.
+After each step (VACUUM ANALYZE and a CHECKPOINT, as autovacuum and time would do) real waves
+are measured again (``--repeat`` at each size; one at 0 with ``--retention``). Per wave: runs in
+the tables, runs/s, p50/p99 run latency, RSS of this process, PostgreSQL bytes per run, table and
+index sizes, and what PostgreSQL did during the wave: WAL bytes per run, the share of full-page
+images among WAL records, checkpoints, and the buffer hit ratio.
 
 ``--retention`` then measures, for each ``--budget`` in turn, a wave without a purge and
 ``--repeat`` pairs of a wave with :func:`actors.ledger.retention.purge` (``--older-than-days``,
 ``--batch``, that budget) running beside it from its start to its end and one without; and the
-rows the purge deleted meanwhile. It needs ``--steps 1``: the purge walks ``processing_logs`` in id order
-and stops at the first batch with nothing old (ids grow with time), so clones (older) must not
-follow a real wave (newer). Everything is stopped and deleted afterwards.
+rows the purge deleted meanwhile. It needs ``--steps 1``: the purge walks ``processing_logs`` in
+id order and stops at the first batch with nothing old (ids grow with time), so clones (older)
+must not follow a real wave (newer). Everything is stopped and deleted afterwards.
 """
 
 from __future__ import annotations
@@ -325,9 +325,11 @@ def main() -> None:
         f"{r['prefill_s']:.0f}s"
     )
     _print_waves(r["waves"])
-    n = opts.repeat
-    first, last = (statistics.mean(w["runs_per_s"] for w in ws) for ws in (r["waves"][:n], r["waves"][-n:]))
-    print(f"last size / first: {last / first:.1%} of the runs/s (mean of {n} wave(s) at each)")
+    first, last = (
+        statistics.mean(w["runs_per_s"] for w in r["waves"] if w["label"] == r["waves"][k]["label"])
+        for k in (0, -1)
+    )
+    print(f"last size / first: {last / first:.1%} of the runs/s (means of the waves at each)")
     for ret in r["retention"] or []:
         print(f"retention: purge older than {opts.older_than_days:g} days beside every other wave")
         _print_waves(ret["waves"])
