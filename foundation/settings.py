@@ -148,7 +148,7 @@ class Settings(EnvSettings):
     """Most bytes the payload object store holds (5 GiB); full, an offload fails loudly."""
     retention_s: PositiveFloat = 30 * 24 * 3600.0
     """Finished coordination data older than this is purged by ``tracks retention run``."""
-    retention_budget: Annotated[float, Bounds(gt=0, le=1)] = 0.1
+    retention_budget: Annotated[float, Bounds(gt=0, le=1)] = 0.05
     """Share of its wall time ``tracks retention run`` spends in statements; it rests the rest, so
     a purge beside running actors takes little from them (1: no rests; README "Retention")."""
     record_payloads: Literal["full", "once", "none"] = "once"

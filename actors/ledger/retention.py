@@ -16,8 +16,8 @@ anti-join against all of ``track_steps`` re-read that table once per batch. The 
 the first batch with nothing older than the cutoff (ids grow with time).
 
 ``budget`` paces the purge for running beside live work: each batch is followed by a pause long
-enough that statements take at most that share of the purge's wall time (0.1: a batch of 50 ms,
-then 450 ms of rest). On a small machine an unpaced purge of a large backlog takes a core and the
+enough that statements take at most that share of the purge's wall time (0.05: a batch of 50 ms,
+then 950 ms of rest). On a small machine an unpaced purge of a large backlog takes a core and the
 disk from the actors (README "Retention": the growth bench measured its cost).
 """
 

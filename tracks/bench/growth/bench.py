@@ -7,7 +7,7 @@
 Starts a NATS server and a PostgreSQL of its own (the embedded settings; ``--fast``: fsync off)
 in a temporary directory and one runtime of ``tracks.examples.receipts``. A first real wave of
 ``--runs`` runs is measured on empty tables; its rows are then the template that
-:mod:`tracks.bench.clone` copies under fresh random run IDs, spread over the last
+:mod:`tracks.bench.growth.clone` copies under fresh random run IDs, spread over the last
 ``--history-days`` days, until the tables hold ``--prefill`` more runs, in ``--steps`` steps.
 After each step (VACUUM ANALYZE and a CHECKPOINT, as autovacuum and time would do) real waves
 are measured again (``--repeat`` at each size; one at 0 with ``--retention``). Per wave: runs in
@@ -45,10 +45,10 @@ from actors.ledger.retention import purge
 from foundation.connections import connect_nats
 from foundation.db import migrate
 from foundation.settings import load_settings
-from tracks.bench.clone import Template, backdate, clone, template
 from tracks.bench.footprint import TABLES, wave
+from tracks.bench.growth.clone import Template, backdate, clone, template
 
-__all__ = ["grow"]
+__all__ = ["grow", "main"]
 
 _DAY = 86400.0
 _STATS_SQL = """
@@ -263,7 +263,9 @@ def _print_waves(waves: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tracks.bench.growth", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=2000, help="real runs per wave (and in the template)")
     parser.add_argument("--prefill", type=int, default=1_000_000, help="cloned runs added in all")
     parser.add_argument("--steps", type=int, default=4, help="prefill steps, a wave after each")
@@ -341,7 +343,3 @@ def main() -> None:
             f"{ret['wave_s']:.1f}s of waves ({ret['deleted'] / ret['wave_s']:.0f}/s){ended}"
         )
         print(f"  runs/s with the purge: {with_ / without:.1%} of those without (means)")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""``python -m tracks.bench.growth``."""
+
+from tracks.bench.growth.bench import main
+
+main()
