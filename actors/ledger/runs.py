@@ -58,7 +58,7 @@ LEFT JOIN workflow_runs w ON w.correlation_id = r.cid AND w.correlation_id = ANY
 
 
 # Late runs are marked and logged in one statement (``fresh``); runs marked earlier whose
-# announcement failed (``announced_at`` still NULL: the partial index of migration 0017) come too,
+# announcement failed (``announced_at`` still NULL: the partial index of migration 0016) come too,
 # once they are a few seconds old (a younger one may be another reaper's, being announced now).
 _REAP_SQL = """
 WITH late AS (

@@ -17,8 +17,8 @@ from foundation.connections import connect_nats
 from foundation.settings import Settings, SettingsError, load_settings
 from foundation.tls import TlsRefused, nats_tls_context, tls_failure
 from tests.conftest import Servers
+from tests.support.apps.workflows import passthrough_pair
 from tests.support.configured_nats import ConfiguredNats, configured_nats
-from tests.support.workflows import passthrough_pair
 
 
 @dataclass

@@ -29,7 +29,7 @@ from foundation.db import create_pool
 from foundation.settings import load_settings
 from subjects import dlq_stream, ensure_streams, tracks_stream
 from tests.support.actor_process import ActorProcess
-from tests.support.chaos_app import ChaosTracks, build_workflow, chaos_tracks
+from tests.support.apps.chaos_app import ChaosTracks, build_workflow, chaos_tracks
 from tests.support.fanin_findings import Findings, examine, problem_lines, quiet
 from tracks.embedded import NatsServer, PostgresServer
 
@@ -211,7 +211,7 @@ async def run_scenario(
         **(env or {}),
     }
     actors = [
-        ActorProcess(["tests.support.chaos_app"], actor_env, tmp_path / f"actor-{i}.log")
+        ActorProcess(["tests.support.apps.chaos_app"], actor_env, tmp_path / f"actor-{i}.log")
         for i in range(ACTORS)
     ]
     nc: NATS = await connect_nats(settings, nats_url, name="test-chaos")

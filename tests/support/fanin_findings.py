@@ -16,7 +16,7 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from tests.support.actor_process import ActorProcess
-from tests.support.chaos_app import ChaosTracks, Marker, read_markers
+from tests.support.apps.chaos_app import ChaosTracks, Marker, read_markers
 from tests.support.records import stream_subjects
 
 __all__ = ["Findings", "dropped_outcomes", "examine", "problem_lines", "quiet"]

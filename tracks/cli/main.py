@@ -86,7 +86,7 @@ SUMMARIES = {
     ),
 }
 """The first sentence of each command's help (all its line in ``tracks --help`` can show), so that
-``tracks --help`` imports no command; tests/tracks/test_cli_startup.py checks them against the help."""
+``tracks --help`` imports no command; tests/tracks/cli/test_cli_startup.py checks them against the help."""
 
 
 class LazyGroup(click.Group):

@@ -1,6 +1,6 @@
 """A timed-out run's announcement survives a failed publish: the next reaper round sends it.
 
-Before migration 0017 the reaper marked the run timed out, logged it, and published in three
+Before migration 0016 the reaper marked the run timed out, logged it, and published in three
 steps; a publish that failed (NATS away, the process killed in between) was never retried, as
 the next round only looked at running runs, and a waiter never learned the outcome.
 """

@@ -1,6 +1,6 @@
 """Chaos on a fan-in workflow: the three promises under SIGKILLed actors and restarted servers.
 
-Two actor processes, each running every track of ``tests.support.chaos_app`` (roots ``ra`` and
+Two actor processes, each running every track of ``tests.support.apps.chaos_app`` (roots ``ra`` and
 ``rb`` fan in to ``join``, which feeds ``leaf``), take a steady stream of runs while the test
 SIGKILLs actor processes (a replacement starts at once), stops and restarts the nats-server
 and stops and restarts PostgreSQL. Once everything is quiet, the database, the streams and the

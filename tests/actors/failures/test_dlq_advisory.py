@@ -18,7 +18,7 @@ from actors.ledger.runs import Runs
 from foundation.jetstream.publisher import EventPublisher
 from tests.conftest import Servers
 from tests.support.actor_process import ActorProcess
-from tests.support.hang_app import MAX_DELIVER, hang_track
+from tests.support.apps.hang_app import MAX_DELIVER, hang_track
 from tests.support.records import stream_subjects
 from tests.support.waiting import eventually
 
@@ -71,7 +71,7 @@ async def test_last_try_killed_is_dead_lettered_on_the_next_delivery(
         "TRACKS_TEST_PREFIX": unique,
         "TRACKS_TEST_MARK_DIR": str(marks),
     }
-    procs = [ActorProcess(["tests.support.hang_app"], env, tmp_path / f"{n}.log") for n in "abc"]
+    procs = [ActorProcess(["tests.support.apps.hang_app"], env, tmp_path / f"{n}.log") for n in "abc"]
     try:
         for p in procs[:2]:
             p.start()

@@ -2,7 +2,7 @@
 stream leader is SIGKILLed, and later the next leader, each node restarted a few seconds after.
 
 Streams are R3 (``TRACKS_STREAM_REPLICAS=3``); two actor processes (every track of
-``tests.support.chaos_app``) and a scheduler process firing a 1-second schedule are given every
+``tests.support.apps.chaos_app``) and a scheduler process firing a 1-second schedule are given every
 node's URL and must carry on through the remaining two on their own. The promises are those of
 ``test_chaos_fanin.py`` (every run completed and announced once, no completed step run again,
 nothing dead-lettered), and no tick fired twice. Prints, with ``pytest -s``::

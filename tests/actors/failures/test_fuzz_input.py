@@ -38,7 +38,7 @@ from actors.transport.decode import decode
 from foundation.settings import Settings
 from subjects import EventType, encode_event
 from subjects import headers as wire_headers
-from tests.support.fuzz_workflow import FuzzPair, fuzz_pair
+from tests.support.apps.fuzz_workflow import FuzzPair, fuzz_pair
 from tests.support.hostile import COMPLETED, DEAD, Hostile, hostile_messages, reason_key
 from tests.support.records import consumer_idle
 from tests.support.waiting import eventually

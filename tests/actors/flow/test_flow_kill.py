@@ -15,7 +15,7 @@ from foundation.settings import Settings
 from subjects import names
 from tests.conftest import Servers
 from tests.support.actor_process import ActorProcess
-from tests.support.flow_app import build
+from tests.support.apps.flow_app import build
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("migrated")]  # runs and kills an actor process
@@ -36,7 +36,7 @@ async def test_a_killed_replica_gives_its_slot_back_within_ack_wait(
         "TRACKS_TEST_PREFIX": unique,
         "TRACKS_ACK_WAIT_S": str(ack_wait),
     }
-    first = ActorProcess(["tests.support.flow_app"], env, tmp_path / "first.log")
+    first = ActorProcess(["tests.support.apps.flow_app"], env, tmp_path / "first.log")
     first.start()
     try:
         await js.publish(names.run(track, f"{unique}-0"), json.dumps({"n": 0}).encode())

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 
 from actors import Runtime, TracksClient
 from foundation import telemetry
-from tests.support import traced_app
+from tests.support.apps import traced_app
 from tests.support.otlp import Collector, attrs
 from tests.support.waiting import eventually
 from tracks.cli.main import cli
@@ -71,7 +71,7 @@ async def test_a_run_of_every_shape_is_one_trace(traced, collected, servers, poo
         return done.output
 
     async with Runtime(list(wf), settings=traced):
-        await cli_ok("run", f"tests.support.traced_app:{wf.name}", "--correlation-id", cid)
+        await cli_ok("run", f"tests.support.apps.traced_app:{wf.name}", "--correlation-id", cid)
 
         async def gated() -> bool:
             return await _status(pool, cid, d) == "gated"

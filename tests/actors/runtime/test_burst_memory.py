@@ -12,7 +12,7 @@ from actors import Runtime
 from actors.ledger.store import Claim, LogRow, StepFinish
 from foundation.idle_trim import trimmer
 from foundation.settings import Settings
-from tests.support.actor_app import build_workflow, track_names
+from tests.support.apps.actor_app import build_workflow, track_names
 from tests.support.waiting import chain_settled
 
 BURST = 600

@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 from actors import Runtime, TrackContext, TrackOptions, TracksClient, Workflow
 from foundation.connections import connect_nats
 from foundation.settings import Settings
-from tests.support.actor_app import build_workflow, track_names
+from tests.support.apps.actor_app import build_workflow, track_names
 from tests.support.records import consumer_idle, event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
 from tests.support.waiting import chain_settled, count_logs, eventually

@@ -10,15 +10,15 @@ from nats.js import JetStreamContext
 
 from actors import TracksClient
 from tests.conftest import Servers
-from tests.support.actor_app import track_names
 from tests.support.actor_process import ActorProcess
+from tests.support.apps.actor_app import track_names
 from tests.support.records import event_counts, step_statuses
 from tests.support.waiting import count_logs, eventually
 
 
 def actor(servers: Servers, prefix: str, log: Path, **env: str) -> ActorProcess:
     return ActorProcess(
-        [f"tests.support.actor_app:{track_names(prefix)[0]}"],
+        [f"tests.support.apps.actor_app:{track_names(prefix)[0]}"],
         {
             "TRACKS_NATS_URL": servers.nats_url,
             "TRACKS_DATABASE_URL": servers.database_url,

@@ -10,9 +10,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from actors import Runtime, TrackContext, TracksClient, Workflow
 from actors.runtime.process import HANDBACK_ALLOWANCE
 from foundation.settings import Settings
+from tests.support.apps.workflows import passthrough_pair
 from tests.support.records import step_statuses
 from tests.support.waiting import count_logs, eventually
-from tests.support.workflows import passthrough_pair
 
 
 async def test_a_drifted_consumer_is_updated_at_start(

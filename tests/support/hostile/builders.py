@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from tests.support.fuzz_workflow import FuzzPair
+from tests.support.apps.fuzz_workflow import FuzzPair
 from tests.support.hostile.oracle import reference_verdict
 from tests.support.hostile.verdicts import COMPLETED, DEAD, Hostile
 

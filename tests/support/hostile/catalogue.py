@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.support.fuzz_workflow import FuzzPair
+from tests.support.apps.fuzz_workflow import FuzzPair
 from tests.support.hostile.bodies import (
     bom_encoding,
     broken_json,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tests.support.fuzz_workflow import Order
+from tests.support.apps.fuzz_workflow import Order
 from tests.support.hostile.verdicts import (
     ANY_POISON,
     BOM,

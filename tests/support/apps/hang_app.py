@@ -1,6 +1,6 @@
 """A track whose handler never returns, for tests of messages no handler settles.
 
-``tracks actor run tests.support.hang_app`` with
+``tracks actor run tests.support.apps.hang_app`` with
 
     TRACKS_TEST_PREFIX     names the track ``<prefix>-hang``
     TRACKS_TEST_MARK_DIR   each delivery leaves a file ``<delivery>-<pid>`` there on arrival,

@@ -12,8 +12,8 @@ from nats.js import JetStreamContext
 
 from actors import TracksClient
 from tests.conftest import Servers
-from tests.support.actor_app import track_names
 from tests.support.actor_process import ActorProcess
+from tests.support.apps.actor_app import track_names
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.waiting import chain_settled, count_logs, eventually
 
@@ -38,8 +38,8 @@ async def test_sigkill_mid_batch_then_restart_loses_nothing_and_completes_nothin
         "TRACKS_CONCURRENCY": "30",
         "TRACKS_ACK_WAIT_S": "2",
     }
-    first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
-    second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
+    first = ActorProcess(["tests.support.apps.actor_app"], env, tmp_path / "first.log")
+    second = ActorProcess(["tests.support.apps.actor_app"], env, tmp_path / "second.log")
     first.start()
     try:
         client = TracksClient(js)
@@ -96,8 +96,8 @@ async def test_a_stalled_replica_does_not_complete_a_step_another_replica_took_o
         "TRACKS_TEST_SLEEP_S": "3",
         "TRACKS_ACK_WAIT_S": "1",
     }
-    a = ActorProcess([f"tests.support.actor_app:{work}"], env, tmp_path / "a.log")
-    b = ActorProcess([f"tests.support.actor_app:{work}"], env, tmp_path / "b.log")
+    a = ActorProcess([f"tests.support.apps.actor_app:{work}"], env, tmp_path / "a.log")
+    b = ActorProcess([f"tests.support.apps.actor_app:{work}"], env, tmp_path / "b.log")
     a.start()
     try:
         client = TracksClient(js)

@@ -212,7 +212,7 @@ async def test_add_warns_or_refuses_when_nothing_consumes_the_target(run, js, un
         assert (await cli_run("schedule", "next", f"strict-{unique}"))[0] == 1  # not added
         code, out = await cli_run(
             "schedule", "add", f"mod-{unique}", "@daily", "--target", "b", "--strict",
-            "--module", "tests.support.diamond_app:diamond",
+            "--module", "tests.support.apps.diamond_app:diamond",
         )  # fmt: skip
         assert code == 0 and "warning" not in out, out
 

@@ -193,7 +193,7 @@ async def test_an_unmigrated_database_says_run_db_migrate(
         ["chain", "x"],
         ["status", "x"],
         ["schedule", "ls"],
-        ["actor", "run", "tests.support.actor_app"],
+        ["actor", "run", "tests.support.apps.actor_app"],
     ):
         ran = await tracks(
             *args, TRACKS_NATS_URL=servers.nats_url, TRACKS_DATABASE_URL=fresh_db, TRACKS_TEST_PREFIX=unique

@@ -1,4 +1,4 @@
-"""An actor app for flow-control tests: ``tracks actor run tests.support.flow_app``.
+"""An actor app for flow-control tests: ``tracks actor run tests.support.apps.flow_app``.
 
 ``TRACKS_TEST_PREFIX`` names its track ``<prefix>-slot`` (``max_running=1``); each step sleeps
 ``TRACKS_TEST_SLEEP_S`` (default 60): long enough to be killed while holding the slot.

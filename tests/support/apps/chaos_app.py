@@ -1,4 +1,4 @@
-"""A fan-in workflow for the chaos test: ``tracks actor run tests.support.chaos_app``.
+"""A fan-in workflow for the chaos test: ``tracks actor run tests.support.apps.chaos_app``.
 
 Two roots fan in to a join, which feeds the leaf::
 

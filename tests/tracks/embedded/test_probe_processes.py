@@ -19,7 +19,7 @@ from tracks.embedded._process import free_port
 @pytest.mark.parametrize(
     ("command", "targets", "metric"),
     [
-        (("actor", "run"), ["tests.support.actor_app"], "tracks_in_flight"),
+        (("actor", "run"), ["tests.support.apps.actor_app"], "tracks_in_flight"),
         (("scheduler", "run"), [], "process_cpu_seconds_total"),
     ],
     ids=["actor", "scheduler"],

@@ -14,8 +14,8 @@ from foundation.connections import server_address
 from foundation.db import create_pool
 from foundation.settings import Settings
 from tests.conftest import Servers
-from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
+from tests.support.apps.actor_app import build_workflow, track_names
 from tests.support.servers import own_postgres
 from tests.support.waiting import count_logs, eventually
 from tracks.embedded._process import free_port
@@ -87,7 +87,7 @@ async def test_actor_gives_up_after_the_connect_wait_with_one_clear_error(
         else servers.database_url
     )
     actor = ActorProcess(
-        ["tests.support.actor_app"],
+        ["tests.support.apps.actor_app"],
         {
             "TRACKS_NATS_URL": nats_url,
             "TRACKS_DATABASE_URL": database_url,

@@ -27,7 +27,7 @@ def test_receipts_as_text() -> None:
 
 
 def test_diamond_with_phases_in_topological_order() -> None:
-    code, out = show("tests.support.diamond_app:diamond")
+    code, out = show("tests.support.apps.diamond_app:diamond")
     assert code == 0, out
     assert out.splitlines() == [
         "workflow diamond: 5 tracks, run timeout 600s, manual gates wait for `tracks proceed CID`",
@@ -42,7 +42,7 @@ def test_diamond_with_phases_in_topological_order() -> None:
 
 
 def test_diamond_as_mermaid() -> None:
-    code, out = show("tests.support.diamond_app:diamond", "--mermaid")
+    code, out = show("tests.support.apps.diamond_app:diamond", "--mermaid")
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0] == "flowchart LR"
@@ -72,13 +72,13 @@ def test_receipts_as_mermaid_without_phases() -> None:
 
 
 def test_module_with_several_workflows_needs_a_name() -> None:
-    code, out = show("tests.support.diamond_app")
+    code, out = show("tests.support.apps.diamond_app")
     assert code == 1
     assert out.strip() == (
-        "Error: tests.support.diamond_app defines several workflows (diamond, single); "
-        "name one: tests.support.diamond_app:NAME"
+        "Error: tests.support.apps.diamond_app defines several workflows (diamond, single); "
+        "name one: tests.support.apps.diamond_app:NAME"
     )
-    code, out = show("tests.support.diamond_app:single")
+    code, out = show("tests.support.apps.diamond_app:single")
     assert code == 0 and "  only  (starts the run)" in out
 
 

@@ -14,8 +14,8 @@ from actors import Runtime, TracksClient
 from foundation.connections import connect_nats
 from foundation.settings import Settings, load_settings
 from tests.conftest import Servers
-from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
+from tests.support.apps.actor_app import build_workflow, track_names
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_nats
 from tests.support.waiting import chain_settled, count_logs, eventually
@@ -93,8 +93,8 @@ async def test_sigterm_while_nats_is_down_exits_cleanly_and_loses_nothing(
             "TRACKS_SHUTDOWN_GRACE_S": "1",
             "TRACKS_ACK_WAIT_S": "2",
         }
-        first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
-        second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
+        first = ActorProcess(["tests.support.apps.actor_app"], env, tmp_path / "first.log")
+        second = ActorProcess(["tests.support.apps.actor_app"], env, tmp_path / "second.log")
         settings = load_settings(nats_url=server.url, database_url=servers.database_url)
         nc = await connect_nats(settings, server.url, name="test-sigterm-nats-down")
         try:

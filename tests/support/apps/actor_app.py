@@ -1,4 +1,4 @@
-"""A workflow for actor subprocesses in tests: ``tracks actor run tests.support.actor_app``.
+"""A workflow for actor subprocesses in tests: ``tracks actor run tests.support.apps.actor_app``.
 
 Track names come from the environment so every test gets its own tracks, consumers and
 subjects on the shared servers:

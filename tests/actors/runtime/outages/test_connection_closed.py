@@ -15,7 +15,7 @@ from actors import Runtime
 from foundation.connections import connect_nats
 from foundation.settings import Settings
 from scheduler.service import Scheduler
-from tests.support.actor_app import build_workflow
+from tests.support.apps.actor_app import build_workflow
 from tests.support.scheduling import scheduler_settings
 
 

@@ -31,7 +31,7 @@ from tracks.cli.main import cli
 from tracks.deploy import deployment_users, to_json
 
 MODULE = "tracks.examples.receipts"
-GUARDED = "tests.support.guarded_app"
+GUARDED = "tests.support.apps.guarded_app"
 
 
 def _printed(*args: str) -> str:
@@ -103,8 +103,8 @@ def test_a_module_gives_every_workflow_and_module_workflow_gives_one() -> None:
         return [u["user"] for u in json.loads(_printed(target, "--format", "json"))["users"]]
 
     roles = ["tracks-scheduler", "tracks-operator", "tracks-observer"]
-    assert users("tests.support.diamond_app:single") == ["track-only", *roles]
-    assert users("tests.support.diamond_app") == [f"track-{t}" for t in "abced"] + ["track-only", *roles]
+    assert users("tests.support.apps.diamond_app:single") == ["track-only", *roles]
+    assert users("tests.support.apps.diamond_app") == [f"track-{t}" for t in "abced"] + ["track-only", *roles]
 
 
 def test_an_unknown_module_is_one_clear_line() -> None:

@@ -13,8 +13,8 @@ from actors import Runtime, TracksClient
 from foundation.db import create_pool
 from foundation.settings import Settings
 from tests.conftest import Servers
-from tests.support.actor_app import build_workflow, track_names
 from tests.support.actor_process import ActorProcess
+from tests.support.apps.actor_app import build_workflow, track_names
 from tests.support.records import event_counts, step_statuses, stream_subjects
 from tests.support.servers import own_postgres
 from tests.support.waiting import chain_settled, count_logs, eventually
@@ -96,8 +96,8 @@ async def test_sigterm_during_a_postgres_outage_exits_and_loses_nothing(
             "TRACKS_SHUTDOWN_GRACE_S": "1",
             "TRACKS_ACK_WAIT_S": "2",
         }
-        first = ActorProcess(["tests.support.actor_app"], env, tmp_path / "first.log")
-        second = ActorProcess(["tests.support.actor_app"], env, tmp_path / "second.log")
+        first = ActorProcess(["tests.support.apps.actor_app"], env, tmp_path / "first.log")
+        second = ActorProcess(["tests.support.apps.actor_app"], env, tmp_path / "second.log")
         pool = await create_pool(pg.url, max_size=2)
         try:
             first.start()

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from actors.loader import load_tracks, load_workflow
 from tracks.cli.main import cli
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 REFERENCE = "tracks.examples.receipts"
 K8S_VERSION = "1.30.0"
 IMAGE = "tracks:latest"

@@ -12,10 +12,10 @@ from nats.js import JetStreamContext
 from actors import Runtime
 from foundation.settings import Settings
 from tests.conftest import Servers
+from tests.support.apps.workflows import passthrough_pair
 from tests.support.cli import Result, run_tracks
 from tests.support.records import consumer_idle, stream_subjects
 from tests.support.waiting import count_logs, eventually
-from tests.support.workflows import passthrough_pair
 from tracks.embedded._process import free_port
 
 
@@ -36,7 +36,7 @@ def assert_one_line_error(result: Result, expected: str) -> None:
         (["trigger", "bad.name", "--payload", "{}"], "track name 'bad.name' must be 1-128 characters"),
         (["trigger", "x", "--correlation-id", "a b"], "correlation ID 'a b' must be 1-128 characters"),
         (["actor", "run", "no_such_module_here"], "cannot import 'no_such_module_here'"),
-        (["actor", "run", "tests.support.actor_app:nope"], "has no track 'nope'"),
+        (["actor", "run", "tests.support.apps.actor_app:nope"], "has no track 'nope'"),
         (["chain", "no-such-run-anywhere"], "no records for correlation ID no-such-run-anywhere"),
     ],
     ids=["bad-json", "not-object", "bad-track", "bad-cid", "unknown-module", "unknown-track", "unknown-run"],

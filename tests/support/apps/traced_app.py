@@ -1,4 +1,4 @@
-"""A run of every shape, for the one-trace-per-run tests (``tracks run tests.support.traced_app:<name>``).
+"""A run of every shape, for the one-trace-per-run tests (``tracks run tests.support.apps.traced_app:<wf>``).
 
 Two roots ``a`` and ``b`` fan in to ``c`` (phase ``intake``); ``d`` waits at the manual gate of phase
 ``review``, then ``e``, which fails for good while ``broken`` holds (``tracks resume`` continues it).

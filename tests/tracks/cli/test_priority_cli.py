@@ -38,7 +38,7 @@ async def test_trigger_and_run_take_a_priority(servers: Servers, js: JetStreamCo
     code, out = await asyncio.to_thread(
         invoke,
         "run",
-        "tests.support.diamond_app:single",
+        "tests.support.apps.diamond_app:single",
         "--priority",
         "high",
         "--correlation-id",
