@@ -21,7 +21,8 @@ from pathlib import Path
 
 import asyncpg
 
-from actors import PermanentError, Phase, TrackContext, Workflow
+from actors import PermanentError, Phase, TrackContext, TrackOptions, Workflow
+from actors.flow import Limit
 from receipts.books import book, file_receipt
 from receipts.context import product
 from receipts.extract import Unreadable, extract
@@ -29,6 +30,10 @@ from receipts.mail import attachments_of, message_key, parse, source_from
 from receipts.models import Extracted, Filed, MessageRef, Receipt, ScanRequest, ScanResult
 
 __all__ = ["email_scan", "receipt_process", "receipt_review", "review_id", "run_id"]
+
+FREEE = Limit("freee", rate="3/s")
+"""freee's API allows a few calls a second: every track that books draws from this one bucket,
+across all replicas (README "Flow control")."""
 
 email_scan = Workflow("email_scan", timeout_s=600)
 receipt_process = Workflow("receipt_process", timeout_s=600)
@@ -47,7 +52,7 @@ def review_id(receipt_id: str) -> str:
     return f"review-{receipt_id}"
 
 
-@email_scan.track("email_scan")
+@email_scan.track("email_scan", options=TrackOptions(max_running=1))  # one scan of the mailbox at a time
 async def scan(ctx: TrackContext, request: ScanRequest) -> ScanResult:
     p = product()
     source = source_from(p.settings)
@@ -145,7 +150,7 @@ async def file_step(ctx: TrackContext, extracted: Extracted) -> Filed:
     return Filed(filed=filed)
 
 
-@receipt_process.track("receipt_book", after=["receipt_file"])
+@receipt_process.track("receipt_book", after=["receipt_file"], options=TrackOptions(limits=[FREEE]))
 async def book_step(ctx: TrackContext, filed: Filed) -> dict[str, str]:
     p = product()
     return {rid: await book(p.pool, p.freee, rid) or "not accepted" for rid in filed.filed}
@@ -157,7 +162,7 @@ async def hold(ctx: TrackContext, receipt: Receipt) -> Receipt:
     return receipt
 
 
-@receipt_review.track("receipt_approve", after=["receipt_hold"])
+@receipt_review.track("receipt_approve", after=["receipt_hold"], options=TrackOptions(limits=[FREEE]))
 async def approve(ctx: TrackContext, receipt: Receipt) -> dict[str, str | None]:
     """A person released the gate: accept the receipt (fields as corrected in the table, if they
     were), file it and book it. A receipt still missing date, vendor or amount stays in review."""

@@ -326,7 +326,7 @@ class Runtime:
         return self._stop.is_set()
 
     def request_stop(self) -> None:
-        log.warning("stopping: no new messages are fetched; in-flight steps may finish")
+        log.info("stopping: no new messages are fetched; in-flight steps may finish")
         self._stop.set()
 
     # --- shutdown ------------------------------------------------------------------------

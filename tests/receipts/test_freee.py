@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -102,6 +102,15 @@ def freee() -> Iterator[FakeFreee]:
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+async def forget_receipts(pool: asyncpg.Pool, unique: str) -> AsyncIterator[None]:
+    """The receipts these tests make live in the suite's database: gone after each test, so that a
+    later product run (``tracks demo``) on the same database does not find them as duplicates."""
+    yield
+    await pool.execute("DELETE FROM bookkeeping_entries WHERE receipt_id LIKE $1", f"freee-{unique}-%")
+    await pool.execute("DELETE FROM receipts WHERE receipt_id LIKE $1", f"freee-{unique}-%")
 
 
 async def accepted_receipt(pool: asyncpg.Pool, receipt_id: str) -> None:

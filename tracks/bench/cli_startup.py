@@ -116,7 +116,9 @@ def _cpu_timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tracks.bench.cli_startup", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--rounds", type=int, default=10, help="runs of each command (default 10)")
     parser.add_argument("--json", dest="json_file", type=Path, help="also write the figures here")
     parser.add_argument(

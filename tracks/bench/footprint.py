@@ -177,7 +177,9 @@ async def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tracks.bench.footprint", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=2000, help="runs (per wave with --waves)")
     parser.add_argument(
         "--waves", type=int, default=1, help="waves of --runs without clean-up; each wave's figures"

@@ -145,7 +145,9 @@ async def measure(admin_dsn: str, runs: int, batch: int) -> list[dict[str, Any]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tracks.bench.retention", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--database-url", default=None, help="a server to use (default: start one)")

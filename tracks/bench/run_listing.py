@@ -147,7 +147,9 @@ def _cli(db: str, args: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tracks.bench.run_listing", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--database-url", default=None, help="a server to use (default: start one)")

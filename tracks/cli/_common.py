@@ -92,7 +92,15 @@ def get_settings() -> Settings:
     try:
         return load_settings(**({"connect_timeout_s": timeout} if timeout is not None else {}))
     except SettingsError as exc:
-        raise UserError(f"invalid settings:\n{exc}") from None
+        raise invalid_settings(exc) from None
+
+
+def invalid_settings(exc: ValueError) -> UserError:
+    """One line naming each bad variable: ``invalid setting TRACKS_X: why`` (several: ``; ``)."""
+    problems = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(problems) == 1:
+        return UserError(f"invalid setting {problems[0]}")
+    return UserError(f"invalid settings: {'; '.join(problems)}")
 
 
 def parse_json_object(text: str, what: str = "--payload") -> dict[str, Any]:

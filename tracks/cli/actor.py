@@ -22,7 +22,7 @@ def actor() -> None:
 @click.argument("targets", nargs=-1, required=True)
 @async_command
 async def run_cmd(targets: tuple[str, ...]) -> None:
-    """Run the tracks of TARGETS (``pkg.module`` for all its tracks, ``pkg.module:a,b`` for some).
+    """Run the tracks of TARGETS (pkg.module for all its tracks, pkg.module:a,b for some).
 
     One track per process in production, all in one for development. SIGTERM or SIGINT stops
     fetching, lets in-flight steps finish (TRACKS_SHUTDOWN_GRACE_S) and exits 0.

@@ -17,7 +17,7 @@ __all__ = ["bench"]
 
 @click.command()
 @click.option("-n", "--workflows", "n", default=20_000, show_default=True, help="Workflows per burst.")
-@click.option("--stages", default=4, show_default=True)
+@click.option("--stages", default=4, show_default=True, help="Tracks in the linear chain.")
 @click.option(
     "--paced", "paced_n", default=3_000, show_default=True, help="Workflows in the paced latency run."
 )

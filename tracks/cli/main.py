@@ -58,7 +58,7 @@ SUMMARIES = {
         "Run the receipts product on its sample mail: scan → process → file → book; dedup, report, backup."
     ),
     "deploy": "What a deployment needs, derived from the workflows.",
-    "run": "Start a run of WORKFLOW (``module:name``); print its correlation ID, or with --wait its result.",
+    "run": "Start a run of WORKFLOW (module:name); print its correlation ID, or with --wait its result.",
     "status": (
         "Where a run stands: {currentPhase, currentStep, completedPhases, canProceed, requiresManualTrigger}."
     ),

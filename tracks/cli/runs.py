@@ -35,7 +35,7 @@ __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 @click.option("--payload", default="{}", show_default=True, help=f"Input of the root tracks: {PAYLOAD_HELP}.")
 @click.option("--wait", is_flag=True, help="Wait for the run's outcome and print its result.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait with --wait.")
-@click.option("--correlation-id", default=None)
+@click.option("--correlation-id", default=None, help="The run's ID (default: a new one).")
 @click.option(
     "--priority",
     type=click.Choice([p.value for p in Priority]),
@@ -46,7 +46,7 @@ __all__ = ["proceed_cmd", "resume_cmd", "run_cmd", "status_cmd"]
 async def run_cmd(
     workflow: str, payload: str, wait: bool, timeout: float, correlation_id: str | None, priority: str | None
 ) -> None:
-    """Start a run of WORKFLOW (``module:name``); print its correlation ID, or with --wait its result.
+    """Start a run of WORKFLOW (module:name); print its correlation ID, or with --wait its result.
 
     Exit codes with --wait: 0 completed, 1 failed, timed out or cancelled, 2 still running when the
     wait ended.

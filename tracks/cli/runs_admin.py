@@ -158,8 +158,9 @@ def _show(detail: RunDetail) -> None:
 @async_command
 async def cancel_cmd(correlation_id: str, reason: str | None) -> None:
     """Cancel a running run: no further step starts, steps in flight see ctx.cancelled, and
-    tracks.workflow.<wf>.cancelled.<cid> is published. A finished run is left as it is (exit 1);
-    a cancelled run is not resumed."""
+    tracks.workflow.<wf>.cancelled.<cid> is published. Cancelling it again sends the announcement
+    again (exit 0). A run that completed, failed or timed out is left as it is (exit 1); a
+    cancelled run is not resumed."""
     from actors.ledger.cancel import cancel  # with the metrics it announces: not for ls/show
     from foundation.jetstream.publisher import EventPublisher
 

@@ -244,7 +244,9 @@ async def rm_cmd(name: str) -> None:
 
 @schedule.command("next")
 @click.argument("name")
-@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option(
+    "-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many fire times."
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array (camelCase keys, UTC times).")
 @async_command
 async def next_cmd(name: str, count: int, as_json: bool) -> None:
@@ -262,7 +264,14 @@ async def next_cmd(name: str, count: int, as_json: bool) -> None:
 
 @schedule.command("history")
 @click.argument("name")
-@click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="Ticks shown, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array (camelCase keys, UTC times).")
 @async_command
 async def history_cmd(name: str, limit: int, as_json: bool) -> None:

@@ -244,5 +244,7 @@ def top(urls: tuple[str, ...], interval: float, once: bool, as_json: bool, timeo
 def _default_url() -> str:
     port = os.environ.get("TRACKS_HTTP_PORT", "").strip()
     if not port:
-        raise UserError("no --url given and TRACKS_HTTP_PORT is unset: pass --url http://HOST:PORT/metrics")
+        raise ServerUnreachable(  # none configured: exit 4, as the table says
+            "no --url given and TRACKS_HTTP_PORT is unset: pass --url http://HOST:PORT/metrics"
+        )
     return f"http://127.0.0.1:{port}/metrics"

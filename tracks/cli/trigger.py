@@ -29,7 +29,7 @@ __all__ = ["trigger"]
 @click.argument("track")
 @click.option("--payload", default="{}", show_default=True, help=f"The track's input: {PAYLOAD_HELP}.")
 @click.option("--correlation-id", default=None, help="Default: a new one.")
-@click.option("--user-id", default=None)
+@click.option("--user-id", default=None, help="Recorded with the run (processing_logs.user_id).")
 @click.option(
     "--priority",
     type=click.Choice([p.value for p in Priority]),

@@ -28,7 +28,7 @@ def workflow() -> None:
 @click.option("--mermaid", "as_mermaid", is_flag=True, help="Print a Mermaid flowchart instead of text.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (camelCase keys).")
 def show(name: str, as_mermaid: bool, as_json: bool) -> None:
-    """Show NAME (``pkg.module:workflow``, or ``pkg.module`` when it defines one workflow)."""
+    """Show NAME (pkg.module:workflow, or pkg.module when it defines one workflow)."""
     wf = resolve_workflow(name)
     if as_json:
         click.echo(json.dumps(as_wire(wf), indent=2))

@@ -282,3 +282,18 @@ def test_a_closed_pipe_is_not_reported_as_an_unreachable_server() -> None:
 
     result = CliRunner().invoke(noisy)
     assert (result.exit_code, result.output) == (1, "")
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
+    from click.testing import CliRunner
+
+    from tracks.cli.main import cli
+
+    one = CliRunner().invoke(cli, ["runs", "ls"], env={"TRACKS_ACK_WAIT_S": "-1"})
+    assert (one.exit_code, one.stderr) == (
+        1,
+        "Error: invalid setting TRACKS_ACK_WAIT_S: Input should be greater than 0\n",
+    )
+    two = CliRunner().invoke(cli, ["runs", "ls"], env={"TRACKS_ACK_WAIT_S": "-1", "TRACKS_DB_POOL_SIZE": "x"})
+    assert two.exit_code == 1 and len(two.stderr.splitlines()) == 1
+    assert "TRACKS_ACK_WAIT_S" in two.stderr and "TRACKS_DB_POOL_SIZE" in two.stderr

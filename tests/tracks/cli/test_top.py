@@ -90,3 +90,12 @@ async def test_top_with_an_unreachable_url_fails_in_one_line(servers: Servers) -
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and f"cannot reach {url}" in lines[0], result.err
     assert time.monotonic() - started < 20
+
+
+def test_no_metrics_url_configured_is_exit_4() -> None:
+    from click.testing import CliRunner
+
+    from tracks.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["top", "--once"], env={"TRACKS_HTTP_PORT": ""})
+    assert result.exit_code == 4 and "TRACKS_HTTP_PORT is unset" in result.stderr

@@ -19,7 +19,7 @@ from foundation.settings import SettingsError, load
 from foundation.telemetry import configure_tracing, shutdown_tracing
 from scheduler.settings import SchedulerSettings
 from subjects import dlq_stream, ensure_streams, tracks_stream
-from tracks.cli._common import UserError, async_command, get_settings
+from tracks.cli._common import async_command, get_settings, invalid_settings
 from tracks.endpoints import resolve_endpoints, with_endpoints
 
 __all__ = ["scheduler"]
@@ -29,7 +29,7 @@ def _scheduler_settings() -> SchedulerSettings:
     try:
         return load(SchedulerSettings, "TRACKS_SCHEDULER_")
     except SettingsError as exc:
-        raise UserError(f"invalid settings:\n{exc}") from None
+        raise invalid_settings(exc) from None
 
 
 @click.group()
