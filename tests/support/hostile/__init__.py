@@ -18,7 +18,8 @@ The modules, from the bottom up:
 - ``envelopes``: envelope triggers, and the envelope writer;
 - ``subjects_headers``: odd subjects and odd headers;
 - ``forged``: forged completion events and forged payload references;
-- ``catalogue``: one strategy per class, the pinned cases, :func:`hostile_messages`.
+- ``catalogue``: one strategy per class, the pinned cases, :func:`hostile_messages`;
+- ``live``: a batch against a live actor (``fuzz``), each message's end state judged (``assert_clean``).
 """
 
 from tests.support.hostile.catalogue import hostile_messages
