@@ -6,8 +6,9 @@ read-only CLI command does not pay for the runtime, the client, NATS and OpenTel
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from subjects._exports import lazy_exports
 
 if TYPE_CHECKING:
     from actors.client import (
@@ -63,20 +64,7 @@ _WHERE = {
     "actors.track": ("Track", "TrackOptions"),
     "actors.workflow": ("Phase", "Workflow"),
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'actors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_MODULE_OF])
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

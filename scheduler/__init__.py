@@ -7,8 +7,9 @@ schedule store, not the service (APScheduler, OpenTelemetry, Prometheus) or pyda
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from subjects._exports import lazy_exports
 
 if TYPE_CHECKING:
     from scheduler.cron import CronError, CronExpression
@@ -30,20 +31,7 @@ _WHERE = {
     "scheduler.trigger": ("CrontabTrigger",),
     "subjects.priority": ("PRIORITY_HEADER", "Priority"),
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scheduler' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

@@ -6,8 +6,9 @@ read-only CLI command) does not import pydantic (the envelope) and nats-py (the 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from subjects._exports import lazy_exports
 
 if TYPE_CHECKING:
     from subjects import headers, names
@@ -40,23 +41,8 @@ _WHERE = {
         "tracks_stream",
     ),
 }
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 _SUBMODULES = ("headers", "names")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"subjects.{name}")
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'subjects' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF, *_SUBMODULES})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, _SUBMODULES)
 
 
 __all__ = [
