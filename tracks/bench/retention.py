@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from actors.ledger.retention import FINISHED, purge
 from foundation.db import migrate
+from tracks.bench.scratch import scratch_postgres
 
 __all__ = ["measure"]
 
@@ -152,24 +150,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--database-url", default=None, help="a server to use (default: start one)")
     opts = parser.parse_args()
-    server = None
-    root = None
-    dsn = opts.database_url
-    if dsn is None:
-        from tracks.embedded import PostgresServer
-
-        root = Path(tempfile.mkdtemp(prefix="tracks-bench-retention-"))
-        server = PostgresServer(root / "postgres", fast=True)
-        server.start()
-        dsn = server.url
-    try:
+    with scratch_postgres("tracks-bench-retention-", opts.database_url) as dsn:
         results = asyncio.run(measure(dsn, opts.runs, opts.batch))
-    finally:
-        if server is not None:
-            server.stop()
-            server.delete_data()
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
     print(f"{opts.runs} runs ({opts.runs * 8} log rows, half older than the cutoff), batch {opts.batch}")
     print(f"{'purge':8} {'seconds':>8} {'deleted':>9} {'track_steps seq scans':>22} {'rows they read':>15}")
     for r in results:

@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,6 +29,7 @@ import asyncpg
 
 from actors.ledger.listing import list_runs
 from foundation.db import create_pool, migrate
+from tracks.bench.scratch import scratch_postgres
 
 __all__ = ["FILTERS", "measure"]
 
@@ -155,24 +154,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="a server to use (default: start one)")
     parser.add_argument("--without-indexes", action="store_true", help="drop migration 0008's indexes")
     opts = parser.parse_args()
-    server = None
-    root = None
-    dsn = opts.database_url
-    if dsn is None:
-        from tracks.embedded import PostgresServer
-
-        root = Path(tempfile.mkdtemp(prefix="tracks-bench-runs-"))
-        server = PostgresServer(root / "postgres", fast=True)
-        server.start()
-        dsn = server.url
-    try:
+    with scratch_postgres("tracks-bench-runs-", opts.database_url) as dsn:
         results = asyncio.run(measure(dsn, opts.runs, opts.repeat, without_indexes=opts.without_indexes))
-    finally:
-        if server is not None:
-            server.stop()
-            server.delete_data()
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
     print(f"{'filter':34} {'rows':>4} {'median':>9} {'max':>9} {'tracks runs ls':>15}  plan")
     for r in results:
         print(
